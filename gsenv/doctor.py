@@ -1,0 +1,148 @@
+"""`gsenv doctor`: what this machine has, which backends gsenv will use, and how to fix what is missing."""
+from __future__ import annotations
+
+import importlib.metadata as md
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+
+# Runs in a child process: a broken Vulkan set-up can abort the interpreter, which must not take
+# the doctor down with it. Prints the Vulkan device, then steps a one-box CPU PhysX scene.
+_SAPIEN_PROBE = r"""
+import sapien
+summary = sapien.render.get_device_summary().strip().splitlines()
+sapien.render.RenderSystem()  # initialises Vulkan; raises without a usable driver
+print("VULKAN", summary[0].split(":", 1)[-1].strip() if summary else "unknown")
+scene = sapien.Scene()
+b = scene.create_actor_builder(); b.add_box_collision(half_size=[0.02] * 3); box = b.build()
+box.set_pose(sapien.Pose([0, 0, 1])); [scene.step() for _ in range(10)]
+print("PHYSX", "ok" if box.get_pose().p[2] < 1 else "box did not fall")
+"""
+
+
+@dataclass
+class Row:
+    name: str
+    value: str
+    ok: bool
+    fix: str = ""
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def _gsplat_extension_state(cuda: bool) -> tuple[str, bool, str]:
+    if not cuda:
+        return "no CUDA: torch reference rasteriser", True, ""
+    try:
+        import gsplat.csrc  # noqa: F401  (prebuilt wheel)
+        return "CUDA extension prebuilt", True, ""
+    except ImportError:
+        pass
+    from torch.utils.cpp_extension import _get_build_directory
+
+    built = any((__import__("pathlib").Path(_get_build_directory("gsplat_cuda", False)) / f).exists()
+                for f in ("gsplat_cuda.so", "gsplat_cuda.lib"))
+    if built:
+        return "CUDA extension compiled", True, ""
+    return ("CUDA extension not compiled yet", True,
+            "it JIT-compiles on the first GPU render (~70 s, needs nvcc)")
+
+
+def collect() -> list[Row]:
+    rows: list[Row] = []
+    py_ok = sys.version_info >= (3, 10)
+    rows.append(Row("Python", platform.python_version(), py_ok, "" if py_ok else "gsenv needs Python >= 3.10"))
+
+    try:
+        import torch
+    except ImportError:
+        rows.append(Row("torch", "missing", False, "pip install torch==2.13.0 (CPU) or a CUDA build"))
+        return rows
+    rows.append(Row("torch", torch.__version__, True))
+    cuda = torch.cuda.is_available()
+    rows.append(Row("CUDA", torch.cuda.get_device_name(0) if cuda else "not available (CPU path)", True))
+
+    gs = _version("gsplat")
+    if gs is None:
+        rows.append(Row("gsplat", "missing", False, "pip install gsplat==1.5.3"))
+    else:
+        state, ok, fix = _gsplat_extension_state(cuda)
+        rows.append(Row("gsplat", f"{gs} ({state})", ok, fix))
+
+    ms = _version("mani_skill")
+    rows.append(Row("ManiSkill", ms or "missing", ms is not None, "" if ms else "pip install mani_skill==3.0.1"))
+    sp = _version("sapien")
+    if sp is None:
+        rows.append(Row("SAPIEN", "missing", False, "pip install sapien==3.0.3"))
+        return rows
+    vulkan_fix = ("install a Vulkan driver: bash scripts/ensure_vulkan.sh (Mesa lavapipe >= 25 on CPU "
+                  "machines; Debian 12 has it in bookworm-backports)")
+    try:
+        probe = subprocess.run([sys.executable, "-c", _SAPIEN_PROBE], capture_output=True, text=True, timeout=120)
+        out = dict(line.split(" ", 1) for line in probe.stdout.splitlines() if " " in line)
+    except subprocess.TimeoutExpired:
+        probe, out = None, {}
+    if "VULKAN" in out:
+        rows.append(Row("SAPIEN Vulkan", f"{sp}: {out['VULKAN']}", True))
+    else:
+        err = (probe.stderr.strip().splitlines() or ["no output"])[-1] if probe else "timed out"
+        rows.append(Row("SAPIEN Vulkan", f"{sp}: no usable Vulkan device ({err[:80]})", False, vulkan_fix))
+    physx_ok = out.get("PHYSX") == "ok"
+    rows.append(Row("CPU PhysX", "steps" if physx_ok else "failed", physx_ok,
+                    "" if physx_ok else "see the SAPIEN row; reinstall sapien==3.0.3"))
+
+    from gsenv.backends import gpu_physx_library, resolve_physics_backend, resolve_render_backend
+
+    physics = resolve_physics_backend("auto")
+    why = "" if physics == "physx_cuda" else (
+        f" (GPU PhysX library not at {gpu_physx_library()})" if cuda else " (no CUDA)")
+    rows.append(Row("physics backend", physics + why, True))
+    rows.append(Row("render backend", resolve_render_backend("auto", "cuda" if cuda else "cpu"), True))
+    rows.extend(_asset_rows())
+    return rows
+
+
+def _asset_rows() -> list[Row]:
+    """Asset root and scene bundles (empty until the scene package exists)."""
+    try:
+        from gsenv.scene.doctor import asset_rows
+    except ImportError:
+        return []
+    return [Row(*r) for r in asset_rows()]
+
+
+def format_table(rows: list[Row]) -> str:
+    w_name = max(len(r.name) for r in rows)
+    w_val = min(max(len(r.value) for r in rows), 70)
+    lines = []
+    for r in rows:
+        status = "OK " if r.ok else "FIX"
+        line = f"{status}  {r.name:<{w_name}}  {r.value:<{w_val}}"
+        if r.fix:
+            line += f"  -> {r.fix}"
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def main() -> int:
+    rows = collect()
+    print(format_table(rows))
+    failed = [r.name for r in rows if not r.ok]
+    if failed:
+        print(f"\ngsenv doctor: {len(failed)} problem(s): {', '.join(failed)}")
+        return 1
+    print("\ngsenv doctor: the CPU path works.")
+    return 0
+
+
+def add_commands(sub) -> None:
+    parser = sub.add_parser("doctor", help="check this machine: versions, Vulkan, backends, assets",
+                            description="Print versions, the Vulkan device, the backends gsenv will use and "
+                                        "the scene bundles present; exit 0 when the CPU path works.")
+    parser.set_defaults(func=lambda args: main())
