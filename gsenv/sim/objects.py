@@ -1,0 +1,170 @@
+"""Collision geometry of the task's objects as configuration, and the builders that make actors.
+
+The default cube and plate are primitives (a 4 cm box; a shallow dish made of a flat cylinder
+floor and a ring of box segments as rim). A scene bundle may instead give a collision mesh
+(``kind="mesh"``: convex hull, or a convex decomposition when the file holds several convex parts).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import sapien
+
+from gsenv.sim import names
+
+_KINDS = ("box", "dish", "mesh")
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """Physical description of one rigid object.
+
+    kind: "box" (uses ``half_size``), "dish" (``radius``, ``height``, ``floor_thickness``,
+        ``rim_thickness``, ``rim_segments``; origin at the centre of its bounding box) or "mesh"
+        (``mesh_path``, optionally ``mesh_scale``; origin = the mesh's origin, which must be the
+        frame its gaussians are stored in).
+    rest_height: height (m) of the object's origin above the table when it rests upright on it.
+    top_height: height (m) above the object's origin of the surface another object rests on
+        (for the plate: its floor's top); used by the expert and the dense reward.
+    """
+
+    kind: str
+    mass: float
+    rest_height: float
+    top_height: float = 0.0
+    half_size: tuple[float, float, float] = (0.02, 0.02, 0.02)
+    radius: float = 0.09
+    height: float = 0.02
+    floor_thickness: float = 0.006
+    rim_thickness: float = 0.008
+    rim_segments: int = 16
+    mesh_path: Optional[str] = None
+    mesh_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    static_friction: float = names.OBJECT_STATIC_FRICTION
+    dynamic_friction: float = names.OBJECT_DYNAMIC_FRICTION
+    restitution: float = names.OBJECT_RESTITUTION
+    color: tuple[float, float, float, float] = field(default=(0.8, 0.2, 0.2, 1.0))
+
+    def __post_init__(self):
+        if self.kind not in _KINDS:
+            raise ValueError(f"ObjectSpec.kind must be one of {_KINDS}, got {self.kind!r}")
+        if not self.mass > 0:
+            raise ValueError(f"ObjectSpec.mass must be > 0 kg, got {self.mass!r}")
+        if self.kind == "mesh":
+            if self.mesh_path is None or not Path(self.mesh_path).is_file():
+                raise ValueError(
+                    f"ObjectSpec(kind='mesh') needs mesh_path pointing to an existing mesh file, "
+                    f"got {self.mesh_path!r}"
+                )
+        if self.kind == "dish" and not (0 < self.floor_thickness < self.height):
+            raise ValueError("ObjectSpec(kind='dish') needs 0 < floor_thickness < height")
+
+    @property
+    def footprint_radius(self) -> float:
+        """Radius (m) of a vertical cylinder about the origin that contains the object's footprint."""
+        if self.kind == "box":
+            return math.hypot(self.half_size[0], self.half_size[1])
+        if self.kind == "dish":
+            return self.radius
+        import trimesh  # only for meshes: a dependency of ManiSkill
+
+        mesh = trimesh.load(self.mesh_path, force="mesh")
+        xy = np.asarray(mesh.vertices)[:, :2] * np.asarray(self.mesh_scale[:2])
+        return float(np.linalg.norm(xy, axis=1).max())
+
+
+def default_cube_spec() -> ObjectSpec:
+    """The 4 cm, 0.3 kg cube (origin at its centre)."""
+    h = names.CUBE_HALF_SIZE
+    return ObjectSpec(
+        kind="box", mass=names.CUBE_MASS, rest_height=h, top_height=h, half_size=(h, h, h),
+        color=(0.85, 0.15, 0.1, 1.0),
+    )
+
+
+def default_plate_spec() -> ObjectSpec:
+    """The 18 cm shallow dish, 0.3 kg (origin at its bounding-box centre)."""
+    return ObjectSpec(
+        kind="dish",
+        mass=names.PLATE_MASS,
+        rest_height=names.PLATE_HEIGHT / 2,
+        top_height=names.PLATE_BASE_THICKNESS - names.PLATE_HEIGHT / 2,
+        radius=names.PLATE_RADIUS,
+        height=names.PLATE_HEIGHT,
+        floor_thickness=names.PLATE_BASE_THICKNESS,
+        rim_thickness=names.PLATE_RIM_THICKNESS,
+        rim_segments=names.PLATE_RIM_SEGMENTS,
+        color=(0.9, 0.9, 0.85, 1.0),
+    )
+
+
+def _dish_parts(spec: ObjectSpec) -> list[tuple[str, sapien.Pose, tuple, float]]:
+    """(shape kind, local pose, size, volume) of the dish's convex pieces."""
+    parts = []
+    z0 = -spec.height / 2
+    # floor: cylinder (SAPIEN cylinders lie along x; rotate so the axis is z)
+    floor_half = spec.floor_thickness / 2
+    axis_z = sapien.Pose(p=[0, 0, z0 + floor_half], q=[math.sqrt(0.5), 0, math.sqrt(0.5), 0])
+    parts.append(("cylinder", axis_z, (spec.radius, floor_half), math.pi * spec.radius**2 * spec.floor_thickness))
+    # rim: n boxes tangent to the circle, standing on the floor
+    n = spec.rim_segments
+    rim_h = spec.height - spec.floor_thickness
+    r_mid = spec.radius - spec.rim_thickness / 2
+    seg_len = 2 * spec.radius * math.tan(math.pi / n)
+    half = (spec.rim_thickness / 2, seg_len / 2, rim_h / 2)
+    for i in range(n):
+        a = 2 * math.pi * i / n
+        pose = sapien.Pose(
+            p=[r_mid * math.cos(a), r_mid * math.sin(a), z0 + spec.floor_thickness + rim_h / 2],
+            q=[math.cos(a / 2), 0, 0, math.sin(a / 2)],
+        )
+        parts.append(("box", pose, half, 8 * half[0] * half[1] * half[2]))
+    return parts
+
+
+def build_object(scene, spec: ObjectSpec, name: str, initial_pose: sapien.Pose):
+    """Build a dynamic actor named ``name`` from ``spec`` in a ManiSkill scene -> Actor."""
+    builder = scene.create_actor_builder()
+    material = sapien.physx.PhysxMaterial(
+        static_friction=spec.static_friction,
+        dynamic_friction=spec.dynamic_friction,
+        restitution=spec.restitution,
+    )
+    render_mat = sapien.render.RenderMaterial(base_color=list(spec.color))
+    if spec.kind == "box":
+        volume = 8 * float(np.prod(spec.half_size))
+        builder.add_box_collision(half_size=spec.half_size, material=material, density=spec.mass / volume)
+        builder.add_box_visual(half_size=spec.half_size, material=render_mat)
+    elif spec.kind == "dish":
+        parts = _dish_parts(spec)
+        density = spec.mass / sum(p[3] for p in parts)
+        for shape, pose, size, _ in parts:
+            if shape == "cylinder":
+                builder.add_cylinder_collision(pose, radius=size[0], half_length=size[1], material=material, density=density)
+                builder.add_cylinder_visual(pose, radius=size[0], half_length=size[1], material=render_mat)
+            else:
+                builder.add_box_collision(pose, half_size=size, material=material, density=density)
+                builder.add_box_visual(pose, half_size=size, material=render_mat)
+    else:
+        builder.add_multiple_convex_collisions_from_file(
+            spec.mesh_path, scale=spec.mesh_scale, material=material
+        )
+        builder.add_visual_from_file(spec.mesh_path, scale=spec.mesh_scale)
+    builder.initial_pose = initial_pose
+    actor = builder.build(name=name)
+    if spec.kind == "mesh":  # the mesh's volume is only known once cooked: set the mass directly
+        for body in actor._bodies:
+            body.set_mass(spec.mass)
+    return actor
+
+
+def build_table(scene, name: str = "table"):
+    """A static plane at z = 0 (the table top), with the scene's default material."""
+    builder = scene.create_actor_builder()
+    builder.add_plane_collision(sapien.Pose(p=[0, 0, 0], q=[math.sqrt(0.5), 0, -math.sqrt(0.5), 0]))
+    builder.initial_pose = sapien.Pose()
+    return builder.build_static(name=name)

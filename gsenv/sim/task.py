@@ -1,0 +1,325 @@
+"""PutCubeOnPlate: the physics task as a ManiSkill3 BaseEnv, registered as ``GSEnvSim-PutCubeOnPlate-v0``.
+
+Scene (world = robot base frame, x forward, z up): a static table plane at z = 0, the FR3 at the
+origin, a 4 cm 0.3 kg cube and an 18 cm 0.3 kg dish (:mod:`gsenv.sim.objects`). Physics 500 Hz,
+control 10 Hz, 100-step episodes, solver as the research code (contact offset 5 mm, 25 position /
+2 velocity iterations); ``sim_config`` overrides them.
+
+State observations only (no SAPIEN cameras: images come from the gaussian renderer):
+``agent``: qpos [B, 9], qvel [B, 9]; ``extra``: is_grasped [B], tcp_pose [B, 7], cube_pose [B, 7],
+plate_pose [B, 7] (position + quaternion wxyz), tcp_to_cube_pos [B, 3], cube_to_plate_pos [B, 3].
+obs_mode "state" flattens them in that order to [B, 46]; "state_dict" keeps the nesting.
+
+Construction keywords beyond BaseEnv's (all optional):
+    robot_urdf: path of a robot URDF using the canonical names (default: FR3-named ManiSkill Panda).
+    cube, plate: :class:`gsenv.sim.objects.ObjectSpec` collision geometry (default primitives).
+    spawn: :class:`gsenv.sim.initial_state.SpawnConfig` (spawn ranges, yaw randomisation, noise).
+    randomize_yaw: shorthand for ``spawn.randomize_yaw``.
+    robot_init_qpos_noise: shorthand for ``spawn.qpos_noise`` (default 0.02 rad).
+    total_num_trials: size of the fixed initial-state table indexed by options["episode_id"].
+    sparse_reward_at_end: pay the sparse reward only on the episode's last step.
+    episode_steps: the episode length used by sparse_reward_at_end (default 100).
+    upstream_compat: the research code's behaviour (see below).
+
+``upstream_compat=True`` changes exactly three things: no gravity compensation on the robot, no
+clipping of actions to the action space, and the looser success test (cube on the plate, whether
+or not it is held or moving).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Optional, Union
+
+import numpy as np
+import sapien
+import torch
+
+from mani_skill.envs.sapien_env import BaseEnv
+from mani_skill.utils import common
+from mani_skill.utils.registration import register_env
+from mani_skill.utils.structs.pose import Pose
+from mani_skill.utils.structs.types import SceneConfig, SimConfig
+
+from gsenv.sim import names
+from gsenv.sim.agent import DEFAULT_CONTROL_MODE, MyFranka, make_agent_class
+from gsenv.sim.initial_state import SpawnConfig, episode_generator, sample_batch, yaw_to_quat
+from gsenv.sim.objects import ObjectSpec, build_object, build_table, default_cube_spec, default_plate_spec
+from gsenv.sim.poses import body_poses
+from gsenv.sim.rewards import DENSE_REWARD_MAX, dense_reward, dense_reward_terms
+
+logger = logging.getLogger(__name__)
+
+ON_PLATE_XY = 0.07
+"""cube_on_plate: |cube.xy - plate.xy| < ON_PLATE_XY (m), as upstream."""
+ON_PLATE_DZ = (0.0, 0.07)
+"""cube_on_plate: ON_PLATE_DZ[0] <= cube.z - plate.z <= ON_PLATE_DZ[1] (m), as upstream."""
+STATIC_LIN_VEL = 0.01
+"""cube_static: linear speed below this (m/s)."""
+STATIC_ANG_VEL = 0.2
+"""cube_static: angular speed below this (rad/s)."""
+DEFAULT_TOTAL_NUM_TRIALS = 128
+
+
+@register_env(names.TASK_ID, max_episode_steps=names.EPISODE_STEPS)
+class PutCubeOnPlateEnv(BaseEnv):
+    """Pick up the cube and put it on the plate (Franka FR3, state observations)."""
+
+    SUPPORTED_ROBOTS = [names.ROBOT_UID, names.ROBOT_UID_ALIAS]
+    SUPPORTED_OBS_MODES = ("state", "state_dict", "none")
+    SUPPORTED_REWARD_MODES = ("sparse", "dense", "normalized_dense", "none")
+    agent: MyFranka
+
+    def __init__(
+        self,
+        *args,
+        robot_uids: str = names.ROBOT_UID,
+        control_mode: Optional[str] = DEFAULT_CONTROL_MODE,
+        robot_urdf: Optional[str] = None,
+        cube: Optional[ObjectSpec] = None,
+        plate: Optional[ObjectSpec] = None,
+        spawn: Optional[SpawnConfig] = None,
+        randomize_yaw: Optional[bool] = None,
+        robot_init_qpos_noise: Optional[float] = None,
+        total_num_trials: int = DEFAULT_TOTAL_NUM_TRIALS,
+        sparse_reward_at_end: bool = False,
+        episode_steps: int = names.EPISODE_STEPS,
+        upstream_compat: bool = False,
+        **kwargs,
+    ):
+        if robot_uids not in self.SUPPORTED_ROBOTS:
+            raise ValueError(
+                f"robot_uids must be one of {self.SUPPORTED_ROBOTS} (this task has one robot, the FR3), "
+                f"got {robot_uids!r}; to use another robot description pass robot_urdf=..."
+            )
+        for label, spec in (("cube", cube), ("plate", plate)):
+            if spec is not None and not isinstance(spec, ObjectSpec):
+                raise TypeError(f"{label} must be a gsenv.sim.objects.ObjectSpec, got {type(spec).__name__}")
+        if spawn is not None and not isinstance(spawn, SpawnConfig):
+            raise TypeError(f"spawn must be a gsenv.sim.initial_state.SpawnConfig, got {type(spawn).__name__}")
+        if not (isinstance(total_num_trials, (int, np.integer)) and total_num_trials > 0):
+            raise ValueError(f"total_num_trials must be a positive int, got {total_num_trials!r}")
+        self.upstream_compat = bool(upstream_compat)
+        self.robot_urdf = None if robot_urdf is None else str(robot_urdf)
+        self.cube_spec = cube or default_cube_spec()
+        self.plate_spec = plate or default_plate_spec()
+        spawn = spawn or SpawnConfig(
+            cube_radius=self.cube_spec.footprint_radius, plate_radius=self.plate_spec.footprint_radius
+        )
+        overrides = {}
+        if randomize_yaw is not None:
+            overrides["randomize_yaw"] = bool(randomize_yaw)
+        if robot_init_qpos_noise is not None:
+            overrides["qpos_noise"] = float(robot_init_qpos_noise)
+        self.spawn = dataclasses.replace(spawn, **overrides)
+        self.total_num_trials = int(total_num_trials)
+        self.sparse_reward_at_end = bool(sparse_reward_at_end)
+        self.episode_steps = int(episode_steps)
+        self._generators: Optional[list[torch.Generator]] = None
+        self.episode_ids: Optional[torch.Tensor] = None
+        """int64 [B]: the episode_id each env was last reset to, -1 where it was sampled from its seed."""
+        super().__init__(*args, robot_uids=robot_uids, control_mode=control_mode, **kwargs)
+
+    # ---------------------------------------------------------------------------------------- #
+    # configuration hooks
+    # ---------------------------------------------------------------------------------------- #
+    @property
+    def _default_sim_config(self):
+        return SimConfig(
+            sim_freq=names.SIM_FREQ,
+            control_freq=names.CONTROL_FREQ,
+            scene_config=SceneConfig(
+                contact_offset=0.005, solver_position_iterations=25, solver_velocity_iterations=2
+            ),
+        )
+
+    @property
+    def _default_sensor_configs(self):
+        return []
+
+    @property
+    def _default_human_render_camera_configs(self):
+        return []
+
+    def _load_agent(self, options: dict, initial_agent_poses=None, build_separate: bool = False):
+        agent_cls = make_agent_class(self.robot_urdf, balance_passive_force=not self.upstream_compat)
+        self.agent = agent_cls(
+            self.scene, self._control_freq, self._control_mode, initial_pose=sapien.Pose()
+        )
+
+    def _load_scene(self, options: dict):
+        self.table = build_table(self.scene)
+        far = [10.0, 0.0, 0.0]  # spawned apart; _initialize_episode places them
+        self.cube = build_object(
+            self.scene, self.cube_spec, names.CUBE,
+            sapien.Pose(p=[far[0], 1.0, self.cube_spec.rest_height]),
+        )
+        self.plate = build_object(
+            self.scene, self.plate_spec, names.PLATE,
+            sapien.Pose(p=[far[0], -1.0, self.plate_spec.rest_height]),
+        )
+
+    # ---------------------------------------------------------------------------------------- #
+    # randomness: one torch generator per env
+    # ---------------------------------------------------------------------------------------- #
+    def _set_episode_rng(self, seed, env_idx):
+        super()._set_episode_rng(seed, env_idx)
+        idx = common.to_numpy(env_idx).astype(np.int64).tolist()
+        if self._generators is None:
+            self._generators = [None] * self.num_envs
+        if seed is not None or self._enhanced_determinism or any(self._generators[i] is None for i in idx):
+            for i in idx:
+                self._generators[i] = torch.Generator().manual_seed(int(self._episode_seed[i]))
+
+    def _episode_ids_from_options(self, options: dict, b: int) -> Optional[list[int]]:
+        ids = options.get("episode_id")
+        if ids is None:
+            return None
+        if isinstance(ids, (int, np.integer)) and not isinstance(ids, bool):
+            ids = [int(ids)]
+        elif isinstance(ids, (torch.Tensor, np.ndarray, list, tuple)):
+            arr = common.to_numpy(torch.as_tensor(np.asarray(common.to_numpy(ids)))).reshape(-1)
+            if arr.dtype.kind not in "iu":
+                raise TypeError(f'options["episode_id"] must hold integers, got dtype {arr.dtype}')
+            ids = [int(v) for v in arr]
+        else:
+            raise TypeError(
+                f'options["episode_id"] must be an int or a sequence/tensor of ints (one per reset env), '
+                f"got {type(ids).__name__}"
+            )
+        if len(ids) != b:
+            raise ValueError(
+                f'options["episode_id"] must hold one id per reset env: expected {b}, got {len(ids)}'
+            )
+        bad = [k for k in ids if not 0 <= k < self.total_num_trials]
+        if bad:
+            raise ValueError(
+                f'options["episode_id"] values must lie in [0, total_num_trials={self.total_num_trials}), got {bad}'
+            )
+        return ids
+
+    def _initialize_episode(self, env_idx: torch.Tensor, options: dict):
+        idx = common.to_numpy(env_idx).astype(np.int64).tolist()
+        b = len(idx)
+        ids = self._episode_ids_from_options(options, b)
+        if ids is None:
+            gens = [self._generators[i] for i in idx]
+        else:
+            gens = [episode_generator(k) for k in ids]
+        if self.episode_ids is None:
+            self.episode_ids = torch.full((self.num_envs,), -1, dtype=torch.int64)
+        self.episode_ids[idx] = torch.tensor(ids if ids is not None else [-1] * b, dtype=torch.int64)
+
+        s = sample_batch(gens, self.spawn).to(torch.float32)  # [b, 13]
+        dev = self.device
+        qpos = torch.tensor(names.FR3_DEFAULT_QPOS, dtype=torch.float32).repeat(b, 1)
+        qpos[:, : names.NUM_ARM_JOINTS] += s[:, 0:7]
+        self.agent.reset(qpos.to(dev))
+        self.agent.robot.set_pose(sapien.Pose())
+
+        cube_p = torch.cat([s[:, 7:9], torch.full((b, 1), self.cube_spec.rest_height)], dim=1)
+        plate_p = torch.cat([s[:, 10:12], torch.full((b, 1), self.plate_spec.rest_height)], dim=1)
+        self.cube.set_pose(Pose.create_from_pq(cube_p.to(dev), yaw_to_quat(s[:, 9]).to(dev)))
+        self.plate.set_pose(Pose.create_from_pq(plate_p.to(dev), yaw_to_quat(s[:, 12]).to(dev)))
+
+    # ---------------------------------------------------------------------------------------- #
+    # actions
+    # ---------------------------------------------------------------------------------------- #
+    def _step_action(self, action):
+        if action is None or isinstance(action, dict):
+            return super()._step_action(action)
+        if isinstance(action, (list, tuple)):
+            action = np.asarray(action, dtype=np.float32)
+        if not isinstance(action, (np.ndarray, torch.Tensor)):
+            raise TypeError(
+                f"action must be a torch.Tensor or numpy array of shape ({self.num_envs}, "
+                f"{self.single_action_space.shape[0]}), got {type(action).__name__}"
+            )
+        action = common.to_tensor(action, device=self.device).to(torch.float32)
+        a_dim = self.single_action_space.shape[0]
+        if self.num_envs == 1 and tuple(action.shape) == (a_dim,):
+            action = action[None]
+        if tuple(action.shape) != (self.num_envs, a_dim):
+            raise ValueError(
+                f"action must have shape ({self.num_envs}, {a_dim}) [num_envs, action dim] for control "
+                f"mode {self.control_mode!r}, got {tuple(action.shape)}"
+            )
+        if not torch.isfinite(action).all():
+            raise ValueError(
+                f"action of shape ({self.num_envs}, {a_dim}) contains NaN or inf: {action.cpu().numpy()}"
+            )
+        if not self.upstream_compat:
+            low = torch.as_tensor(self.single_action_space.low, device=self.device)
+            high = torch.as_tensor(self.single_action_space.high, device=self.device)
+            action = torch.maximum(torch.minimum(action, high), low)
+        return super()._step_action(action)
+
+    # ---------------------------------------------------------------------------------------- #
+    # evaluation, observation, reward
+    # ---------------------------------------------------------------------------------------- #
+    def evaluate(self) -> dict[str, torch.Tensor]:
+        """-> dict of bool [B]: cube_on_plate, is_grasped, cube_static, success."""
+        cube_p, plate_p = self.cube.pose.p, self.plate.pose.p
+        xy = torch.linalg.norm(cube_p[:, :2] - plate_p[:, :2], dim=1)
+        dz = cube_p[:, 2] - plate_p[:, 2]
+        on_plate = (xy < ON_PLATE_XY) & (dz >= ON_PLATE_DZ[0]) & (dz <= ON_PLATE_DZ[1])
+        is_grasped = self.agent.is_grasping(self.cube)
+        lin = torch.linalg.norm(self.cube.linear_velocity, dim=1)
+        ang = torch.linalg.norm(self.cube.angular_velocity, dim=1)
+        cube_static = (lin < STATIC_LIN_VEL) & (ang < STATIC_ANG_VEL)
+        success = on_plate.clone() if self.upstream_compat else on_plate & ~is_grasped & cube_static
+        return dict(cube_on_plate=on_plate, is_grasped=is_grasped, cube_static=cube_static, success=success)
+
+    def _get_obs_agent(self):
+        robot = self.agent.robot
+        return dict(qpos=robot.get_qpos(), qvel=robot.get_qvel())
+
+    def _get_obs_extra(self, info: dict):
+        tcp = self.agent.tcp.pose
+        return dict(
+            is_grasped=info["is_grasped"],
+            tcp_pose=tcp.raw_pose,
+            cube_pose=self.cube.pose.raw_pose,
+            plate_pose=self.plate.pose.raw_pose,
+            tcp_to_cube_pos=self.cube.pose.p - tcp.p,
+            cube_to_plate_pos=self.plate.pose.p - self.cube.pose.p,
+        )
+
+    def compute_sparse_reward(self, obs: Any, action: torch.Tensor, info: dict):
+        reward = info["success"].to(torch.float32)
+        if self.sparse_reward_at_end:
+            reward = reward * (self.elapsed_steps >= self.episode_steps).to(torch.float32)
+        return reward
+
+    def dense_reward_terms(self, info: dict) -> dict[str, torch.Tensor]:
+        """The staged terms of the dense reward (see :mod:`gsenv.sim.rewards`), each float [B]."""
+        return dense_reward_terms(
+            self.agent.tcp.pose.p, self.cube.pose.p, self.plate.pose.p,
+            self.cube.linear_velocity, info["is_grasped"], info["cube_on_plate"],
+        )
+
+    def compute_dense_reward(self, obs: Any, action: torch.Tensor, info: dict):
+        return dense_reward(self.dense_reward_terms(info), info["success"])
+
+    def compute_normalized_dense_reward(self, obs: Any, action: torch.Tensor, info: dict):
+        return self.compute_dense_reward(obs, action, info) / DENSE_REWARD_MAX
+
+    # ---------------------------------------------------------------------------------------- #
+    # product-facing helpers
+    # ---------------------------------------------------------------------------------------- #
+    def get_language_instruction(self) -> list[str]:
+        """One instruction string per env (list of B str)."""
+        return [names.LANGUAGE_INSTRUCTION] * self.num_envs
+
+    def get_body_poses(self) -> dict[str, torch.Tensor]:
+        """{canonical name: float32 [B, 7]} for every robot link, the robot root and both objects."""
+        return body_poses(self)
+
+    def get_expert_inputs(self) -> dict[str, torch.Tensor]:
+        """Keyword tensors for :func:`gsenv.sim.expert.scripted_expert_action` (all [B, ...])."""
+        return dict(
+            tcp_pose=self.agent.tcp.pose.raw_pose,
+            cube_pose=self.cube.pose.raw_pose,
+            plate_pose=self.plate.pose.raw_pose,
+            gripper_qpos=self.agent.robot.get_qpos()[:, names.NUM_ARM_JOINTS:],
+        )
