@@ -9,6 +9,7 @@ import sys
 # Modules that add sub-commands; each must be cheap to import (heavy imports inside the handlers).
 COMMAND_MODULES = [
     "gsenv.doctor",
+    "gsenv.assets.cli",
 ]
 
 

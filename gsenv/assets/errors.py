@@ -1,0 +1,27 @@
+"""Errors of the asset layer. Each message says what went wrong and what to do about it."""
+from __future__ import annotations
+
+
+class AssetError(Exception):
+    """Base class: a problem with a dataset, its manifest or its download. `exit_code` is what the CLI
+    returns for it."""
+
+    exit_code = 1
+
+
+class ManifestError(AssetError, ValueError):
+    """A manifest is missing, unknown or invalid (bad input: exit code 2)."""
+
+    exit_code = 2
+
+
+class HubError(AssetError):
+    """The hub answered, but not with the dataset (not found, no access, bad revision, server error)."""
+
+    exit_code = 3
+
+
+class HubUnreachableError(HubError):
+    """The hub could not be reached, or stopped answering during the download."""
+
+    exit_code = 3
