@@ -156,9 +156,9 @@ def build_object(scene, spec: ObjectSpec, name: str, initial_pose: sapien.Pose):
         builder.add_visual_from_file(spec.mesh_path, scale=spec.mesh_scale)
     builder.initial_pose = initial_pose
     actor = builder.build(name=name)
-    if spec.kind == "mesh":  # the mesh's volume is only known once cooked: set the mass directly
-        for body in actor._bodies:
-            body.set_mass(spec.mass)
+    # PhysX's volumes (cooked meshes, faceted cylinders) differ slightly from ours: set the mass exactly
+    for body in actor._bodies:
+        body.set_mass(spec.mass)
     return actor
 
 
