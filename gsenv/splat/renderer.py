@@ -1,0 +1,358 @@
+"""`SceneRenderer`: a static background plus named rigid bodies, rendered for B envs x C cameras.
+
+Each body's gaussians are stored in the body's own frame. Per render, one pose per body per env
+(position + quaternion wxyz) moves all that body's gaussians in batched tensor ops (means' = R m + t,
+quats' = q ⊗ q_m); view-dependent colour follows the body (SH evaluated with the view direction
+taken into the body frame). All envs and cameras go through ONE rasteriser call.
+
+Static-background cache (default on): while the background and the cameras are unchanged, the
+background is rasterised once per distinct camera and kept; each render then rasterises only the
+bodies and composites them over it per pixel with premultiplied alpha and a depth test (whichever
+layer's expected depth is nearer goes in front), so a body behind background geometry is hidden.
+With the cache off, background and bodies are rasterised jointly (per-env copies of the background).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gsenv.backends import RENDER_BACKENDS, resolve_render_backend
+from gsenv.splat.cameras import Cameras
+from gsenv.splat.gaussians import Gaussians
+from gsenv.splat.rasterize import rasterize
+from gsenv.splat.rotations import quat_conjugate, quat_multiply, quat_normalize, quat_rotate
+from gsenv.splat.sh import eval_sh
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RenderOutput:
+    """Images of B envs x C cameras, on the input device.
+
+    rgb:        uint8 [B, C, H, W, 3].
+    depth:      float32 [B, C, H, W] expected depth along the camera z axis (metres); 0 where alpha = 0.
+    alpha:      float32 [B, C, H, W] accumulated opacity of all gaussians (backdrop excluded).
+    body_alpha: float32 [B, C, H, W, NB] each body's share of the pixel's opacity, after occlusion by
+                everything else (bodies ordered as `body_names`).
+    """
+
+    rgb: Tensor
+    depth: Tensor | None = None
+    alpha: Tensor | None = None
+    body_alpha: Tensor | None = None
+    body_names: tuple[str, ...] = ()
+
+    def body_ids(self, threshold: float = 0.5) -> Tensor:
+        """int64 [B, C, H, W]: index into body_names of the body owning each pixel (largest per-body
+        alpha, if >= threshold), -1 elsewhere. Needs render(..., body_alpha=True)."""
+        if self.body_alpha is None:
+            raise ValueError("body_ids needs per-body alpha: call render(..., body_alpha=True)")
+        if self.body_alpha.shape[-1] == 0:
+            return torch.full(self.body_alpha.shape[:-1], -1, dtype=torch.long, device=self.body_alpha.device)
+        best, idx = self.body_alpha.max(-1)
+        return torch.where(best >= threshold, idx, torch.full_like(idx, -1))
+
+
+@dataclass
+class _Layer:
+    """Rasterised layer: premultiplied features [..., C, H, W, D], accumulated depth and alpha [..., 1]."""
+
+    feats: Tensor
+    depth_acc: Tensor
+    alpha: Tensor
+
+
+class _Splats:
+    """Activated, render-ready tensors of a gaussian set (shared by all envs)."""
+
+    def __init__(self, g: Gaussians) -> None:
+        self.means = g.means
+        self.quats = quat_normalize(g.quats)
+        self.scales = g.scales
+        self.opacities = g.opacities
+        self.sh = g.sh
+        self.view_dependent = g.sh.shape[1] > 1
+        self.rgb = eval_sh(g.sh, torch.ones_like(g.means)) if not self.view_dependent else None  # [N, 3]
+
+    def __len__(self) -> int:
+        return self.means.shape[0]
+
+
+def _campos(viewmats: Tensor) -> Tensor:
+    """Camera centres in world [..., 3] from world-to-camera [..., 4, 4]."""
+    R, t = viewmats[..., :3, :3], viewmats[..., :3, 3:]
+    return -(R.transpose(-1, -2) @ t)[..., 0]
+
+
+class SceneRenderer:
+    """Render a static background and named rigid bodies for a batch of envs and cameras.
+
+    Args:
+        background: gaussians in the world frame (or None).
+        bodies: {name: gaussians in that body's frame}; names are the caller's link / object names.
+        backend: "auto" (gsplat on CUDA, torch otherwise), "gsplat" or "torch".
+        backdrop: what shows where the gaussians leave the pixel uncovered: an RGB colour (3 floats in
+            [0, 1]) or an image ([h, w, 3] uint8 or float in [0, 1], any size: resized to each render).
+        cache_background: keep the rendered background while background and cameras are unchanged.
+        device: where the gaussians live (default: background's / first body's device). Renders follow
+            the input device (the renderer moves itself there).
+        near_plane, far_plane: camera-space depth range in metres.
+    """
+
+    def __init__(
+        self,
+        background: Gaussians | None,
+        bodies: Mapping[str, Gaussians],
+        *,
+        backend: str = "auto",
+        backdrop: Sequence[float] | Tensor | np.ndarray = (0.0, 0.0, 0.0),
+        cache_background: bool = True,
+        device: torch.device | str | None = None,
+        near_plane: float = 0.01,
+        far_plane: float = 1e10,
+    ) -> None:
+        if backend not in RENDER_BACKENDS:
+            raise ValueError(f"backend must be one of {RENDER_BACKENDS}, got {backend!r}")
+        self.backend = backend
+        self.cache_background = cache_background
+        self.near_plane, self.far_plane = near_plane, far_plane
+        for name, g in bodies.items():
+            if not isinstance(g, Gaussians):
+                raise ValueError(f"body {name!r} must be a Gaussians, got {type(g).__name__}")
+        self._body_names = tuple(bodies)
+        first = background if background is not None else next(iter(bodies.values()), None)
+        self.device = torch.device(device) if device is not None else (first.device if first is not None else torch.device("cpu"))
+        self._background_src = background
+        self._bodies_src = dict(bodies)
+        self._backdrop_src = backdrop
+        self._build()
+
+    # ------------------------------------------------------------------ set-up
+    def _build(self) -> None:
+        f = torch.float32
+        bg = self._background_src
+        self._bg = _Splats(bg.to(self.device, f)) if bg is not None and len(bg) else None
+        parts = [self._bodies_src[n].to(self.device, f) for n in self._body_names]
+        if parts and sum(len(p) for p in parts):
+            self._body = _Splats(Gaussians.concat(parts))
+            counts = torch.tensor([len(p) for p in parts], device=self.device)
+            self._body_index = torch.repeat_interleave(torch.arange(len(parts), device=self.device), counts)  # [Nb]
+        else:
+            self._body, self._body_index = None, None
+        self._set_backdrop(self._backdrop_src)
+        self.invalidate_cache()
+
+    def _set_backdrop(self, backdrop) -> None:
+        t = torch.as_tensor(np.asarray(backdrop)) if not isinstance(backdrop, Tensor) else backdrop
+        if t.dtype == torch.uint8:
+            t = t.float() / 255.0
+        t = t.to(self.device, torch.float32)
+        if t.shape == (3,):
+            self._backdrop_img = None
+            self._backdrop_rgb = t
+        elif t.dim() == 3 and t.shape[-1] == 3:
+            self._backdrop_img = t
+            self._backdrop_rgb = None
+        else:
+            raise ValueError(f"backdrop must be an RGB colour [3] or an image [h, w, 3], got shape {list(t.shape)}")
+        self._backdrop_cache: dict[tuple[int, int], Tensor] = {}
+
+    @property
+    def body_names(self) -> tuple[str, ...]:
+        return self._body_names
+
+    def to(self, device: torch.device | str) -> "SceneRenderer":
+        """Move the gaussians (and drop the background cache)."""
+        self.device = torch.device(device)
+        self._build()
+        return self
+
+    def set_background(self, background: Gaussians | None) -> None:
+        self._background_src = background
+        self._build()
+
+    def set_backdrop(self, backdrop) -> None:
+        self._backdrop_src = backdrop
+        self._set_backdrop(backdrop)
+
+    def invalidate_cache(self) -> None:
+        self._cache: tuple | None = None
+
+    # ------------------------------------------------------------------ per step
+    def render(
+        self,
+        body_poses: Mapping[str, Tensor],
+        cameras: Cameras,
+        *,
+        depth: bool = False,
+        alpha: bool = False,
+        body_alpha: bool = False,
+    ) -> RenderOutput:
+        """Render B envs x C cameras.
+
+        body_poses: {name: [B, 7]} position xyz + quaternion wxyz of each body in the world frame
+            (every name in body_names; other names are ignored).
+        cameras: `Cameras` with Ks [B, C, 3, 3], viewmats [B, C, 4, 4], width, height.
+        depth / alpha / body_alpha: also return those (see RenderOutput).
+        """
+        dev = cameras.device
+        if dev != self.device:
+            logger.info("SceneRenderer: moving gaussians to %s (the input device)", dev)
+            self.to(dev)
+        backend = resolve_render_backend(self.backend, str(dev))
+        B, C, W, H = cameras.batch_size, cameras.num_cameras, cameras.width, cameras.height
+        Ks, vms = cameras.Ks.to(torch.float32), cameras.viewmats.to(torch.float32)
+        poses = self._stack_poses(body_poses, B, dev)  # [B, NB, 7] or None
+        nb = len(self._body_names) if body_alpha else 0
+
+        if self.cache_background and self._bg is not None:
+            bg = self._background_layer(Ks, vms, W, H, backend)  # [B or 1, C, H, W, *]
+            if self._body is not None:
+                fg = self._body_layer(poses, Ks, vms, W, H, backend, nb)
+                out = _composite_depth_tested(fg, bg)
+            else:
+                out = _pad_feats(bg, nb)
+        else:
+            out = self._joint_layer(poses, Ks, vms, W, H, backend, nb)
+        shape = (B, C, H, W)
+        feats = out.feats.expand(shape + out.feats.shape[-1:])
+        a = out.alpha.expand(shape + (1,))
+        rgb = feats[..., :3] + (1.0 - a) * self._backdrop(W, H)
+        res = RenderOutput(rgb=(rgb.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8), body_names=self._body_names)
+        if depth:
+            res.depth = (out.depth_acc.expand(shape + (1,)) / a.clamp_min(1e-10))[..., 0].to(torch.float32)
+        if alpha:
+            res.alpha = a[..., 0].to(torch.float32)
+        if body_alpha:
+            res.body_alpha = feats[..., 3:3 + nb].to(torch.float32)
+        return res
+
+    # ------------------------------------------------------------------ pieces
+    def _stack_poses(self, body_poses: Mapping[str, Tensor], B: int, dev: torch.device) -> Tensor | None:
+        if self._body is None:
+            return None
+        missing = [n for n in self._body_names if n not in body_poses]
+        if missing:
+            raise ValueError(f"body_poses lacks {missing}; expected a [B, 7] pose for each of {list(self._body_names)}")
+        for n in self._body_names:
+            p = body_poses[n]
+            if tuple(p.shape) != (B, 7):
+                raise ValueError(f"body_poses[{n!r}] must be [B, 7] = [{B}, 7] (xyz + quaternion wxyz), got {list(p.shape)}")
+            if p.device != dev:
+                raise ValueError(f"body_poses[{n!r}] is on {p.device}, cameras on {dev}: put them on one device")
+        return torch.stack([body_poses[n].to(torch.float32) for n in self._body_names], 1)
+
+    def _body_splats(self, poses: Tensor, vms: Tensor, nb: int) -> tuple[Tensor, ...]:
+        """Bodies moved to their poses: means/quats [B, Nb, *], scales/opacities broadcast views,
+        features [B, Nb, D] or [B, C, Nb, D] (D = 3 + nb)."""
+        body, idx = self._body, self._body_index
+        B = poses.shape[0]
+        q = quat_normalize(poses[..., 3:])  # [B, NB, 4]
+        t = poses[..., :3]
+        qg, tg = q[:, idx], t[:, idx]  # [B, Nb, *]
+        means = quat_rotate(qg, body.means) + tg
+        quats = quat_multiply(qg, body.quats)
+        scales = body.scales.expand(B, -1, -1)
+        opac = body.opacities.expand(B, -1)
+        if body.view_dependent:
+            # view direction in the body frame: R^T (R m + t - campos) = m + R^T (t - campos)
+            cam = _campos(vms)  # [B, C, 3]
+            off = quat_rotate(quat_conjugate(q)[:, None], t[:, None] - cam[:, :, None])  # [B, C, NB, 3]
+            feats = eval_sh(body.sh, body.means + off[:, :, idx])  # [B, C, Nb, 3]
+        else:
+            feats = body.rgb.expand(B, -1, -1)  # [B, Nb, 3]
+        if nb:
+            onehot = torch.nn.functional.one_hot(idx, nb).to(feats.dtype)
+            feats = torch.cat([feats, onehot.expand(feats.shape[:-1] + (nb,))], -1)
+        return means, quats, scales, opac, feats
+
+    def _bg_feats(self, vms: Tensor) -> Tensor:
+        """Background colours: [Nbg, 3], or [..., C, Nbg, 3] when view-dependent (vms [..., C, 4, 4])."""
+        bg = self._bg
+        if not bg.view_dependent:
+            return bg.rgb
+        return eval_sh(bg.sh, bg.means - _campos(vms)[..., None, :])
+
+    def _raster(self, means, quats, scales, opac, feats, Ks, vms, W, H, backend) -> _Layer:
+        out, a = rasterize(means, quats, scales, opac, feats, vms, Ks, W, H, near_plane=self.near_plane,
+                           far_plane=self.far_plane, render_mode="RGB+D", backend=backend)
+        return _Layer(out[..., :-1], out[..., -1:], a)
+
+    def _body_layer(self, poses, Ks, vms, W, H, backend, nb) -> _Layer:
+        return self._raster(*self._body_splats(poses, vms, nb), Ks, vms, W, H, backend)
+
+    def _background_layer(self, Ks: Tensor, vms: Tensor, W: int, H: int, backend: str) -> _Layer:
+        """The background rendered once per distinct camera: [1, C, ...] when every env shares the
+        cameras, else [B, C, ...]; reused while (Ks, viewmats, size, backend) are unchanged."""
+        c = self._cache
+        if c is not None and c[0] == (W, H, backend) and c[1].shape == Ks.shape and torch.equal(c[1], Ks) \
+                and torch.equal(c[2], vms):
+            return c[3]
+        bg = self._bg
+        B, C = vms.shape[:2]
+        shared = B == 1 or (torch.equal(vms, vms[:1].expand_as(vms)) and torch.equal(Ks, Ks[:1].expand_as(Ks)))
+        v, k = (vms[0], Ks[0]) if shared else (vms.reshape(B * C, 4, 4), Ks.reshape(B * C, 3, 3))
+        layer = self._raster(bg.means, bg.quats, bg.scales, bg.opacities, self._bg_feats(v), k, v, W, H, backend)
+        lead = (1, C) if shared else (B, C)
+        layer = _Layer(*(x.reshape(lead + x.shape[1:]) for x in (layer.feats, layer.depth_acc, layer.alpha)))
+        self._cache = ((W, H, backend), Ks.clone(), vms.clone(), layer)
+        logger.debug("background rendered for %d camera(s) (%s)", lead[0] * C, "shared by all envs" if shared else "per env")
+        return layer
+
+    def _joint_layer(self, poses, Ks, vms, W, H, backend, nb) -> _Layer:
+        """Background and bodies in one rasterisation (no cache)."""
+        B, C = vms.shape[:2]
+        parts = []
+        if self._bg is not None:
+            bg = self._bg
+            feats = self._bg_feats(vms)  # [Nbg, 3] or [B, C, Nbg, 3]
+            feats = torch.nn.functional.pad(feats, (0, nb))
+            parts.append((bg.means.expand(B, -1, -1), bg.quats.expand(B, -1, -1), bg.scales.expand(B, -1, -1),
+                          bg.opacities.expand(B, -1), feats))
+        if self._body is not None:
+            parts.append(self._body_splats(poses, vms, nb))
+        if not parts:
+            z = torch.zeros(B, C, H, W, 1, device=vms.device)
+            return _Layer(z.expand(B, C, H, W, 3 + nb), z, z)
+        per_cam = any(p[4].dim() == 4 for p in parts)
+        feats = [p[4] if p[4].dim() == 4 else p[4].expand((B, C) + p[4].shape[-2:]) if per_cam else
+                 p[4].expand((B,) + p[4].shape[-2:]) for p in parts]
+        cat = [torch.cat([p[i] for p in parts], 1) for i in range(4)]
+        return self._raster(*cat, torch.cat(feats, -2), Ks, vms, W, H, backend)
+
+    def _backdrop(self, W: int, H: int) -> Tensor:
+        """[3] colour or [H, W, 3] image at the render resolution."""
+        if self._backdrop_img is None:
+            return self._backdrop_rgb
+        img = self._backdrop_cache.get((W, H))
+        if img is None:
+            src = self._backdrop_img.permute(2, 0, 1)[None]
+            img = torch.nn.functional.interpolate(src, size=(H, W), mode="bilinear", align_corners=False,
+                                                  antialias=True)[0].permute(1, 2, 0).contiguous()
+            self._backdrop_cache[(W, H)] = img
+        return img
+
+
+def _pad_feats(layer: _Layer, nb: int) -> _Layer:
+    return _Layer(torch.nn.functional.pad(layer.feats, (0, nb)), layer.depth_acc, layer.alpha)
+
+
+def _composite_depth_tested(fg: _Layer, bg: _Layer) -> _Layer:
+    """Per pixel, put the layer with the nearer expected depth in front ("over", premultiplied).
+    fg: bodies [B, C, H, W, 3 + nb]; bg: background [1 or B, C, H, W, 3]."""
+    nb = fg.feats.shape[-1] - bg.feats.shape[-1]
+    bg = _pad_feats(bg, nb)
+    d_fg = fg.depth_acc / fg.alpha.clamp_min(1e-10)
+    d_bg = bg.depth_acc / bg.alpha.clamp_min(1e-10)
+    front = (d_fg <= d_bg) | (bg.alpha <= 1e-6)
+    t_fg, t_bg = 1.0 - fg.alpha, 1.0 - bg.alpha
+    feats = torch.where(front, fg.feats + t_fg * bg.feats, bg.feats + t_bg * fg.feats)
+    depth_acc = torch.where(front, fg.depth_acc + t_fg * bg.depth_acc, bg.depth_acc + t_bg * fg.depth_acc)
+    alpha = 1.0 - t_fg * t_bg
+    return _Layer(feats, depth_acc, alpha)

@@ -1,0 +1,222 @@
+"""SceneRenderer and camera helpers on the torch backend (CPU)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gsenv.splat.cameras import Cameras, look_at, opengl_pose_to_viewmat, sapien_pose_to_viewmat, scale_intrinsics
+from gsenv.splat.gaussians import Gaussians
+from gsenv.splat.renderer import SceneRenderer
+from gsenv.splat.rotations import quat_multiply, quat_to_rotmat
+
+F, W, H = 100.0, 32, 32
+CX, CY = W / 2 + 0.25, H / 2 + 0.25  # off pixel boundaries: no argmax ties
+
+
+def blob(offsets, colour, scale=0.02, opacity=0.9, sh=None) -> Gaussians:
+    m = torch.tensor(offsets, dtype=torch.float32).reshape(-1, 3)
+    n = len(m)
+    q = torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1)
+    s = torch.full((n, 3), scale)
+    o = torch.full((n,), opacity)
+    if sh is not None:
+        return Gaussians.from_activated(m, q, s, o, sh=sh)
+    return Gaussians.from_activated(m, q, s, o, colors=torch.tensor([colour] * n, dtype=torch.float32))
+
+
+def cams(B=1, C=1, vm=None, f=F, w=W, h=H) -> Cameras:
+    K = torch.tensor([[f, 0, w / 2 + 0.25], [0, f, h / 2 + 0.25], [0, 0, 1.0]])
+    return Cameras.shared(K, torch.eye(4) if vm is None else vm, w, h, B)
+
+
+def pose(x, y, z, q=(1.0, 0, 0, 0), B=1):
+    return torch.tensor([[x, y, z, *q]], dtype=torch.float32).repeat(B, 1)
+
+
+def wall(z=3.0, colour=(0.0, 0.0, 1.0)) -> Gaussians:
+    """An opaque grid of gaussians filling the view at depth z."""
+    xs = torch.linspace(-0.6, 0.6, 25)
+    g = torch.stack(torch.meshgrid(xs, xs, indexing="ij"), -1).reshape(-1, 2)
+    m = torch.cat([g, torch.full((len(g), 1), z)], -1)
+    return blob(m.tolist(), colour, scale=0.04, opacity=0.99)
+
+
+def test_body_pixels_follow_the_pose():
+    r = SceneRenderer(None, {"cube": blob([[0.1, 0.0, 0.0]], (1.0, 0.0, 0.0))}, backend="torch")
+    qz90 = (math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4))  # +90 deg about z
+    for (x, y, z), q, off in [((0.0, 0.0, 2.0), (1.0, 0, 0, 0), (0.1, 0, 0)),
+                              ((0.15, -0.05, 2.5), (1.0, 0, 0, 0), (0.1, 0, 0)),
+                              ((-0.1, 0.05, 2.0), qz90, (0.0, 0.1, 0))]:
+        out = r.render({"cube": pose(x, y, z, q)}, cams(), alpha=True, depth=True)
+        wx, wy, wz = x + off[0], y + off[1], z + off[2]
+        u, v = F * wx / wz + CX, F * wy / wz + CY  # camera maths: pinhole projection
+        a = out.alpha[0, 0]
+        iy, ix = divmod(int(a.argmax()), W)
+        assert (ix, iy) == (int(u), int(v))
+        assert out.depth[0, 0, iy, ix].item() == pytest.approx(wz, rel=1e-4)
+        assert out.rgb.dtype == torch.uint8 and out.rgb.shape == (1, 1, H, W, 3)
+        assert out.rgb[0, 0, iy, ix, 0] > 150 and out.rgb[0, 0, iy, ix, 2] == 0
+
+
+def test_rotating_body_and_camera_together_keeps_the_image():
+    g = torch.Generator().manual_seed(0)
+    m = (torch.rand(80, 3, generator=g) - 0.5) * 0.3
+    sh = torch.randn(80, 16, 3, generator=g) * 0.4
+    body = Gaussians(m, torch.randn(80, 4, generator=g), torch.full((80, 3), math.log(0.03)), torch.full((80,), 2.0), sh)
+    r = SceneRenderer(None, {"obj": body}, backend="torch")
+    vm = look_at(torch.tensor([0.3, -1.2, 0.5]), torch.zeros(3))
+    base = r.render({"obj": pose(0, 0, 0)}, cams(vm=vm)).rgb
+    # rotate the world by Q: body pose Q, camera world-to-camera V Q^-1
+    q = torch.tensor([0.8, 0.2, -0.4, 0.3])
+    q = q / q.norm()
+    Q = torch.eye(4)
+    Q[:3, :3] = quat_to_rotmat(q)
+    Q[:3, 3] = torch.tensor([0.2, 0.1, -0.3])
+    moved = r.render({"obj": torch.cat([Q[:3, 3], q])[None]}, cams(vm=vm @ torch.linalg.inv(Q))).rgb
+    assert (base.int() - moved.int()).abs().max() <= 1
+    assert base.float().mean() > 20
+    # rotating the body alone changes the image (the test is not vacuous)
+    only_body = r.render({"obj": torch.cat([torch.zeros(3), q])[None]}, cams(vm=vm)).rgb
+    assert (base.int() - only_body.int()).abs().max() > 30
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_depth_test_against_background(cache):
+    r = SceneRenderer(wall(3.0), {"cube": blob([[0, 0, 0]], (1.0, 0.0, 0.0), scale=0.05, opacity=0.99)},
+                      backend="torch", cache_background=cache)
+    front = r.render({"cube": pose(0, 0, 2.0)}, cams(), body_alpha=True, depth=True)
+    behind = r.render({"cube": pose(0, 0, 4.0)}, cams(), body_alpha=True, depth=True)
+    c = (0, 0, H // 2, W // 2)
+    assert front.rgb[c][0] > 200 and front.rgb[c][2] < 30  # red cube over the blue wall
+    assert behind.rgb[c][0] < 30 and behind.rgb[c][2] > 200  # hidden by the wall
+    assert front.depth[c].item() == pytest.approx(2.0, abs=0.05)
+    assert behind.depth[c].item() == pytest.approx(3.0, abs=0.05)
+    assert front.body_ids()[c].item() == 0 and behind.body_ids()[c].item() == -1
+    assert front.body_ids()[0, 0, 2, 2].item() == -1  # the wall owns the corner
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = ((a.float() - b.float()) ** 2).mean().item()
+    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def _scene():
+    g = torch.Generator().manual_seed(1)
+    n = 300
+    bg_m = torch.cat([(torch.rand(n, 2, generator=g) - 0.5) * 1.6, 2.5 + 0.3 * torch.rand(n, 1, generator=g)], -1)
+    bg = Gaussians.from_activated(bg_m, torch.randn(n, 4, generator=g), torch.rand(n, 3, generator=g) * 0.08 + 0.02,
+                                  torch.rand(n, generator=g) * 0.5 + 0.5, colors=torch.rand(n, 3, generator=g))
+    bodies = {}
+    for i, name in enumerate(["link0", "link1", "cube"]):
+        m = (torch.rand(60, 3, generator=g) - 0.5) * 0.15
+        bodies[name] = Gaussians.from_activated(m, torch.randn(60, 4, generator=g), torch.rand(60, 3, generator=g) * 0.02 + 0.005,
+                                                torch.rand(60, generator=g) * 0.5 + 0.5, colors=torch.rand(60, 3, generator=g))
+    return bg, bodies
+
+
+def _poses(B):
+    t = torch.linspace(0, 1, B)[:, None]
+    return {"link0": torch.cat([torch.stack([-0.3 + 0 * t[:, 0], 0.1 * t[:, 0], 1.5 + t[:, 0]], -1), torch.tensor([[1.0, 0, 0, 0]]).repeat(B, 1)], -1),
+            "link1": torch.cat([torch.stack([0.2 * t[:, 0], -0.2 + 0 * t[:, 0], 2.0 + 0 * t[:, 0]], -1), torch.tensor([[0.9, 0.3, 0.1, 0.0]]).repeat(B, 1)], -1),
+            "cube": torch.cat([torch.stack([0.3 + 0 * t[:, 0], 0.2 * t[:, 0], 2.6 + 0 * t[:, 0]], -1), torch.tensor([[0.7, 0, 0.7, 0.0]]).repeat(B, 1)], -1)}
+
+
+def test_batched_equals_one_by_one_and_cache_close_to_joint():
+    bg, bodies = _scene()
+    B, C = 3, 2
+    vms = torch.stack([look_at(torch.tensor([0.1 * c, -0.1, 0.0]), torch.tensor([0.0, 0.0, 2.5])) for c in range(C)])
+    K = torch.tensor([[40.0, 0, 20], [0, 40, 16], [0, 0, 1]]).repeat(C, 1, 1)
+    cameras = Cameras.shared(K, vms, 40, 32, B)
+    poses = _poses(B)
+    cached = SceneRenderer(bg, bodies, backend="torch", backdrop=(0.2, 0.3, 0.4))
+    joint = SceneRenderer(bg, bodies, backend="torch", backdrop=(0.2, 0.3, 0.4), cache_background=False)
+    a = cached.render(poses, cameras, depth=True)
+    b = joint.render(poses, cameras, depth=True)
+    assert a.rgb.shape == (B, C, 32, 40, 3)
+    assert _psnr(a.rgb, b.rgb) >= 35
+    for i in range(B):
+        for c in range(C):
+            one = Cameras(cameras.Ks[i:i + 1, c:c + 1], cameras.viewmats[i:i + 1, c:c + 1], 40, 32)
+            p1 = {k: v[i:i + 1] for k, v in poses.items()}
+            assert torch.equal(joint.render(p1, one).rgb[0, 0], b.rgb[i, c])
+            fresh = SceneRenderer(bg, bodies, backend="torch", backdrop=(0.2, 0.3, 0.4))
+            assert torch.equal(fresh.render(p1, one).rgb[0, 0], a.rgb[i, c])
+
+
+def test_background_cache_reused_and_invalidated_by_camera_change():
+    bg, bodies = _scene()
+    r = SceneRenderer(bg, bodies, backend="torch")
+    c1 = cams(B=2, vm=look_at(torch.tensor([0.0, -0.1, 0.0]), torch.tensor([0.0, 0.0, 2.5])), f=40.0)
+    r.render(_poses(2), c1)
+    layer = r._cache[3]
+    assert layer.feats.shape[0] == 1  # shared cameras: background rendered once per camera, not per env
+    r.render(_poses(2), c1)
+    assert r._cache[3] is layer  # reused
+    # per-env cameras that differ: the cache is replaced and the image equals a fresh renderer's
+    vms = torch.stack([look_at(torch.tensor([0.1 * i, -0.1, 0.0]), torch.tensor([0.0, 0.0, 2.5])) for i in range(2)])
+    c2 = Cameras(c1.Ks, vms[:, None], W, H)
+    got = r.render(_poses(2), c2).rgb
+    assert r._cache[3].feats.shape[0] == 2
+    assert torch.equal(got, SceneRenderer(bg, bodies, backend="torch").render(_poses(2), c2).rgb)
+
+
+def test_body_alpha_at_projected_points():
+    bodies = {"a": blob([[0, 0, 0]], (1.0, 0, 0), scale=0.03), "b": blob([[0, 0, 0]], (0, 1.0, 0), scale=0.03)}
+    r = SceneRenderer(None, bodies, backend="torch")
+    poses = {"a": pose(-0.2, 0.0, 2.0), "b": pose(0.25, 0.1, 2.5)}
+    out = r.render(poses, cams(), body_alpha=True)
+    assert out.body_alpha.shape == (1, 1, H, W, 2)
+    ids = out.body_ids()
+    for k, (x, y, z) in enumerate([(-0.2, 0.0, 2.0), (0.25, 0.1, 2.5)]):
+        u, v = int(F * x / z + CX), int(F * y / z + CY)
+        assert ids[0, 0, v, u].item() == k
+        assert out.body_alpha[0, 0, v, u, k].item() > 0.8 and out.body_alpha[0, 0, v, u, 1 - k].item() < 1e-3
+    assert ids[0, 0, 0, 0].item() == -1
+
+
+def test_backdrop_image_any_size_and_errors():
+    img = torch.zeros(5, 7, 3, dtype=torch.uint8)
+    img[..., 1] = 200
+    r = SceneRenderer(None, {"cube": blob([[0, 0, 0]], (1.0, 0, 0))}, backend="torch", backdrop=img)
+    out = r.render({"cube": pose(0, 0, -5.0)}, cams())  # behind the camera: only backdrop
+    assert torch.all(out.rgb[..., 1] == 200) and torch.all(out.rgb[..., 0] == 0)
+    with pytest.raises(ValueError, match="lacks \\['cube'\\]"):
+        r.render({"other": pose(0, 0, 1)}, cams())
+    with pytest.raises(ValueError, match="must be \\[B, 7\\]"):
+        r.render({"cube": pose(0, 0, 1, B=2)}, cams(B=1))
+    with pytest.raises(ValueError, match="backdrop must be"):
+        SceneRenderer(None, {}, backdrop=(1.0, 0.0))
+    with pytest.raises(ValueError, match="backend must be"):
+        SceneRenderer(None, {}, backend="cuda")
+
+
+def test_camera_conversions():
+    # SAPIEN camera at the origin looking along +x (y left, z up)
+    V = sapien_pose_to_viewmat(torch.eye(4))
+    p = lambda x: (V @ torch.tensor([*x, 1.0]))[:3]  # noqa: E731
+    assert torch.allclose(p((2.0, 0, 0)), torch.tensor([0.0, 0, 2]))
+    assert torch.allclose(p((2.0, 1, 0)), torch.tensor([-1.0, 0, 2]))  # left -> negative x
+    assert torch.allclose(p((2.0, 0, 1)), torch.tensor([0.0, -1, 2]))  # up -> negative y
+    # OpenGL camera at the origin looking along -z (y up)
+    V = opengl_pose_to_viewmat(torch.eye(4))
+    assert torch.allclose(p((1.0, 1.0, -2.0)), torch.tensor([1.0, -1.0, 2.0]))
+    # upstream's calibrated camera: a point ahead on its forward axis lands on the principal point
+    R = torch.tensor([[0.68370109, -0.50239316, 0.52929587], [0.33318036, 0.86018832, 0.38609201],
+                      [-0.64926404, -0.08762054, 0.75549905]])
+    T = torch.eye(4)
+    T[:3, :3], T[:3, 3] = R, torch.tensor([0.075, -0.161, 0.497])
+    V = sapien_pose_to_viewmat(T)
+    X = T[:3, 3] + 0.8 * R[:, 0]
+    assert torch.allclose(p(X.tolist()), torch.tensor([0.0, 0.0, 0.8]), atol=1e-5)
+    K = torch.tensor([[604.152161, 0, 316.670074], [0, 604.267212, 243.194473], [0, 0, 1]])
+    K2 = scale_intrinsics(K, (640, 480), (320, 240))
+    assert torch.allclose(K2, torch.tensor([[302.0760805, 0, 158.335037], [0, 302.133606, 121.5972365], [0, 0, 1]]))
+    c = Cameras.shared(K, V, 640, 480, 2).scaled(224, 224)
+    assert c.Ks.shape == (2, 1, 3, 3) and c.Ks[0, 0, 0, 0].item() == pytest.approx(604.152161 * 224 / 640)
+    with pytest.raises(ValueError, match="Ks must be"):
+        Cameras(torch.zeros(2, 1, 3, 3), torch.zeros(2, 2, 4, 4), 8, 8)
+    # quaternion helper sanity: q ⊗ q^-1 = identity
+    q = torch.tensor([0.5, 0.5, -0.5, 0.5])
+    assert torch.allclose(quat_multiply(q, q * torch.tensor([1, -1, -1, -1.0])), torch.tensor([1.0, 0, 0, 0]))
