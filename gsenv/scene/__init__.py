@@ -1,0 +1,1 @@
+"""Scene bundles: the format, the embedded default scene, dataset adapters."""

@@ -1,0 +1,151 @@
+"""Scene bundles: the format and its errors, the default scene builder and cache, the RLinf-layout adapter."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gsenv.scene.bundle import CameraSpec
+from gsenv.scene.default import (
+    build_default_bundle, default_bundle_dir, ensure_default_bundle, load_recipe, sapien_camera_to_opencv,
+)
+from gsenv.scene.format import MANIFEST, SceneError, load_bundle, write_bundle
+from gsenv.sim import names
+
+LIGHT = 0.02  # density of the light default scene the tests build
+
+
+@pytest.fixture(scope="module")
+def light_bundle_dir(tmp_path_factory) -> Path:
+    return ensure_default_bundle(tmp_path_factory.mktemp("assets"), density=LIGHT, progress=False)
+
+
+def test_default_bundle_contents(light_bundle_dir):
+    bundle = load_bundle(light_bundle_dir, known_links=names.ROBOT_LINK_NAMES)
+    assert set(bundle.links) == set(names.ROBOT_VISUAL_LINK_NAMES)
+    assert set(bundle.objects) == {names.CUBE, names.PLATE}
+    recipe = load_recipe()
+    expected_bg = sum(max(1, round(p["gaussians"] * LIGHT)) for p in recipe["background"].values())
+    assert bundle.num_background_gaussians == expected_bg
+    # the cube's gaussians lie on the simulator's 4 cm cube surface, in the cube's frame
+    cube = bundle.objects[names.CUBE].gaussians.means
+    assert torch.allclose(cube.abs().max(dim=1).values, torch.full((len(cube),), names.CUBE_HALF_SIZE), atol=1e-6)
+    # the plate's gaussians lie on the simulator's dish: floor disc + a ring of rim boxes whose outer
+    # corners reach R / cos(pi / segments)
+    plate = bundle.objects[names.PLATE].gaussians.means
+    r = plate[:, :2].norm(dim=1)
+    assert r.max() <= names.PLATE_RADIUS / np.cos(np.pi / names.PLATE_RIM_SEGMENTS) + 1e-6
+    assert r.max() > names.PLATE_RADIUS - 0.002
+    assert plate[:, 2].abs().max() <= names.PLATE_HEIGHT / 2 + 1e-6
+    cam = bundle.camera("3rd_view_camera")
+    assert (cam.width, cam.height) == (640, 480) and cam.K[0, 0] == pytest.approx(604.152161)
+    assert bundle.instructions == [names.LANGUAGE_INSTRUCTION]
+
+
+def test_full_recipe_is_sized_like_a_real_scan():
+    recipe = load_recipe()
+    bodies = recipe["robot"]["gaussians"] + sum(o["gaussians"] for o in recipe["objects"].values())
+    background = sum(p["gaussians"] for p in recipe["background"].values())
+    assert bodies >= 100_000 and background >= 300_000
+
+
+def test_build_is_deterministic_and_cached(tmp_path, light_bundle_dir):
+    a = build_default_bundle(density=0.005)
+    b = build_default_bundle(density=0.005)
+    for link in a.links:
+        assert torch.equal(a.links[link].means, b.links[link].means)
+    path = ensure_default_bundle(light_bundle_dir.parents[1], density=LIGHT, progress=False)
+    assert path == light_bundle_dir  # reused, same key
+    stamp = (path / MANIFEST).stat().st_mtime_ns
+    assert (ensure_default_bundle(light_bundle_dir.parents[1], density=LIGHT, progress=False) / MANIFEST).stat().st_mtime_ns == stamp
+    # another density (or recipe / builder version) is another key
+    assert default_bundle_dir(tmp_path, 0.5) != default_bundle_dir(tmp_path, LIGHT)
+
+
+def test_killed_build_leaves_nothing_that_looks_complete(tmp_path):
+    code = ("import sys; from gsenv.scene.default import ensure_default_bundle; "
+            f"ensure_default_bundle({str(tmp_path)!r}, density=0.3, progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    final = default_bundle_dir(tmp_path, 0.3)
+    deadline = time.monotonic() + 120
+    # wait until the build is under way (its temporary directory exists), then kill it
+    while time.monotonic() < deadline and not list(final.parent.glob(".*building*")) and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (final / MANIFEST).exists() and not final.exists()
+    # the next call builds it properly
+    assert (ensure_default_bundle(tmp_path, density=0.3, progress=False) / MANIFEST).is_file()
+
+
+def test_write_load_round_trip(tmp_path, light_bundle_dir):
+    bundle = load_bundle(light_bundle_dir, known_links=names.ROBOT_LINK_NAMES)
+    out = write_bundle(bundle, tmp_path / "copy")
+    again = load_bundle(out, known_links=names.ROBOT_LINK_NAMES)
+    assert torch.equal(again.links["fr3_hand"].sh, bundle.links["fr3_hand"].sh)
+    assert np.array_equal(again.cameras[0].cam_to_base, bundle.cameras[0].cam_to_base)
+
+
+def test_camera_scaling_and_sapien_conversion():
+    K = np.array([[600.0, 0, 320], [0, 600, 240], [0, 0, 1]])
+    cam = CameraSpec("c", 640, 480, K, np.eye(4)).at_resolution(224, 224)
+    assert cam.K[0, 0] == pytest.approx(600 * 224 / 640) and cam.K[1, 2] == pytest.approx(240 * 224 / 480)
+    # a SAPIEN camera looking along +x: the OpenCV camera's z (forward) is world +x, its y (down) is world -z
+    T = sapien_camera_to_opencv(np.eye(4))
+    assert np.allclose(T[:3, 2], [1, 0, 0]) and np.allclose(T[:3, 1], [0, 0, -1]) and np.allclose(T[:3, 0], [0, -1, 0])
+
+
+# ----------------------------------------------------------------------------- broken bundles
+def _copy(src: Path, dst: Path) -> tuple[Path, dict]:
+    shutil.copytree(src, dst)
+    return dst, json.loads((dst / MANIFEST).read_text())
+
+
+def _save(root: Path, doc: dict) -> None:
+    (root / MANIFEST).write_text(json.dumps(doc))
+
+
+def test_missing_file(tmp_path, light_bundle_dir):
+    root, _ = _copy(light_bundle_dir, tmp_path / "b")
+    (root / "robot" / "fr3_link3.ply").unlink()
+    with pytest.raises(SceneError, match=r"robot\.links\.fr3_link3: file 'robot/fr3_link3\.ply' not found"):
+        load_bundle(root, known_links=names.ROBOT_LINK_NAMES)
+
+
+def test_bad_json(tmp_path, light_bundle_dir):
+    root, _ = _copy(light_bundle_dir, tmp_path / "b")
+    (root / MANIFEST).write_text("{ not json")
+    with pytest.raises(SceneError, match="not valid JSON"):
+        load_bundle(root)
+
+
+def test_unknown_link_and_bad_camera_are_all_reported(tmp_path, light_bundle_dir):
+    root, doc = _copy(light_bundle_dir, tmp_path / "b")
+    doc["robot"]["links"]["fr3_link42"] = doc["robot"]["links"]["fr3_link1"]
+    doc["cameras"][0]["K"][0][0] = 0.0
+    _save(root, doc)
+    with pytest.raises(SceneError) as err:
+        load_bundle(root, known_links=names.ROBOT_LINK_NAMES)
+    assert len(err.value.problems) == 2
+    assert "robot.links.fr3_link42: unknown link" in str(err.value)
+    assert "cameras[0].K: focal lengths must be > 0" in str(err.value)
+
+
+def test_corrupt_ply_is_named(tmp_path, light_bundle_dir):
+    root, _ = _copy(light_bundle_dir, tmp_path / "b")
+    (root / "objects" / "cube.ply").write_bytes(b"garbage")
+    with pytest.raises(SceneError, match=r"objects\.cube\.ply: .*cube\.ply"):
+        load_bundle(root)
+
+
+def test_not_a_bundle(tmp_path):
+    with pytest.raises(SceneError, match="scene.json not found"):
+        load_bundle(tmp_path)
