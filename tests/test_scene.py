@@ -149,3 +149,74 @@ def test_corrupt_ply_is_named(tmp_path, light_bundle_dir):
 def test_not_a_bundle(tmp_path):
     with pytest.raises(SceneError, match="scene.json not found"):
         load_bundle(tmp_path)
+
+
+# ----------------------------------------------------------------------------- the real-layout adapter
+from mini_dataset import OFFSET, make_mini_dataset  # noqa: E402  (tests/ is on sys.path under pytest)
+
+from gsenv.scene.rlinf_dataset import RLinfLayout, default_joint_config, link_world_transforms, load_rlinf_dataset  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    return make_mini_dataset(tmp_path_factory.mktemp("rlinf") / "gsenv-assets-v0")
+
+
+def test_adapter_puts_link_gaussians_in_link_frames(mini):
+    bundle = load_rlinf_dataset(mini.root)
+    assert set(bundle.links) == set(names.ROBOT_VISUAL_LINK_NAMES)
+    fk = link_world_transforms(bundle.robot_urdf, default_joint_config())
+    for link, local in bundle.links.items():
+        assert torch.allclose(local.means, mini.truth[link].means, atol=1e-5), link
+        # re-posed at the default configuration they land back on the file's world positions (+ offset)
+        T = torch.as_tensor(fk[link], dtype=torch.float32)
+        reposed = local.transform(T[:3, :3], T[:3, 3]).means
+        from gsenv.splat.ply import load_ply
+
+        stored = load_ply(mini.root / f"robot/my_franka/parts/{link}_3dgs_abs.ply").means
+        assert torch.allclose(reposed, stored + torch.as_tensor(OFFSET, dtype=torch.float32), atol=1e-5), link
+    # view-dependent colour follows the link: the file's world-frame SH differ from the link-frame ones
+    # (link4 is rotated at the default configuration) and the adapter rotates them back
+    from gsenv.splat.ply import load_ply
+
+    world_sh = load_ply(mini.root / "robot/my_franka/parts/fr3_link4_3dgs_abs.ply").sh
+    assert not torch.allclose(world_sh[:, 1:], mini.truth["fr3_link4"].sh[:, 1:], atol=1e-2)
+    assert torch.allclose(bundle.links["fr3_link4"].sh, mini.truth["fr3_link4"].sh, atol=1e-5)
+
+
+def test_adapter_objects_background_camera(mini):
+    bundle = load_rlinf_dataset(mini.root)
+    plate = bundle.objects["plate"]
+    # centred, shifted by the research code's plate offset, centres scaled by [0.96, 1, 0.96]
+    assert torch.allclose(plate.gaussians.means.mean(0), torch.tensor([-0.005 * 0.96, -0.005, 0.0]), atol=1e-6)
+    assert plate.collision["type"] == "mesh" and Path(plate.collision["path"]).is_file()
+    assert torch.allclose(bundle.objects["cube"].gaussians.means.mean(0), torch.zeros(3), atol=1e-6)
+    assert len(bundle.background) == 80 and bundle.backdrop_image.name == "green_background.jpg"
+    assert bundle.camera("3rd_view_camera").width == 640
+
+
+def test_adapter_conventions_are_parameters(mini):
+    moved = load_rlinf_dataset(mini.root, RLinfLayout(robot_ply_offset=(0.0, 0.0, 0.0)))
+    base = load_rlinf_dataset(mini.root)
+    delta = (moved.links["fr3_link0"].means - base.links["fr3_link0"].means).mean(0)
+    assert torch.allclose(delta, torch.tensor([0.0, 0.0, -0.02]), atol=1e-5)  # link0 frame = world frame
+
+
+def test_adapter_reports_every_missing_file(tmp_path, mini):
+    root = tmp_path / "broken"
+    shutil.copytree(mini.root, root)
+    (root / "robot/my_franka/parts/fr3_leftfinger_3dgs_abs.ply").unlink()
+    (root / "object/table/table_abs.ply").unlink()
+    with pytest.raises(SceneError) as err:
+        load_rlinf_dataset(root)
+    assert err.value.problems == ["robot/my_franka/parts/fr3_leftfinger_3dgs_abs.ply: file not found",
+                                  "object/table/table_abs.ply: file not found"]
+
+
+def test_adapter_bundle_round_trips_through_the_format(tmp_path, mini):
+    bundle = load_rlinf_dataset(mini.root)
+    out = write_bundle(bundle, tmp_path / "as-bundle")
+    again = load_bundle(out)
+    assert again.robot_urdf is not None and again.robot_urdf.is_file()
+    assert again.objects["plate"].collision["type"] == "mesh"
+    assert torch.equal(again.links["fr3_hand"].means, bundle.links["fr3_hand"].means)
