@@ -109,7 +109,13 @@ class HubServer:
 
             def _serve(self, head_only: bool) -> None:
                 path = self._record()
+                if path.startswith("/api/") and not path.startswith(f"{api}/"):
+                    return self._send(404, b'{"error": "Repository not found"}',
+                                      {"X-Error-Code": "RepoNotFound", "Content-Type": "application/json"})
                 if path.startswith(f"{api}/revision/"):
+                    if path.rsplit("/", 1)[1] not in ("main", hub.sha):
+                        return self._send(404, b'{"error": "Revision not found"}',
+                                          {"X-Error-Code": "RevisionNotFound", "Content-Type": "application/json"})
                     siblings = [{"rfilename": p} for p in sorted(hub.files)]
                     return self._json(200, {"id": hub.repo_id, "sha": hub.sha, "siblings": siblings})
                 if path.startswith(f"{api}/tree/"):

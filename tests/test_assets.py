@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,20 +82,33 @@ def env(tmp_path):
     return make_env(tmp_path)
 
 
+@dataclass
+class Downloaded:
+    env: dict  # the environment it ran in (default asset root under its XDG_CACHE_HOME)
+    out: subprocess.CompletedProcess
+    requests: list  # what the hub saw
+    files: dict[str, bytes]  # what the hub served
+    sha: str  # the hub's commit
+
+    @property
+    def directory(self) -> Path:
+        return default_dir(self.env)
+
+
 @pytest.fixture(scope="module")
-def downloaded(tmp_path_factory):
-    """One download of the miniature dataset, copied by the tests that start from a downloaded copy."""
-    base = tmp_path_factory.mktemp("template")
+def downloaded(tmp_path_factory) -> Downloaded:
+    """One `gsenv assets download` of the miniature dataset into the default place (checked by the
+    success test; copied by the tests that start from a downloaded copy)."""
+    env = make_env(tmp_path_factory.mktemp("download"))
     files = dataset_files()
     with HubServer(MANIFEST.repo_id, files) as hub:
-        out = gsenv(make_env(base), "download", "--dir", str(base / "ds"), endpoint=hub.endpoint)
-        assert out.returncode == 0, out.stdout + out.stderr
-        sha = hub.sha
-    return base / "ds", files, sha
+        out = gsenv(env, "download", endpoint=hub.endpoint)
+    return Downloaded(env, out, list(hub.requests), files, hub.sha)
 
 
-def copy_of(downloaded, target: Path) -> Path:
-    shutil.copytree(downloaded[0], target, copy_function=shutil.copy2)  # keeps mtimes: still "as downloaded"
+def copy_of(downloaded: Downloaded, target: Path) -> Path:
+    assert downloaded.out.returncode == 0, downloaded.out.stdout + downloaded.out.stderr
+    shutil.copytree(downloaded.directory, target, copy_function=shutil.copy2)  # keeps mtimes: still "as downloaded"
     return target
 
 
@@ -183,32 +197,31 @@ def test_cli_bad_input(tmp_path, env):
 
 
 # --- download against the loopback hub ----------------------------------------------------------
-def test_download_success_list_verify_and_rerun(env):
-    files = dataset_files()
-    with HubServer(MANIFEST.repo_id, files) as hub:
-        out = gsenv(env, "download", endpoint=hub.endpoint)
-        assert out.returncode == 0, out.stdout + out.stderr
-        target = default_dir(env)  # no GSENV_ASSETS: the user cache dir
-        assert local_files(target) == expected_local(files)  # README.md was not asked for
-        assert f"commit {hub.sha[:12]}" in out.stdout and "OK" in out.stdout
-        assert not hub.seen(path_part="README.md")
-        assert {r[3] for r in hub.requests} == {f"Bearer {TOKEN}"}  # HF_TOKEN honoured
-        record = json.loads((target / RECORD_NAME).read_text())
-        assert record["hub"]["commit"] == hub.sha and record["last_verification"]["ok"] is True
-        assert {p: e["sha256"] for p, e in record["files"].items()} == {
-            p: hashlib.sha256(b).hexdigest() for p, b in expected_local(files).items()}
-
-        gets_before = len(hub.seen("GET", "/resolve/"))
-        again = gsenv(env, "download", endpoint=hub.endpoint)
-        assert again.returncode == 0, again.stderr
-        assert len(hub.seen("GET", "/resolve/")) == gets_before  # nothing fetched twice
+def test_download_success_list_verify_and_rerun(downloaded):
+    out, files, env = downloaded.out, downloaded.files, downloaded.env
+    assert out.returncode == 0, out.stdout + out.stderr
+    target = downloaded.directory  # no GSENV_ASSETS: under the user cache dir
+    assert target == Path(env["XDG_CACHE_HOME"]) / "gsenv" / "datasets" / "gsenv-assets-v0"
+    assert local_files(target) == expected_local(files)  # README.md was not asked for
+    assert f"commit {downloaded.sha[:12]}" in out.stdout and "20 file(s) checked, 14 PLY(s) parsed" in out.stdout
+    assert not [r for r in downloaded.requests if "README.md" in r[1]]
+    assert {r[3] for r in downloaded.requests} == {f"Bearer {TOKEN}"}  # HF_TOKEN honoured
+    record = json.loads((target / RECORD_NAME).read_text())
+    assert record["hub"]["commit"] == downloaded.sha and record["last_verification"]["ok"] is True
+    assert {p: e["sha256"] for p, e in record["files"].items()} == {
+        p: hashlib.sha256(b).hexdigest() for p, b in expected_local(files).items()}
 
     listing = gsenv(env, "list")
     assert listing.returncode == 0
     assert f"where:    {target}" in listing.stdout and "present:  yes" in listing.stdout
-    assert "verified: yes" in listing.stdout and hub.sha in listing.stdout
+    assert "verified: yes" in listing.stdout and downloaded.sha in listing.stdout
     verify = gsenv(env, "verify")
     assert verify.returncode == 0 and "checksums match the record: OK" in verify.stdout, verify.stdout
+
+    with HubServer(MANIFEST.repo_id, files) as hub:  # a re-run fetches nothing already there
+        again = gsenv(env, "download", endpoint=hub.endpoint)
+        assert again.returncode == 0, again.stderr
+        assert hub.seen("HEAD") == [] and hub.seen("GET", "/resolve/") == []
 
 
 def test_resume_after_interrupted_file(env, tmp_path):
@@ -244,7 +257,7 @@ def test_corrupt_file_from_hub_is_reported(env, tmp_path):
 
 def test_file_changed_after_download_is_corrupt_and_refetched(env, tmp_path, downloaded):
     target = copy_of(downloaded, tmp_path / "ds")
-    files, sha = downloaded[1], downloaded[2]
+    files, sha = downloaded.files, downloaded.sha
     assert verify_dataset(target, MANIFEST).ok
     changed = "robot/my_franka/parts/fr3_hand_3dgs_abs.ply"
     st = (target / changed).stat()
@@ -293,6 +306,20 @@ def test_hand_copied_dataset_verifies_and_is_recorded(env):
     assert "verified: failed" in listing
 
 
+def test_hub_errors_are_one_clear_message(env, tmp_path):
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**MANIFEST.raw, "hub": {"repo_id": "someone/else", "repo_type": "dataset"}}))
+    with HubServer(MANIFEST.repo_id, dataset_files()) as hub:
+        out = gsenv(env, "download", "--revision", "v9", endpoint=hub.endpoint)
+        assert out.returncode == 3 and "revision 'v9' does not exist" in out.stderr and "--revision" in out.stderr
+        no_traceback(out)
+        out = gsenv(env, "download", str(other), endpoint=hub.endpoint)
+        assert out.returncode == 3 and "dataset repo someone/else was not found at http://127.0.0.1" in out.stderr
+        assert "HF_TOKEN" in out.stderr
+        no_traceback(out)
+        assert not hub.seen(path_part="/resolve/")
+
+
 # --- unreachable hub -----------------------------------------------------------------------------
 def test_unreachable_hub_without_local_copy(env, tmp_path):
     out = gsenv(env, "download", "--dir", str(tmp_path / "ds"), endpoint=dead_endpoint())
@@ -307,7 +334,7 @@ def test_unreachable_hub_without_local_copy(env, tmp_path):
 
 def test_unreachable_hub_with_older_local_copy(env, tmp_path, downloaded):
     target = copy_of(downloaded, tmp_path / "ds")
-    files, old_sha = downloaded[1], downloaded[2]
+    files, old_sha = downloaded.files, downloaded.sha
     out = gsenv(env, "download", "--dir", str(target), endpoint=dead_endpoint())
     no_traceback(out)
     assert out.returncode == 3 and "could not be reached" in out.stderr and "NOT updated" in out.stderr

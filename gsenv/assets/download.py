@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gsenv.assets import record as rec
-from gsenv.assets.errors import HubError, HubUnreachableError
+from gsenv.assets.errors import AssetError, HubError, HubUnreachableError
 from gsenv.assets.manifest import Manifest
 from gsenv.assets.root import dataset_dir
 from gsenv.assets.verify import VerifyReport, verify_dataset
@@ -56,7 +56,7 @@ def download_dataset(manifest: Manifest, directory: str | Path | None = None, re
     try:
         info = HfApi().repo_info(manifest.repo_id, repo_type=manifest.repo_type, revision=revision)
     except Exception as exc:  # classified below; anything unknown propagates unchanged
-        raise _classify(exc, manifest, revision, directory, had_copy, during=False) from exc
+        _reraise(exc, manifest, revision, directory, had_copy, during=False)
     commit = info.sha
     if not commit:
         raise HubError(f"the {where} returned no commit for revision {revision!r}; try --revision with a commit hash")
@@ -73,7 +73,11 @@ def download_dataset(manifest: Manifest, directory: str | Path | None = None, re
             log.warning("the %s lacks %d file(s) the manifest expects: %s", where, len(result.missing_on_hub),
                         ", ".join(result.missing_on_hub))
 
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AssetError(f"cannot create the dataset directory {directory} ({exc.strerror or exc}): pick another "
+                       "with --dir, or set GSENV_ASSETS to a writable asset root") from exc
     previous = rec.read_record(directory)
 
     def fetch() -> None:
@@ -81,7 +85,7 @@ def download_dataset(manifest: Manifest, directory: str | Path | None = None, re
             snapshot_download(manifest.repo_id, repo_type=manifest.repo_type, revision=commit, local_dir=directory,
                               allow_patterns=patterns, max_workers=max_workers)
         except Exception as exc:
-            raise _classify(exc, manifest, revision, directory, had_copy, during=True) from exc
+            _reraise(exc, manifest, revision, directory, had_copy, during=True)
 
     log.info("downloading %s (revision %s = commit %s) into %s", manifest.repo_id, revision, commit, directory)
     fetch()
@@ -147,6 +151,13 @@ def _connection_error_types() -> tuple[type[BaseException], ...]:
             if isinstance(exc_type, type) and issubclass(exc_type, BaseException):
                 types.append(exc_type)
     return tuple(types)
+
+
+def _reraise(exc: Exception, *args, **kwargs) -> None:
+    classified = _classify(exc, *args, **kwargs)
+    if classified is exc:
+        raise exc
+    raise classified from exc
 
 
 def _classify(exc: Exception, manifest: Manifest, revision: str, directory: Path, had_copy: bool,
