@@ -62,13 +62,12 @@ class CameraSpec:
 
     def at_resolution(self, width: int, height: int) -> "CameraSpec":
         """The same camera rendering at another resolution: K's rows scale with width and height."""
-        if width <= 0 or height <= 0:
-            raise ValueError(f"image size must be positive, got {width}x{height}")
-        sx, sy = width / self.width, height / self.height
-        K = np.asarray(self.K, dtype=np.float64).copy()
-        K[0] *= sx
-        K[1] *= sy
-        return replace(self, width=int(width), height=int(height), K=K)
+        import torch
+
+        from gsenv.splat.cameras import scale_intrinsics
+
+        K = scale_intrinsics(torch.as_tensor(self.K, dtype=torch.float64), (self.width, self.height), (width, height))
+        return replace(self, width=int(width), height=int(height), K=K.numpy())
 
     @property
     def world_to_cam(self) -> np.ndarray:

@@ -50,14 +50,14 @@ def cache_key(recipe: dict, density: float) -> str:
 
 
 def sapien_camera_to_opencv(cam_to_base_sapien: np.ndarray) -> np.ndarray:
-    """[4,4] camera pose with SAPIEN axes (x forward, y left, z up) -> same pose with OpenCV axes
+    """[4,4] camera pose with SAPIEN axes (x forward, y left, z up) -> the same pose with OpenCV axes
     (x right, y down, z forward)."""
-    T = np.asarray(cam_to_base_sapien, dtype=np.float64)
-    R = T[:3, :3]
-    out = np.eye(4)
-    out[:3, :3] = np.stack([-R[:, 1], -R[:, 2], R[:, 0]], axis=1)
-    out[:3, 3] = T[:3, 3]
-    return out
+    import torch
+
+    from gsenv.splat.cameras import sapien_pose_to_viewmat
+
+    viewmat = sapien_pose_to_viewmat(torch.as_tensor(cam_to_base_sapien, dtype=torch.float64))
+    return torch.linalg.inv(viewmat).numpy()
 
 
 def _count(n: int, density: float) -> int:

@@ -86,7 +86,8 @@ def link_world_transforms(urdf: Path, joint_config: dict[str, float]) -> dict[st
 
     import pytorch_kinematics as pk
 
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints a line per unknown URDF attribute
+    # its URDF parser writes a line to stderr for every attribute it does not know (friction, ...)
+    with contextlib.redirect_stderr(io.StringIO()):
         chain = pk.build_chain_from_urdf(Path(urdf).read_bytes())
     missing = [j for j in chain.get_joint_parameter_names() if j not in joint_config]
     if missing:
