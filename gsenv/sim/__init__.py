@@ -1,5 +1,12 @@
 """Physics half of gsenv: the PutCubeOnPlate ManiSkill3 task and the Franka FR3 agent.
 
-Importing this package is cheap; ``import gsenv.sim.task`` registers the ManiSkill agent
-(``my_franka`` / ``fr3``) and the task id ``GSEnvSim-PutCubeOnPlate-v0`` (see gsenv.sim.names).
+Importing this package is cheap (no ManiSkill). Modules:
+- ``names``: canonical link/joint/object names, dimensions, task constants (one place).
+- ``robot_description``: the FR3-named URDF generated from ManiSkill's bundled Panda.
+- ``agent``: ``MyFranka`` (ManiSkill uid ``my_franka``, alias ``fr3``) and its controllers.
+- ``objects``: ``ObjectSpec`` collision geometry (box / dish / mesh) and builders.
+- ``initial_state``: ``SpawnConfig`` and per-generator initial-state sampling, episode-id table.
+- ``task``: ``PutCubeOnPlateEnv``; importing it registers ``GSEnvSim-PutCubeOnPlate-v0``.
+- ``poses``: ``body_poses(env)`` -> {canonical name: float32 [B, 7]} for the renderer.
+- ``rewards``: staged dense reward terms; ``expert``: ``scripted_expert_action``.
 """

@@ -178,8 +178,8 @@ class PutCubeOnPlateEnv(BaseEnv):
         if isinstance(ids, (int, np.integer)) and not isinstance(ids, bool):
             ids = [int(ids)]
         elif isinstance(ids, (torch.Tensor, np.ndarray, list, tuple)):
-            arr = common.to_numpy(torch.as_tensor(np.asarray(common.to_numpy(ids)))).reshape(-1)
-            if arr.dtype.kind not in "iu":
+            arr = np.asarray(ids.detach().cpu() if isinstance(ids, torch.Tensor) else ids).reshape(-1)
+            if arr.size and arr.dtype.kind not in "iu":
                 raise TypeError(f'options["episode_id"] must hold integers, got dtype {arr.dtype}')
             ids = [int(v) for v in arr]
         else:
