@@ -1,0 +1,119 @@
+"""GPU acceptance of the splatting core: gsplat vs the torch reference, cache vs joint, batching."""
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+
+import pytest
+import torch
+
+from gsenv.splat.bench import synthetic_poses, synthetic_tabletop, upstream_cameras
+from gsenv.splat.rasterize import rasterize
+from gsenv.splat.renderer import SceneRenderer
+
+pytestmark = pytest.mark.gpu
+logger = logging.getLogger(__name__)
+DEV = "cuda"
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, peak: float) -> float:
+    mse = ((a.double() - b.double()) ** 2).mean().item()
+    return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
+
+
+def _random(B: int, n: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    means = torch.rand(B, n, 3, generator=g) * torch.tensor([1.6, 1.2, 1.5]) + torch.tensor([-0.8, -0.6, 1.0])
+    quats = torch.randn(B, n, 4, generator=g)
+    scales = torch.rand(B, n, 3, generator=g) * 0.05 + 0.005
+    opac = torch.rand(B, n, generator=g) * 0.9 + 0.05
+    colors = torch.rand(B, n, 3, generator=g)
+    return [t.to(DEV) for t in (means, quats, scales, opac, colors)]
+
+
+def test_gsplat_matches_torch_on_random_gaussians():
+    B, C, W, H = 2, 2, 96, 64
+    means, quats, scales, opac, colors = _random(B, 400, seed=0)
+    vms = torch.eye(4).repeat(B, C, 1, 1)
+    vms[..., 0, 3] = torch.linspace(-0.2, 0.2, B * C).reshape(B, C)
+    Ks = torch.tensor([[70.0, 0, 48], [0, 70, 32], [0, 0, 1]]).repeat(B, C, 1, 1)
+    vms, Ks = vms.to(DEV), Ks.to(DEV)
+    out = {}
+    for backend in ("gsplat", "torch"):
+        out[backend] = rasterize(means, quats, scales, opac, colors, vms, Ks, W, H, backend=backend, render_mode="RGB+ED")
+    (rg, ag), (rt, at) = out["gsplat"], out["torch"]
+    p_rgb, p_alpha = psnr(rg[..., :3], rt[..., :3], 1.0), psnr(ag, at, 1.0)
+    logger.warning("random gaussians: gsplat vs torch PSNR rgb %.1f dB, alpha %.1f dB", p_rgb, p_alpha)
+    assert ag.mean() > 0.3
+    assert p_rgb >= 40 and p_alpha >= 40
+
+
+def _realistic_scene():
+    """The default scene (scenes issue) when it builds here, else the synthetic table-top."""
+    try:
+        from gsenv.scene.default import load_default_bundle
+
+        bundle = load_default_bundle(tempfile.mkdtemp(), density=0.25, progress=False)
+        bodies = bundle.body_gaussians()
+        # links at identity poses (no simulator here) pile up at the base: still a dense, realistic mix
+        poses = {n: torch.tensor([[0.0, 0, 0, 1, 0, 0, 0]], device=DEV) for n in bodies}
+        poses.update({"cube": torch.tensor([[0.4, 0.2, 0.02, 1, 0, 0, 0]], device=DEV),
+                      "plate": torch.tensor([[0.45, 0.0, 0.01, 1, 0, 0, 0]], device=DEV)})
+        poses = {n: poses[n] for n in bodies}
+        return "default scene (density 0.25)", bundle.background_in_sim(), bodies, poses
+    except Exception as e:  # noqa: BLE001  (the scenes issue may not have landed)
+        logger.warning("default scene unavailable (%s: %s); using the synthetic table-top", type(e).__name__, e)
+        bg, bodies = synthetic_tabletop(0.25)
+        return "synthetic table-top (25%)", bg, bodies, synthetic_poses(1, DEV)
+
+
+def test_gsplat_matches_torch_on_realistic_scene():
+    name, bg, bodies, poses = _realistic_scene()
+    cams = upstream_cameras(1, 320, 240, DEV)
+    imgs = {}
+    for backend in ("gsplat", "torch"):
+        r = SceneRenderer(bg, bodies, backend=backend, device=DEV, backdrop=(0.5, 0.5, 0.5), cache_background=False)
+        imgs[backend] = r.render(poses, cams, depth=True, alpha=True)
+    p = psnr(imgs["gsplat"].rgb, imgs["torch"].rgb, 255.0)
+    pa = psnr(imgs["gsplat"].alpha, imgs["torch"].alpha, 1.0)
+    logger.warning("%s: gsplat vs torch PSNR rgb %.1f dB, alpha %.1f dB", name, p, pa)
+    assert imgs["gsplat"].alpha.mean() > 0.5
+    assert p >= 40 and pa >= 40
+
+
+def test_background_cache_matches_joint_rendering():
+    bg, bodies = synthetic_tabletop(0.5)
+    B = 4
+    cams, poses = upstream_cameras(B, 224, 224, DEV), synthetic_poses(B, DEV)
+    cached = SceneRenderer(bg, bodies, device=DEV, backdrop=(0.5, 0.5, 0.5))
+    joint = SceneRenderer(bg, bodies, device=DEV, backdrop=(0.5, 0.5, 0.5), cache_background=False)
+    a, b = cached.render(poses, cams), joint.render(poses, cams)
+    a2 = cached.render(poses, cams)  # from the cache
+    p = psnr(a.rgb, b.rgb, 255.0)
+    logger.warning("background cache vs joint: PSNR %.1f dB", p)
+    assert torch.equal(a.rgb, a2.rgb)
+    assert p >= 35
+
+
+def test_batched_equals_one_by_one_gsplat():
+    bg, bodies = synthetic_tabletop(0.1)
+    B, C = 3, 2
+    cams = upstream_cameras(B, 128, 96, DEV)
+    # second camera: shifted 5 cm sideways, per env a little different
+    vms = torch.cat([cams.viewmats, cams.viewmats.clone()], 1)
+    vms[:, 1, 0, 3] += 0.05 + 0.01 * torch.arange(B, device=DEV)
+    from gsenv.splat.cameras import Cameras
+
+    cams = Cameras(torch.cat([cams.Ks, cams.Ks], 1), vms, 128, 96)
+    poses = synthetic_poses(B, DEV)
+    for cache in (True, False):
+        r = SceneRenderer(bg, bodies, device=DEV, cache_background=cache)
+        full = r.render(poses, cams, depth=True)
+        for i in range(B):
+            for c in range(C):
+                one = Cameras(cams.Ks[i:i + 1, c:c + 1], cams.viewmats[i:i + 1, c:c + 1], 128, 96)
+                single = SceneRenderer(bg, bodies, device=DEV, cache_background=cache).render(
+                    {k: v[i:i + 1] for k, v in poses.items()}, one, depth=True)
+                assert torch.equal(single.rgb[0, 0], full.rgb[i, c]), (cache, i, c)
+                assert torch.allclose(single.depth[0, 0], full.depth[i, c], atol=1e-5)
