@@ -320,9 +320,16 @@ class SceneRenderer:
         if not parts:
             z = torch.zeros(B, C, H, W, 1, device=vms.device)
             return _Layer(z.expand(B, C, H, W, 3 + nb), z, z)
+        # features: [B, N_part, D] each, or [B, C, N_part, D] once any part is view-dependent
         per_cam = any(p[4].dim() == 4 for p in parts)
-        feats = [p[4] if p[4].dim() == 4 else p[4].expand((B, C) + p[4].shape[-2:]) if per_cam else
-                 p[4].expand((B,) + p[4].shape[-2:]) for p in parts]
+        feats = []
+        for p in parts:
+            f = p[4]
+            if per_cam and f.dim() != 4:
+                f = f.expand((B, C) + f.shape[-2:])
+            elif not per_cam:
+                f = f.expand((B,) + f.shape[-2:])
+            feats.append(f)
         cat = [torch.cat([p[i] for p in parts], 1) for i in range(4)]
         return self._raster(*cat, torch.cat(feats, -2), Ks, vms, W, H, backend)
 

@@ -28,7 +28,7 @@ from gsenv.splat.rotations import quat_to_rotmat
 ALPHA_THRESHOLD = 1.0 / 255.0
 TRANSMITTANCE_STOP = 1e-4
 MAX_ALPHA = 0.999
-WORK_ELEMENTS = 1 << 22  # (gaussian, pixel) pairs per chunk: bounds temporary memory
+WORK_ELEMENTS = 1 << 21  # (gaussian, pixel) pairs per chunk: bounds temporary memory
 
 
 class Projected(NamedTuple):
@@ -139,11 +139,12 @@ def composite(
     colors: Tensor,  # [I, N, D]
     width: int,
     height: int,
+    max_pairs: int = WORK_ELEMENTS,
 ) -> tuple[Tensor, Tensor]:
     """Front-to-back alpha compositing. Returns premultiplied colours [I, H, W, D], alphas [I, H, W, 1].
 
     Visible gaussians are sorted by depth and processed in chunks (front to back) of at most
-    WORK_ELEMENTS (gaussian, pixel) pairs. Within a chunk, the pairs with alpha >= 1/255 are stably
+    `max_pairs` (gaussian, pixel) bounding-box pairs. Within a chunk, the pairs with alpha >= 1/255 are stably
     sorted by pixel (keeping depth order), and each pixel's transmittance is a segmented cumulative
     sum of log(1 - alpha) (float64) on top of the transmittance left by earlier chunks.
     """
@@ -161,7 +162,7 @@ def composite(
     pk = torch.cat([proj.means2d.reshape(-1, 2)[vis], proj.conics.reshape(-1, 3)[vis],
                     proj.opacities.reshape(-1)[vis, None], (vis // N)[:, None].to(proj.means2d.dtype)], -1).to(dtype)
     area = ((2 * radii[:, 0] + 1) * (2 * radii[:, 1] + 1)).to(torch.float64)
-    chunk_id = (torch.cumsum(area, 0) - area) // WORK_ELEMENTS  # consecutive, front to back
+    chunk_id = (torch.cumsum(area, 0) - area) // max_pairs  # consecutive, front to back
     bounds = torch.searchsorted(chunk_id, torch.unique(chunk_id)).tolist() + [len(vis)]
     col = colors.reshape(-1, D)
     log_stop = math.log(TRANSMITTANCE_STOP)
