@@ -7,6 +7,8 @@ Modules (import what you need; nothing heavy is imported here):
     rotations   quaternion / rigid-transform maths
     cameras     `Cameras` and SAPIEN / OpenGL -> OpenCV conversions, intrinsics scaling
     rasterize   `rasterize(..., backend="auto" | "gsplat" | "torch")`
-    torch_raster  the pure-PyTorch reference rasteriser
-    renderer    `SceneRenderer` (static background + named rigid bodies, background cache)
+    gsplat_raster  the gsplat (CUDA) backend: one gsplat.rasterization call per render
+    torch_raster   the pure-PyTorch reference rasteriser (gsplat's maths, CPU or CUDA)
+    renderer    `SceneRenderer`, `RenderOutput` (static background + named rigid bodies, background cache)
+    bench       GPU render benchmark (`python -m gsenv.splat.bench`) and a synthetic table-top scene
 """
