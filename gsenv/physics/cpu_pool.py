@@ -35,6 +35,8 @@ class PhysicsInstance(Protocol):
 
     def close(self) -> None: ...
 
+    # optional: describe() -> dict, sent once to the main process (e.g. the action space)
+
 
 class PhysicsWorkerError(RuntimeError):
     """A physics worker died or raised; the pool is unusable afterwards (close it and make a new one)."""
@@ -91,7 +93,8 @@ def _worker_main(conn: Connection, factory: Callable[[int], PhysicsInstance], en
     try:
         instances = [factory(i) for i in env_ids]
         first = instances[0].reset(None, {})
-        conn.send(("layout", _layout_of(first)))
+        describe = getattr(instances[0], "describe", None)
+        conn.send(("layout", (_layout_of(first), describe() if describe else {})))
         cmd, payload = conn.recv()
         shared = payload["shared"]
         conn.send(("ready", None))
@@ -186,7 +189,10 @@ class CpuPhysicsPool:
             self._procs.append(proc)
         self._finalizer = weakref.finalize(self, _shutdown, self._conns, self._procs, [None])
         try:
-            layouts = self._gather("layout", range(self.num_workers))
+            replies = self._gather("layout", range(self.num_workers))
+            layouts = [r[0] for r in replies]
+            self.meta: dict = replies[0][1]
+            """What the first instance's describe() returned (e.g. its spaces), {} without one."""
             layout = layouts[0]
             if any(lay != layout for lay in layouts):
                 raise PhysicsWorkerError("physics instances disagree on their output shapes: "

@@ -22,7 +22,8 @@ class ManiSkillFactory:
     """Picklable recipe for ``ManiSkillInstance``: ``factory(env_index)`` builds one in a worker.
 
     ``import_module`` is imported first (it registers the ManiSkill env id); ``extra_outputs``
-    (module:function, called with the unwrapped env) adds arrays to every result, e.g. body poses.
+    (module:function, called with the unwrapped env and the step's info dict) adds arrays to every
+    result, e.g. body poses.
     """
 
     env_id: str
@@ -48,7 +49,7 @@ class ManiSkillInstance:
     ``elapsed_steps`` [], ``info/<name>`` for every bool/number in info, plus ``extra_outputs``.
     """
 
-    def __init__(self, env_id: str, make_kwargs: dict, extra: Callable[[Any], dict] | None = None):
+    def __init__(self, env_id: str, make_kwargs: dict, extra: Callable[[Any, dict], dict] | None = None):
         import gymnasium as gym
 
         kwargs = {"obs_mode": "state", "sim_backend": "physx_cpu", "render_mode": None, **make_kwargs}
@@ -71,8 +72,13 @@ class ManiSkillInstance:
         for k in self._info_keys:
             out[f"info/{k}"] = _flat(info[k]).reshape(())
         if self.extra is not None:
-            out.update({k: _flat(v) for k, v in self.extra(base).items()})
+            out.update({k: _flat(v) for k, v in self.extra(base, info).items()})
         return out
+
+    def describe(self) -> dict:
+        """The single-env action space's bounds, the flat state's size and the instructions."""
+        space = self.env.unwrapped.single_action_space
+        return {"action_low": np.asarray(space.low, np.float32), "action_high": np.asarray(space.high, np.float32)}
 
     def reset(self, seed: int | None, options: dict) -> dict[str, np.ndarray]:
         obs, info = self.env.reset(seed=seed, options=options or None)
