@@ -1,14 +1,26 @@
 """Registers gsenv's environment ids with gymnasium, by string entry point (no heavy imports)."""
 from __future__ import annotations
 
-# (env id, entry point, default kwargs); filled in as the environment lands.
-ENV_SPECS: list[tuple[str, str, dict]] = []
+ENV_ID = "GSEnv/PutCubeOnPlate-v0"
+RLINF_ENV_ID = "GSEnv-PutCubeOnPlate-v0"
+"""The id RLinf's GSEnv config uses ("gsenv:GSEnv-PutCubeOnPlate-v0")."""
+MAX_EPISODE_STEPS = 100
 
 
 def register_envs() -> None:
-    """Register every id in ENV_SPECS once; safe to call repeatedly."""
+    """Register both ids once; safe to call repeatedly."""
     import gymnasium
+    from gymnasium.envs.registration import WrapperSpec
 
-    for env_id, entry_point, kwargs in ENV_SPECS:
-        if env_id not in gymnasium.registry:
-            gymnasium.register(id=env_id, entry_point=entry_point, kwargs=dict(kwargs))
+    for env_id in (ENV_ID, RLINF_ENV_ID):
+        if env_id in gymnasium.registry:
+            continue
+        gymnasium.register(
+            id=env_id,
+            entry_point="gsenv.env:GSEnv",
+            max_episode_steps=MAX_EPISODE_STEPS,
+            # the passive checker expects numpy single-env data; ours is batched torch
+            disable_env_checker=True,
+            additional_wrappers=(WrapperSpec("BatchTimeLimit", "gsenv.wrappers.time_limit:BatchTimeLimit",
+                                             {"max_episode_steps": MAX_EPISODE_STEPS}),),
+        )

@@ -1,0 +1,304 @@
+"""GSEnv: the registered environment. Batched physics (ManiSkill task) + batched splat rendering.
+
+One step, as data:
+    action [B, 7] -> physics backend -> outputs {obs [B, D], reward, info/*, pose/<body> [B, 7], state/*}
+    body poses + cameras [B, C] -> SceneRenderer (ONE rasterisation for all envs and cameras)
+    -> rgb uint8 [B, C, H, W, 3] (+ depth) on `device` -> observation dict (ManiSkill layout) + info
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from gsenv.observations import build_obs, parse_obs_mode, sensor_params, space_of
+
+logger = logging.getLogger(__name__)
+
+RLINF_RENDER_INTERFACE = "gs_rlinf"
+# gs_kwargs keys of the research code that gsenv handles differently or not at all (accepted, logged)
+_LEGACY_GS_KWARGS = ("render_interface", "cache_table", "render_bs", "back_ground_file", "device")
+
+
+def _image_size(image_size) -> tuple[int, int] | None:
+    """None, an int (square) or (height, width) -> (height, width)."""
+    if image_size is None:
+        return None
+    if isinstance(image_size, (int, np.integer)):
+        image_size = (int(image_size), int(image_size))
+    try:
+        h, w = (int(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}") from None
+    if h <= 0 or w <= 0:
+        raise ValueError(f"image_size must be positive, got {image_size!r}")
+    return h, w
+
+
+class _RobotView:
+    """What trainers read as ``env.unwrapped.agent.robot``: the latest joint state."""
+
+    def __init__(self, env: "GSEnv"):
+        self._env = env
+
+    def get_qpos(self) -> torch.Tensor:
+        """float32 [B, 9]: 7 arm joints + 2 fingers."""
+        return self._env._outputs["state/agent/qpos"]
+
+    def get_qvel(self) -> torch.Tensor:
+        return self._env._outputs["state/agent/qvel"]
+
+
+class _AgentView:
+    def __init__(self, env: "GSEnv"):
+        self.robot = _RobotView(env)
+
+
+class GSEnv(gym.Env):
+    """B Franka FR3 tabletop envs: ManiSkill physics, camera images from 3D Gaussian Splatting.
+
+    A batched gym.Env in ManiSkill's style (not a gymnasium VectorEnv): ``step`` takes actions [B, 7]
+    (torch or numpy) and returns batched torch tensors on ``device``; B = 1 keeps the batch dimension.
+
+    Args:
+        num_envs: B.
+        obs_mode: "state" (flat [B, D]), "state_dict", "rgb", "rgb+depth", "rgb+state" or "none".
+        control_mode: "pd_ee_target_delta_pose" (default), "pd_ee_delta_pose", "pd_joint_pos",
+            "pd_joint_delta_pos", "pd_joint_target_delta_pos".
+        reward_mode: "sparse", "dense", "normalized_dense" or "none".
+        sim_backend: "auto", "physx_cpu" (worker processes) or "physx_cuda".
+        render_backend: "auto" (gsplat on CUDA, torch on CPU), "gsplat" or "torch".
+        scene: "default" (embedded scene), a dataset name, a bundle or dataset directory, or a SceneBundle.
+        cameras: names of the scene cameras to render (default: all).
+        image_size: int or (height, width) to render at (intrinsics scaled; default: calibrated size).
+        device: where observations live (default "cuda" when available, else "cpu").
+        render_mode: "rgb_array" for render().
+        num_workers: physx_cpu worker processes (default: about one per core).
+        scene_density: density of the embedded default scene (1.0 = full size).
+        cache_background: render the static background once per camera and composite (default True).
+        asset_root: where datasets and built scenes live (default: $GSENV_ASSETS or the user cache).
+        gs_kwargs: the research code's renderer options (RLinf passes them); "render_interface":
+            "gs_rlinf" makes a state obs_mode also deliver the camera images (RLinf's GSEnv config).
+        Other keywords go to the simulation task (sim_config, robot_uids, total_num_trials,
+        upstream_compat, sparse_reward_at_end, randomize_yaw, robot_init_qpos_noise, ...).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        obs_mode: str = "rgb",
+        control_mode: str = "pd_ee_target_delta_pose",
+        reward_mode: str = "sparse",
+        sim_backend: str = "auto",
+        render_backend: str = "auto",
+        scene: Any = "default",
+        cameras: Sequence[str] | None = None,
+        image_size: int | Sequence[int] | None = None,
+        device: str | torch.device | None = None,
+        render_mode: str | None = None,
+        num_workers: int | None = None,
+        scene_density: float = 1.0,
+        cache_background: bool = True,
+        asset_root: str | None = None,
+        gs_kwargs: dict | None = None,
+        **task_kwargs: Any,
+    ):
+        from gsenv.backends import resolve_render_backend
+        from gsenv.physics.backend import make_physics
+        from gsenv.scene.rendering import bundle_cameras, make_renderer
+        from gsenv.scene.resolve import resolve_scene, task_kwargs_from_bundle
+
+        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.num_envs = int(num_envs)
+        self.obs_mode = obs_mode
+        self.render_mode = render_mode
+        gs_kwargs = dict(gs_kwargs or {})
+        for key in gs_kwargs:
+            logger.debug("gs_kwargs[%r] = %r accepted for compatibility with the research code", key, gs_kwargs[key])
+        self._wants_images, self._wants_depth, _ = parse_obs_mode(obs_mode)
+        if gs_kwargs.get("render_interface") == RLINF_RENDER_INTERFACE and not self._wants_images:
+            # RLinf's GSEnv config asks for obs_mode "state" and reads the camera images from the obs
+            self.obs_mode = "rgb"
+            self._wants_images = True
+        self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} needs CUDA, which is not available here; use device='cpu'")
+        self._render_backend = resolve_render_backend(render_backend, str(self.device))
+
+        self.scene = resolve_scene(scene, asset_root=asset_root, density=scene_density)
+        self.camera_names = list(cameras) if cameras else [c.name for c in self.scene.cameras]
+        size = _image_size(image_size)
+        self._cameras = bundle_cameras(self.scene, self.camera_names, size and size[1], size and size[0],
+                                       self.num_envs, self.device)
+        self._renderer = make_renderer(self.scene, self._render_backend, self.device, cache_background)
+        self._sensor_param = sensor_params(self.camera_names, self._cameras.Ks, self._cameras.viewmats)
+
+        task_kwargs = {"control_mode": control_mode, "reward_mode": reward_mode,
+                       **task_kwargs_from_bundle(self.scene), **task_kwargs}
+        self._physics = make_physics(sim_backend, self.num_envs, task_kwargs, self.device, num_workers)
+        self.sim_backend = self._physics.name
+        self.total_num_trials = int(task_kwargs.get("total_num_trials", 128))
+        self.reconfiguration_freq = 0  # scenes are fixed: partial resets never rebuild anything
+        self.agent = _AgentView(self)
+        self.single_action_space = gym.spaces.Box(self._physics.action_low, self._physics.action_high, dtype=np.float32)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        self._seed_rng = np.random.default_rng()
+        self._episode_seeds = np.zeros(self.num_envs, dtype=np.int64)
+        self._frames: torch.Tensor | None = None
+        self._frames_version = -1
+        self._version = 0  # bumped by every reset and step: render() re-renders at most once per version
+        self._closed = False
+
+        obs, _ = self.reset(seed=0)
+        self.single_observation_space = space_of(obs)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
+        logger.info("GSEnv: %d envs, physics %s, render %s on %s, cameras %s at %dx%d", self.num_envs,
+                    self.sim_backend, self._render_backend, self.device, self.camera_names,
+                    self._cameras.width, self._cameras.height)
+
+    # ------------------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | Sequence[int] | None = None, options: dict | None = None):
+        """Reset all envs, or only options["env_idx"]; options["episode_id"] (one int per reset env, in
+        [0, total_num_trials)) picks fixed initial states whatever the seed. seed: an int (env i gets
+        seed + i) or one int per reset env."""
+        self._check_open()
+        options = dict(options or {})
+        env_idx = self._env_indices(options.pop("env_idx", None))
+        seeds = self._seeds(seed, env_idx)
+        episode_ids = options.pop("episode_id", None)
+        per_env = [dict(options) for _ in env_idx]
+        if episode_ids is not None:
+            ids = np.asarray(episode_ids.cpu() if torch.is_tensor(episode_ids) else episode_ids).reshape(-1)
+            if len(ids) != len(env_idx):
+                raise ValueError(f'options["episode_id"] must hold one id per reset env: expected {len(env_idx)}, '
+                                 f"got {len(ids)}")
+            for opt, k in zip(per_env, ids):
+                opt["episode_id"] = [int(k)]
+        self._outputs = self._physics.reset(env_idx, seeds, per_env)
+        self._version += 1
+        self._episode_seeds[env_idx] = seeds
+        obs = self._observe()
+        return obs, self._info()
+
+    def step(self, action):
+        self._check_open()
+        action = self._check_action(action)
+        self._outputs = self._physics.step(action)
+        self._version += 1
+        obs = self._observe()
+        out = self._outputs
+        truncated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        return obs, out["reward"], out["terminated"], truncated, self._info()
+
+    def render(self) -> torch.Tensor:
+        """uint8 [B, H, W, 3]: the first camera's frame of the current state (rendered at most once per step)."""
+        self._check_open()
+        if self._frames is None or self._frames_version != self._version:
+            self._frames = self._render_images(depth=False)[0][:, 0]
+            self._frames_version = self._version
+        return self._frames
+
+    def close(self) -> None:
+        if not getattr(self, "_closed", True):
+            self._closed = True
+            self._physics.close()
+
+    # ------------------------------------------------------------------------------ trainer attributes
+    @property
+    def elapsed_steps(self) -> torch.Tensor:
+        """int32 [B]: steps since each env's last reset."""
+        return self._outputs["elapsed_steps"]
+
+    @property
+    def seed(self) -> np.ndarray:
+        """int64 [B]: the seed each env was last reset with."""
+        return self._episode_seeds.copy()
+
+    def get_language_instruction(self) -> list[str]:
+        """One instruction per env."""
+        return [self.scene.instructions[0]] * self.num_envs
+
+    def evaluate(self) -> dict[str, torch.Tensor]:
+        """bool [B] tensors: cube_on_plate, is_grasped, cube_static, success (as of the last step)."""
+        return {k[len("info/"):]: v for k, v in self._outputs.items() if k.startswith("info/")}
+
+    def get_body_poses(self) -> dict[str, torch.Tensor]:
+        """{body: float32 [B, 7]} position + wxyz of every robot link and object."""
+        return {k[len("pose/"):]: v for k, v in self._outputs.items() if k.startswith("pose/")}
+
+    def get_expert_inputs(self) -> dict[str, torch.Tensor]:
+        """Keyword tensors for gsenv.scripted_expert_action (all [B, ...])."""
+        out = self._outputs
+        return dict(tcp_pose=out["state/extra/tcp_pose"], cube_pose=out["state/extra/cube_pose"],
+                    plate_pose=out["state/extra/plate_pose"], gripper_qpos=out["state/agent/qpos"][:, 7:9])
+
+    # ------------------------------------------------------------------------------ internals
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this GSEnv is closed; create a new one")
+
+    def _env_indices(self, env_idx) -> np.ndarray:
+        if env_idx is None:
+            return np.arange(self.num_envs)
+        idx = np.asarray(env_idx.cpu() if torch.is_tensor(env_idx) else env_idx).reshape(-1)
+        if idx.dtype == np.bool_:
+            if idx.shape != (self.num_envs,):
+                raise ValueError(f'a boolean options["env_idx"] must have shape [{self.num_envs}], got {list(idx.shape)}')
+            idx = np.flatnonzero(idx)
+        if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= self.num_envs):
+            raise ValueError(f'options["env_idx"] must hold env indices in [0, {self.num_envs}), got {idx.tolist()}')
+        return idx.astype(np.int64)
+
+    def _seeds(self, seed, env_idx: np.ndarray) -> np.ndarray:
+        if seed is None:
+            return self._seed_rng.integers(0, 2**31 - 1, size=len(env_idx))
+        if isinstance(seed, (int, np.integer)):
+            self._seed_rng = np.random.default_rng(int(seed))
+            return int(seed) + env_idx
+        seeds = np.asarray(seed, dtype=np.int64).reshape(-1)
+        if len(seeds) != len(env_idx):
+            raise ValueError(f"seed must be an int or one int per reset env ({len(env_idx)}), got {len(seeds)}")
+        return seeds
+
+    def _check_action(self, action) -> torch.Tensor:
+        shape = (self.num_envs,) + self.single_action_space.shape
+        if isinstance(action, np.ndarray) or isinstance(action, (list, tuple)):
+            action = torch.as_tensor(np.asarray(action, dtype=np.float32))
+        if not torch.is_tensor(action):
+            raise TypeError(f"action must be a torch tensor or numpy array of shape {list(shape)}, got {type(action).__name__}")
+        if tuple(action.shape) != shape:
+            raise ValueError(f"action must have shape {list(shape)} (num_envs x action dim), got {list(action.shape)}")
+        if not torch.isfinite(action).all():
+            raise ValueError(f"action contains NaN or infinity (shape {list(shape)})")
+        return action.to(torch.float32)
+
+    def _render_images(self, depth: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self._renderer.render(self.get_body_poses(), self._cameras, depth=depth)
+        return out.rgb, out.depth
+
+    def _observe(self):
+        rgb = depth = None
+        if self._wants_images:
+            rgb, depth = self._render_images(self._wants_depth)
+            self._frames, self._frames_version = rgb[:, 0], self._version
+        return build_obs(self.obs_mode, self._outputs, self.camera_names, rgb, depth, self._sensor_param)
+
+    def _info(self) -> dict:
+        info = self.evaluate()
+        info["elapsed_steps"] = self.elapsed_steps
+        info["language_instruction"] = self.get_language_instruction()
+        return info
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the pool's own finaliser ends the workers
+            pass

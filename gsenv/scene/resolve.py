@@ -1,0 +1,82 @@
+"""`scene=` in the env: a name or a path -> a SceneBundle, and the bundle's physics for the task."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from gsenv.scene.bundle import SceneBundle, SceneObject
+from gsenv.scene.format import MANIFEST, SceneError, load_bundle
+
+DEFAULT_SCENE = "default"
+
+
+def resolve_scene(scene: str | os.PathLike | SceneBundle = DEFAULT_SCENE, asset_root: str | os.PathLike | None = None,
+                  density: float = 1.0, progress: bool = True) -> SceneBundle:
+    """"default" (the embedded scene, built on first use), a known dataset name (e.g.
+    "gsenv-assets-v0", downloaded with `gsenv assets download`), a bundle directory (with scene.json),
+    a directory in the RLinf dataset layout, or a SceneBundle."""
+    from gsenv.assets.root import asset_root as resolve_root
+    from gsenv.sim import names
+
+    if isinstance(scene, SceneBundle):
+        return scene
+    root = resolve_root(asset_root)
+    if scene == DEFAULT_SCENE:
+        from gsenv.scene.default import load_default_bundle
+
+        return load_default_bundle(root, density=density, progress=progress)
+    path = Path(scene).expanduser()
+    if not path.exists() and "/" not in str(scene):
+        from gsenv.assets.manifest import known_datasets
+        from gsenv.assets.root import dataset_dir
+
+        if str(scene) in known_datasets():
+            path = dataset_dir(str(scene), root)
+            if not path.is_dir():
+                raise SceneError(path, [f"dataset {scene!r} is not downloaded: run `gsenv assets download {scene}` "
+                                        "(or copy its files there and run `gsenv assets verify`)"])
+        else:
+            raise SceneError(scene, [f"unknown scene {scene!r}: use 'default', a dataset name "
+                                     f"({', '.join(known_datasets())}) or a scene directory"])
+    if (path / MANIFEST).is_file():
+        return load_bundle(path, known_links=names.ROBOT_LINK_NAMES)
+    if (path / "robot" / "my_franka").is_dir():
+        from gsenv.scene.rlinf_dataset import load_rlinf_dataset
+
+        return load_rlinf_dataset(path)
+    raise SceneError(path, ["neither a scene bundle (no scene.json) nor a dataset in the RLinf layout (no robot/my_franka)"])
+
+
+def _object_spec(obj: SceneObject | None, default):
+    """The simulator's ObjectSpec for a bundle object ('builtin' keeps the simulator's own geometry)."""
+    if obj is None or obj.collision.get("type", "builtin") == "builtin":
+        spec = default
+    elif obj.collision["type"] == "box":
+        hs = tuple(float(v) for v in obj.collision["half_size"])
+        spec = dataclasses.replace(default, kind="box", half_size=hs, rest_height=hs[2], top_height=hs[2])
+    else:  # mesh: the object's frame is the mesh's frame; it rests on its lowest point
+        import trimesh
+
+        mesh = trimesh.load(obj.collision["path"], force="mesh")
+        spec = dataclasses.replace(default, kind="mesh", mesh_path=str(obj.collision["path"]),
+                                   rest_height=float(-mesh.bounds[0, 2]))
+    overrides = {}
+    if obj is not None and obj.mass is not None:
+        overrides["mass"] = obj.mass
+    if obj is not None and obj.friction is not None:
+        overrides.update(static_friction=obj.friction, dynamic_friction=obj.friction)
+    return dataclasses.replace(spec, **overrides) if overrides else spec
+
+
+def task_kwargs_from_bundle(bundle: SceneBundle) -> dict:
+    """Robot URDF and object collision geometry the simulation task should take from the bundle."""
+    from gsenv.sim import names
+    from gsenv.sim.objects import default_cube_spec, default_plate_spec
+
+    kwargs: dict = {}
+    if bundle.robot_urdf is not None:
+        kwargs["robot_urdf"] = str(bundle.robot_urdf)
+    kwargs["cube"] = _object_spec(bundle.objects.get(names.CUBE), default_cube_spec())
+    kwargs["plate"] = _object_spec(bundle.objects.get(names.PLATE), default_plate_spec())
+    return kwargs
