@@ -54,5 +54,10 @@ case "$cmd" in
     fi
     exec "$VENV/bin/gsenv" doctor ;;
   test)
+    # RLinf's env class drives ours in a test: its package without its (training) dependencies
+    if ! "$VPY" -c "import rlinf.envs.maniskill.maniskill_env" >/dev/null 2>&1; then
+      say "installing rlinf==0.3.0 (no dependencies) for the RLinf interface test"
+      "$VPY" -m pip install -q --disable-pip-version-check --no-deps rlinf==0.3.0
+    fi
     exec "$VPY" -m pytest "$ROOT/tests" "$@" ;;
 esac
