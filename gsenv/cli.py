@@ -10,6 +10,7 @@ import sys
 COMMAND_MODULES = [
     "gsenv.doctor",
     "gsenv.assets.cli",
+    "gsenv.alignment.cli",
 ]
 
 

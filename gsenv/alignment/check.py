@@ -1,0 +1,314 @@
+"""The alignment check: splat render vs the simulator's own meshes, body by body, pixel by pixel.
+
+For N random states (joint configuration with the hand in view, object poses) the simulator sets
+the state and renders its meshes' segmentation from each calibrated camera (SAPIEN); the splat
+renderer draws the bundle's bodies at the body poses read back from the simulator, from the same
+cameras, and each pixel goes to the body with the largest share of its opacity (if >= 0.5). Per
+body, camera and state we measure the visible pixels in both, the mask IoU and the offset of the
+mask centroids in pixels; "robot" is the union of all robot links.
+
+Verdicts: a body is judged when it covers >= min_pixels in the mesh view or in the splat view
+(a body that shows up only in the splat render is misplaced too); it fails when its IoU is below
+min_iou. Bodies covering fewer pixels are reported as "small" (or "out_of_view" when they cover
+none in either), never failed.
+
+The background is left out on both sides: this compares the bodies' geometry and poses (the
+simulator's table has no visual, and the splat background does not move).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from gsenv.scene.bundle import CameraSpec, SceneBundle
+
+logger = logging.getLogger(__name__)
+
+ROBOT = "robot"
+"""Name of the pseudo-body "every robot link together" in results."""
+DEFAULT_MIN_IOU = 0.85
+DEFAULT_MIN_PIXELS = 200
+DEFAULT_IMAGE_SIZE = (224, 224)
+STATUSES = ("pass", "fail", "small", "out_of_view")
+
+PoseTransform = Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
+
+
+# ----------------------------------------------------------------------------------------- metrics
+@dataclass
+class MaskStats:
+    mesh_pixels: int
+    splat_pixels: int
+    intersection: int
+    union: int
+    iou: float | None
+    """|splat ∩ mesh| / |splat ∪ mesh|; None when both masks are empty."""
+    centroid_offset_px: float | None
+    """Distance between the two masks' centroids in pixels; None when either is empty."""
+
+
+def mask_stats(splat: np.ndarray, mesh: np.ndarray) -> MaskStats:
+    """Compare two boolean masks [H, W]."""
+    splat, mesh = np.asarray(splat, bool), np.asarray(mesh, bool)
+    if splat.shape != mesh.shape:
+        raise ValueError(f"masks must have one shape, got {splat.shape} and {mesh.shape}")
+    inter = int(np.count_nonzero(splat & mesh))
+    union = int(np.count_nonzero(splat | mesh))
+    ns, nm = int(splat.sum()), int(mesh.sum())
+    offset = None
+    if ns and nm:
+        cs = np.argwhere(splat).mean(0)
+        cm = np.argwhere(mesh).mean(0)
+        offset = float(np.linalg.norm(cs - cm))
+    return MaskStats(nm, ns, inter, union, inter / union if union else None, offset)
+
+
+def verdict(stats: MaskStats, min_iou: float, min_pixels: int) -> str:
+    """"pass" / "fail" for judged bodies, else "small" or "out_of_view" (see the module doc)."""
+    if max(stats.mesh_pixels, stats.splat_pixels) >= min_pixels:
+        return "pass" if (stats.iou or 0.0) >= min_iou else "fail"
+    return "small" if stats.union else "out_of_view"
+
+
+# ----------------------------------------------------------------------------------------- results
+@dataclass
+class BodyResult:
+    """One body, seen from one camera, in one sampled state."""
+
+    body: str
+    sample: int
+    camera: str
+    status: str
+    mesh_pixels: int
+    splat_pixels: int
+    intersection: int
+    union: int
+    iou: float | None
+    centroid_offset_px: float | None
+
+
+@dataclass
+class AlignmentReport:
+    scene: str
+    image_size: tuple[int, int]
+    cameras: list[str]
+    min_iou: float
+    min_pixels: int
+    seed: int
+    states: list = field(default_factory=list)
+    results: list[BodyResult] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[BodyResult]:
+        return [r for r in self.results if r.status == "fail"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def failed_bodies(self) -> list[str]:
+        return sorted({r.body for r in self.failures})
+
+    def bodies(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.results:
+            seen.setdefault(r.body, None)
+        return list(seen)
+
+    def summary(self) -> dict[str, dict]:
+        """Per body over all states and cameras: counts per status, judged views, min / mean IoU of
+        the judged views, pooled IoU (sum of intersections / sum of unions over all views), mean
+        and max centroid offset of the judged views, and the max visible mesh pixels."""
+        out = {}
+        for body in self.bodies():
+            rs = [r for r in self.results if r.body == body]
+            judged = [r for r in rs if r.status in ("pass", "fail")]
+            ious = [r.iou or 0.0 for r in judged]
+            offs = [r.centroid_offset_px for r in judged if r.centroid_offset_px is not None]
+            union = sum(r.union for r in rs)
+            out[body] = {
+                "views": len(rs),
+                **{s: sum(r.status == s for r in rs) for s in STATUSES},
+                "judged": len(judged),
+                "min_iou": round(min(ious), 4) if ious else None,
+                "mean_iou": round(float(np.mean(ious)), 4) if ious else None,
+                "pooled_iou": round(sum(r.intersection for r in rs) / union, 4) if union else None,
+                "mean_centroid_offset_px": round(float(np.mean(offs)), 2) if offs else None,
+                "max_centroid_offset_px": round(float(np.max(offs)), 2) if offs else None,
+                "max_mesh_pixels": max(r.mesh_pixels for r in rs),
+                "verdict": "fail" if any(r.status == "fail" for r in rs) else
+                           ("pass" if judged else ("out_of_view" if not union else "small")),
+            }
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "scene": self.scene, "image_size": list(self.image_size), "cameras": self.cameras,
+            "min_iou": self.min_iou, "min_pixels": self.min_pixels, "seed": self.seed,
+            "passed": self.passed, "failed_bodies": self.failed_bodies,
+            "summary": self.summary(),
+            "failures": [asdict(r) for r in self.failures],
+            "states": [s.to_json() for s in self.states],
+            "results": [asdict(r) for r in self.results],
+            "images": self.images,
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=1))
+        return path
+
+    def format_table(self) -> str:
+        """A per-body text table (what the CLI prints)."""
+        rows = [f"{'body':<16} {'verdict':<12} {'judged':>6} {'min IoU':>8} {'pooled':>7} {'offset px':>9} "
+                f"{'max px':>7}"]
+        for body, s in self.summary().items():
+            fmt = lambda v, p=3: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
+            rows.append(f"{body:<16} {s['verdict']:<12} {s['judged']:>6} {fmt(s['min_iou']):>8} "
+                        f"{fmt(s['pooled_iou']):>7} {fmt(s['mean_centroid_offset_px'], 1):>9} {s['max_mesh_pixels']:>7}")
+        return "\n".join(rows)
+
+
+# ----------------------------------------------------------------------------------------- check
+def parse_image_size(text: str) -> tuple[int, int]:
+    """"224x224" -> (224, 224) (width, height)."""
+    try:
+        w, h = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"image size must be WIDTHxHEIGHT, e.g. 224x224, got {text!r}") from None
+    if w < 8 or h < 8:
+        raise ValueError(f"image size must be at least 8x8 pixels, got {text!r}")
+    return w, h
+
+
+def select_cameras(bundle: SceneBundle, names: Sequence[str] | None, image_size: tuple[int, int]) -> list[CameraSpec]:
+    """The bundle's cameras (default: all), at image_size (width, height)."""
+    if not bundle.cameras:
+        raise ValueError(f"scene {bundle.name!r} has no cameras: add one to scene.json (name, width, height, K, "
+                         "cam_to_base)")
+    specs = []
+    for n in names or [c.name for c in bundle.cameras]:
+        try:
+            specs.append(bundle.camera(n))
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+    return [c.at_resolution(*image_size) for c in specs]
+
+
+def body_renderer(bundle: SceneBundle, backend: str = "auto", device: str | torch.device = "cpu"):
+    """A SceneRenderer of the bundle's bodies only (robot links and objects, no background)."""
+    from gsenv.splat.renderer import SceneRenderer
+
+    return SceneRenderer(None, {n: g.to(device) for n, g in bundle.body_gaussians().items()}, backend=backend,
+                         backdrop=bundle.background_color, cache_background=False, device=device)
+
+
+def _cameras_tensor(specs: Sequence[CameraSpec], device) -> "Cameras":
+    from gsenv.splat.cameras import Cameras
+
+    Ks = torch.tensor(np.stack([c.K for c in specs]), dtype=torch.float32, device=device)
+    vms = torch.tensor(np.stack([c.world_to_cam for c in specs]), dtype=torch.float32, device=device)
+    return Cameras(Ks[None], vms[None], int(specs[0].width), int(specs[0].height))
+
+
+def check_alignment(
+    bundle: SceneBundle,
+    samples: int = 10,
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+    min_iou: float = DEFAULT_MIN_IOU,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    seed: int = 0,
+    cameras: Sequence[str] | None = None,
+    out_dir: str | Path | None = None,
+    backend: str = "auto",
+    device: str | torch.device | None = None,
+    pose_transform: PoseTransform | None = None,
+    render_backend: str | None = None,
+    progress: bool = True,
+) -> AlignmentReport:
+    """Compare the splat render with the simulator's mesh segmentation over `samples` random states.
+
+    Args:
+        bundle: the scene (robot links and objects in their body frames, calibrated cameras).
+        samples: number of random states N (>= 1).
+        image_size: (width, height) of the renders; the cameras' intrinsics are rescaled to it.
+        min_iou: a judged body below this IoU fails (0 < min_iou <= 1).
+        min_pixels: a body is judged where it covers at least this many pixels (mesh or splat view).
+        seed: seeds the states.
+        cameras: bundle camera names (default: all).
+        out_dir: where to write overlay images (per state and camera: splat | mesh | 50% blend |
+            difference panel, and the blend and difference alone); None writes none.
+        backend, device: the splat renderer's ("auto": gsplat on CUDA, torch on CPU; device default:
+            CUDA if available).
+        pose_transform: applied to the simulator's body poses {name: [1, 7]} before the splat render;
+            for testing the check (e.g. a quaternion-order mistake) and diagnosing conventions.
+        render_backend: SAPIEN's render backend (default: CUDA if available, else CPU/lavapipe).
+        progress: show a progress bar.
+    Returns:
+        AlignmentReport (report.passed, report.failures, report.summary(), report.write_json(path)).
+    """
+    from tqdm.auto import tqdm
+
+    from gsenv.alignment.mesh_view import MeshView
+    from gsenv.alignment.overlay import write_overlays
+    from gsenv.alignment.sampling import sample_states
+
+    if not (isinstance(samples, (int, np.integer)) and samples >= 1):
+        raise ValueError(f"samples must be an int >= 1, got {samples!r}")
+    if not 0.0 < float(min_iou) <= 1.0:
+        raise ValueError(f"min_iou must lie in (0, 1], got {min_iou!r}")
+    if not (isinstance(min_pixels, (int, np.integer)) and min_pixels >= 1):
+        raise ValueError(f"min_pixels must be an int >= 1, got {min_pixels!r}")
+    if not bundle.body_gaussians():
+        raise ValueError(f"scene {bundle.name!r} has no robot links or objects to check")
+    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    specs = select_cameras(bundle, cameras, tuple(image_size))
+    report = AlignmentReport(bundle.name, tuple(int(v) for v in image_size), [c.name for c in specs],
+                             float(min_iou), int(min_pixels), int(seed))
+    renderer = body_renderer(bundle, backend, device)
+    cams = _cameras_tensor(specs, device)
+    out = Path(out_dir) if out_dir is not None else None
+    with MeshView(bundle, specs, render_backend) as view:
+        report.states = sample_states(view, specs, int(samples), seed)
+        robot_links = set(view.robot_link_names) | set(bundle.links)
+        bodies = list(renderer.body_names)
+        for i, state in enumerate(tqdm(report.states, desc="alignment check", unit="state", disable=not progress)):
+            view.set_state(state.qpos, state.cube_pose, state.plate_pose)
+            frames = view.render()
+            poses = view.body_poses()
+            if pose_transform is not None:
+                poses = dict(pose_transform(poses))
+            poses = {k: v.to(device) for k, v in poses.items()}
+            splat = renderer.render(poses, cams, body_alpha=True)
+            ids = splat.body_ids().cpu().numpy()[0]  # [C, H, W]
+            rgb = splat.rgb.cpu().numpy()[0]
+            for c, (spec, frame) in enumerate(zip(specs, frames)):
+                s_names = np.asarray(list(splat.body_names) + [""], dtype=object)[ids[c]]  # -1 -> ""
+                m_names = np.asarray(list(view.body_names) + [""], dtype=object)[frame.labels]
+                for body in [ROBOT] + bodies:
+                    if body == ROBOT:
+                        sm = np.isin(s_names, list(robot_links))
+                        mm = np.isin(m_names, list(robot_links))
+                    else:
+                        sm, mm = s_names == body, m_names == body
+                    st = mask_stats(sm, mm)
+                    report.results.append(BodyResult(body, i, spec.name, verdict(st, min_iou, min_pixels),
+                                                     **asdict(st)))
+                if out is not None:
+                    report.images += write_overlays(out, f"{i:02d}_{spec.name}", rgb[c], frame.rgb,
+                                                    s_names != "", m_names != "", s_names == m_names)
+    for r in report.failures:
+        logger.info("%s fails in sample %d (%s): IoU %.3f, %d mesh / %d splat pixels", r.body, r.sample,
+                    r.camera, r.iou or 0.0, r.mesh_pixels, r.splat_pixels)
+    if out is not None:
+        report.write_json(out / "report.json")
+    return report

@@ -1,0 +1,156 @@
+"""The simulator's side of the comparison: SAPIEN renders its own meshes of a bundle's task.
+
+`MeshView` builds the physics task (``GSEnvSim-PutCubeOnPlate-v0``, with the bundle's robot URDF
+and object collision geometry) with one SAPIEN camera per bundle camera, sets states (joint
+configuration, object poses) and renders per-pixel body labels (SAPIEN's actor-level
+segmentation, mapped to link / object names) and colour. Needs a Vulkan device; on machines
+without a GPU SAPIEN renders on the CPU through Mesa's lavapipe.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from gsenv.scene.bundle import CameraSpec, SceneBundle
+
+logger = logging.getLogger(__name__)
+
+# OpenCV camera axes (x right, y down, z forward) written in SAPIEN's camera frame (x fwd, y left, z up).
+_CV_IN_SAPIEN = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+def opencv_to_sapien_pose(cam_to_world_cv: np.ndarray) -> np.ndarray:
+    """[4, 4] camera pose with OpenCV axes -> the same camera's pose with SAPIEN's axes."""
+    T = np.array(cam_to_world_cv, dtype=np.float64, copy=True)
+    T[:3, :3] = T[:3, :3] @ _CV_IN_SAPIEN.T
+    return T
+
+
+@dataclass
+class MeshFrame:
+    """One camera's mesh render.
+
+    labels: int64 [H, W] index into MeshView.body_names of the body seen at each pixel, -1 for none
+            (the simulator's table has no visual: it is empty background here).
+    rgb:    uint8 [H, W, 3].
+    """
+
+    labels: np.ndarray
+    rgb: np.ndarray
+
+
+def default_render_device() -> str:
+    """ManiSkill render backend: SAPIEN on CUDA where there is a GPU, else on the CPU (lavapipe)."""
+    return "sapien_cuda" if torch.cuda.is_available() else "sapien_cpu"
+
+
+class MeshView:
+    """The bundle's task in SAPIEN, with cameras, for rendering segmentation of chosen states.
+
+    Args:
+        bundle: the scene bundle (its robot URDF and object collision geometry build the task).
+        cameras: calibrated cameras (at the resolution to render; see CameraSpec.at_resolution).
+        render_backend: ManiSkill render backend (default: see default_render_device).
+    """
+
+    def __init__(self, bundle: SceneBundle, cameras: Sequence[CameraSpec], render_backend: str | None = None) -> None:
+        import gymnasium as gym
+        import sapien
+
+        import gsenv.sim.task  # noqa: F401  (registers the task)
+        from gsenv.scene.resolve import task_kwargs_from_bundle
+        from gsenv.sim import names
+
+        if not cameras:
+            raise ValueError("MeshView needs at least one camera")
+        self.cameras = list(cameras)
+        backend = render_backend or default_render_device()
+        self.env = gym.make(names.TASK_ID, num_envs=1, obs_mode="state", render_backend=backend,
+                            sim_backend="physx_cpu", **task_kwargs_from_bundle(bundle))
+        self.env.reset(seed=0)
+        self.task = self.env.unwrapped
+        scene = self.task.scene.sub_scenes[0]
+        self._components = []
+        for cam in self.cameras:
+            comp = sapien.render.RenderCameraComponent(int(cam.width), int(cam.height))
+            K = np.asarray(cam.K, dtype=np.float64)
+            comp.set_focal_lengths(float(K[0, 0]), float(K[1, 1]))
+            comp.set_principal_point(float(K[0, 2]), float(K[1, 2]))
+            comp.near, comp.far = 0.01, 100.0
+            entity = sapien.Entity()
+            entity.name = f"gsenv_alignment_{cam.name}"
+            entity.add_component(comp)
+            entity.set_pose(sapien.Pose(opencv_to_sapien_pose(cam.cam_to_base)))
+            scene.add_entity(entity)
+            self._components.append(comp)
+        # per-scene entity id -> body name (links and actors; the table and cameras map to nothing)
+        id_map = self.task.segmentation_id_map
+        self.body_names: tuple[str, ...] = tuple(sorted({obj.name for obj in id_map.values()}))
+        index = {n: i for i, n in enumerate(self.body_names)}
+        size = max(id_map) + 1 if id_map else 1
+        self._lut = np.full(size, -1, dtype=np.int64)
+        for sid, obj in id_map.items():
+            self._lut[sid] = index[obj.name]
+        self.robot_link_names = tuple(link.name for link in self.task.agent.robot.get_links())
+
+    # ------------------------------------------------------------------ state
+    @property
+    def cube_spec(self):
+        return self.task.cube_spec
+
+    @property
+    def plate_spec(self):
+        return self.task.plate_spec
+
+    def set_state(self, qpos, cube_pose, plate_pose) -> None:
+        """qpos [9] (7 arm joints rad + 2 fingers m), cube_pose / plate_pose [7] (xyz + quaternion wxyz)."""
+        from mani_skill.utils.structs.pose import Pose
+
+        q = torch.as_tensor(np.asarray(qpos, dtype=np.float32)).reshape(1, -1)
+        if q.shape[1] != self.task.agent.robot.max_dof:
+            raise ValueError(f"qpos must have {self.task.agent.robot.max_dof} values, got {q.shape[1]}")
+        self.task.agent.robot.set_qpos(q)
+        self.task.agent.robot.set_qvel(torch.zeros_like(q))
+        for actor, pose, label in ((self.task.cube, cube_pose, "cube_pose"), (self.task.plate, plate_pose, "plate_pose")):
+            p = torch.as_tensor(np.asarray(pose, dtype=np.float32)).reshape(1, -1)
+            if p.shape[1] != 7:
+                raise ValueError(f"{label} must be 7 values (xyz + quaternion wxyz), got {p.shape[1]}")
+            actor.set_pose(Pose.create_from_pq(p[:, :3], p[:, 3:]))
+
+    def body_poses(self) -> dict[str, torch.Tensor]:
+        """{body name: float32 [1, 7]} read back from the simulator (what the splat renderer gets)."""
+        from gsenv.sim.poses import body_poses
+
+        return {k: v.detach().cpu() for k, v in body_poses(self.task).items()}
+
+    def link_position(self, name: str) -> np.ndarray:
+        return self.body_poses()[name][0, :3].numpy().astype(np.float64)
+
+    # ------------------------------------------------------------------ render
+    def render(self) -> list[MeshFrame]:
+        """Render every camera at the current state."""
+        scene = self.task.scene.sub_scenes[0]
+        scene.update_render()
+        frames = []
+        for comp in self._components:
+            comp.take_picture()
+            seg = np.asarray(comp.get_picture("Segmentation"))[..., 1].astype(np.int64)
+            seg = np.where(seg < len(self._lut), seg, 0)
+            labels = self._lut[seg]
+            color = np.asarray(comp.get_picture("Color"))[..., :3]
+            rgb = (np.clip(color, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+            frames.append(MeshFrame(labels, rgb))
+        return frames
+
+    def close(self) -> None:
+        self.env.close()
+
+    def __enter__(self) -> "MeshView":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

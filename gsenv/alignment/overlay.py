@@ -1,0 +1,113 @@
+"""Pictures of the comparison: 50% blends, difference maps, and the splat-vs-mesh side-by-side.
+
+Difference map colours: grey = both renders show the same body; magenta = splat only (the splat
+body covers a pixel the simulator's mesh does not); green = mesh only; yellow = both show a body
+but not the same one; black = neither.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+AGREE = (150, 150, 150)
+SPLAT_ONLY = (255, 0, 255)
+MESH_ONLY = (0, 220, 0)
+DISAGREE = (255, 220, 0)
+
+
+def blend(splat_rgb: np.ndarray, mesh_rgb: np.ndarray, weight: float = 0.5) -> np.ndarray:
+    """uint8 [H, W, 3]: splat over mesh, `weight` of the splat."""
+    a, b = np.asarray(splat_rgb, np.float32), np.asarray(mesh_rgb, np.float32)
+    if a.shape != b.shape:
+        raise ValueError(f"images must have one shape, got {a.shape} and {b.shape}")
+    return np.clip(weight * a + (1.0 - weight) * b, 0, 255).round().astype(np.uint8)
+
+
+def difference(splat_any: np.ndarray, mesh_any: np.ndarray, same: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 3] difference map from boolean [H, W] masks: splat shows a body, mesh shows a
+    body, both show the same label (see the module doc for the colours)."""
+    s, m, same = (np.asarray(x, bool) for x in (splat_any, mesh_any, same))
+    img = np.zeros(s.shape + (3,), np.uint8)
+    img[s & m & same] = AGREE
+    img[s & m & ~same] = DISAGREE
+    img[s & ~m] = SPLAT_ONLY
+    img[~s & m] = MESH_ONLY
+    return img
+
+
+def hstack(images: Sequence[np.ndarray], gap: int = 2) -> np.ndarray:
+    """Images of one height side by side with white gaps."""
+    h = images[0].shape[0]
+    if any(im.shape[0] != h for im in images):
+        raise ValueError(f"images must share a height, got {[im.shape[0] for im in images]}")
+    sep = np.full((h, gap, 3), 255, np.uint8)
+    parts = []
+    for i, im in enumerate(images):
+        parts += ([sep] if i else []) + [np.asarray(im, np.uint8)]
+    return np.concatenate(parts, 1)
+
+
+def write_overlays(out_dir: str | Path, stem: str, splat_rgb, mesh_rgb, splat_any, mesh_any, same) -> list[str]:
+    """Write <stem>_blend.png, <stem>_diff.png and <stem>_panel.png (splat | mesh | blend | diff) under
+    out_dir; returns the file names."""
+    import imageio.v3 as iio
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    b = blend(splat_rgb, mesh_rgb)
+    d = difference(splat_any, mesh_any, same)
+    files = {f"{stem}_blend.png": b, f"{stem}_diff.png": d,
+             f"{stem}_panel.png": hstack([np.asarray(splat_rgb), np.asarray(mesh_rgb), b, d])}
+    for name, img in files.items():
+        iio.imwrite(out / name, img)
+    return list(files)
+
+
+def splat_vs_mesh(bundle, qpos=None, cube_pose=None, plate_pose=None, camera: str | None = None,
+                  image_size: tuple[int, int] | None = None, background: bool = True, backend: str = "auto",
+                  device=None, render_backend: str | None = None) -> np.ndarray:
+    """Side by side, one state, one camera: the splat render (left) and SAPIEN's render of the
+    simulator's meshes (right). uint8 [H, 2W + 2, 3].
+
+    Args:
+        bundle: the scene bundle.
+        qpos: [9] joint configuration (default: the task's default configuration, fingers open).
+        cube_pose, plate_pose: [7] xyz + quaternion wxyz (default: resting at their spawn centres).
+        camera: bundle camera name (default: the first).
+        image_size: (width, height) (default: the camera's calibrated size).
+        background: include the splat background (the table, the room) on the left.
+    """
+    import torch
+
+    from gsenv.alignment.check import _cameras_tensor, select_cameras
+    from gsenv.alignment.mesh_view import MeshView
+    from gsenv.scene.rendering import make_renderer
+    from gsenv.sim import names
+
+    if not bundle.cameras:
+        raise ValueError(f"scene {bundle.name!r} has no cameras")
+    cam = bundle.camera(camera) if camera else bundle.cameras[0]
+    size = tuple(image_size) if image_size else (cam.width, cam.height)
+    spec = select_cameras(bundle, [cam.name], size)[0]
+    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    with MeshView(bundle, [spec], render_backend) as view:
+        q = np.asarray(names.FR3_DEFAULT_QPOS if qpos is None else qpos, dtype=np.float64)
+        cube = np.r_[names.CUBE_SPAWN_CENTER, view.cube_spec.rest_height, 1, 0, 0, 0] if cube_pose is None else cube_pose
+        plate = (np.r_[names.PLATE_SPAWN_CENTER, view.plate_spec.rest_height, 1, 0, 0, 0]
+                 if plate_pose is None else plate_pose)
+        view.set_state(q, cube, plate)
+        mesh = view.render()[0].rgb
+        poses = {k: v.to(device) for k, v in view.body_poses().items()}
+    if background:
+        renderer = make_renderer(bundle, backend, device)
+    else:
+        from gsenv.alignment.check import body_renderer
+
+        renderer = body_renderer(bundle, backend, device)
+    splat = renderer.render(poses, _cameras_tensor([spec], device)).rgb[0, 0].cpu().numpy()
+    return hstack([splat, mesh])

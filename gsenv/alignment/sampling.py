@@ -1,0 +1,110 @@
+"""Random states for the alignment check: joint configurations that keep the hand in view, object poses.
+
+Joint configurations are the task's default configuration plus uniform offsets (clipped to the
+joint limits); a configuration is kept when the TCP and the hand project inside every camera's
+image (with a margin) in front of the camera, and the hand is above the table. Objects are placed
+on the table in their spawn regions with random yaw, apart from each other.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from gsenv.scene.bundle import CameraSpec
+
+logger = logging.getLogger(__name__)
+
+# Half-width (rad) of the uniform offset around the default configuration, per arm joint.
+JOINT_SPREAD = (0.7, 0.45, 0.7, 0.5, 0.9, 0.5, 1.2)
+# A projected point must lie this fraction of the image size inside the border.
+VIEW_MARGIN = 0.15
+MAX_TRIES = 200
+
+
+@dataclass
+class State:
+    """qpos [9]; cube_pose, plate_pose [7] (xyz + quaternion wxyz)."""
+
+    qpos: np.ndarray
+    cube_pose: np.ndarray
+    plate_pose: np.ndarray
+
+    def to_json(self) -> dict:
+        return {"qpos": np.round(self.qpos, 6).tolist(), "cube_pose": np.round(self.cube_pose, 6).tolist(),
+                "plate_pose": np.round(self.plate_pose, 6).tolist()}
+
+
+def project(points: np.ndarray, camera: CameraSpec) -> tuple[np.ndarray, np.ndarray]:
+    """World points [N, 3] -> pixel coordinates [N, 2] (x right, y down; pixel centres at +0.5) and
+    camera depths [N] (z along the optical axis; <= 0 is behind the camera)."""
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    V = camera.world_to_cam
+    pc = p @ V[:3, :3].T + V[:3, 3]
+    z = pc[:, 2]
+    uvw = pc @ np.asarray(camera.K, dtype=np.float64).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = uvw[:, :2] / uvw[:, 2:3]
+    return uv, z
+
+
+def in_view(points: np.ndarray, camera: CameraSpec, margin: float = VIEW_MARGIN) -> bool:
+    """Whether every point projects in front of the camera, at least `margin` of the image inside it."""
+    uv, z = project(points, camera)
+    mx, my = margin * camera.width, margin * camera.height
+    return bool(np.all(z > 0.05) and np.all((uv[:, 0] >= mx) & (uv[:, 0] <= camera.width - mx)
+                                           & (uv[:, 1] >= my) & (uv[:, 1] <= camera.height - my)))
+
+
+def _yaw_quat(yaw: float) -> np.ndarray:
+    return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
+
+
+def sample_states(view, cameras: Sequence[CameraSpec], n: int, seed: int = 0) -> list[State]:
+    """n random states whose hand is in view of every camera.
+
+    view: a MeshView (its simulator computes the forward kinematics).
+    Raises ValueError when no such configuration turns up (the cameras do not see the workspace).
+    """
+    from gsenv.sim import names
+
+    if n < 1:
+        raise ValueError(f"the number of samples must be >= 1, got {n}")
+    rng = np.random.default_rng(seed)
+    default = np.asarray(names.FR3_DEFAULT_QPOS, dtype=np.float64)
+    lo = np.array([a for a, _ in names.FR3_JOINT_LIMITS])
+    hi = np.array([b for _, b in names.FR3_JOINT_LIMITS])
+    cube_h, plate_h = view.cube_spec.rest_height, view.plate_spec.rest_height
+    clearance = view.cube_spec.footprint_radius + view.plate_spec.footprint_radius + 0.01
+    states: list[State] = []
+    for i in range(n):
+        for _ in range(MAX_TRIES):
+            q = default.copy()
+            q[:7] = np.clip(default[:7] + rng.uniform(-1, 1, 7) * np.asarray(JOINT_SPREAD), lo, hi)
+            q[7:] = rng.uniform(*names.FINGER_LIMITS)
+            # objects: spawn regions, random yaw, apart
+            while True:
+                c = np.asarray(names.CUBE_SPAWN_CENTER) + rng.uniform(-1, 1, 2) * np.asarray(names.CUBE_SPAWN_HALF_RANGE)
+                p = np.asarray(names.PLATE_SPAWN_CENTER) + rng.uniform(-1, 1, 2) * np.asarray(
+                    (0.08, 0.08))
+                if np.linalg.norm(c - p) > clearance:
+                    break
+            cube = np.r_[c, cube_h, _yaw_quat(rng.uniform(-math.pi, math.pi))]
+            plate = np.r_[p, plate_h, _yaw_quat(rng.uniform(-math.pi, math.pi))]
+            view.set_state(q, cube, plate)
+            poses = view.body_poses()
+            tcp, hand = poses[names.TCP_LINK][0, :3].numpy(), poses[names.HAND_LINK][0, :3].numpy()
+            fingers = [poses[f][0, :3].numpy() for f in names.FINGER_LINKS]
+            if min(tcp[2], hand[2], *(f[2] for f in fingers)) < 0.03:
+                continue
+            if all(in_view(np.stack([tcp, hand]), cam) for cam in cameras):
+                states.append(State(q, cube, plate))
+                break
+        else:
+            raise ValueError(f"found no joint configuration with the hand in view of cameras "
+                             f"{[c.name for c in cameras]} in {MAX_TRIES} tries (sample {i}): check the cameras' "
+                             "poses (cam_to_base, OpenCV axes, robot-base frame)")
+    return states
