@@ -35,7 +35,8 @@ class BodyFrameCheck:
     centroid: list[float]
     """Centroid of the gaussians' means in the body frame (m)."""
     distance_outside: float | None
-    """Distance (m) from the centroid to the body's geometry box; 0 inside; None without geometry."""
+    """Distance (m) from the centroid to the box around the body's geometry and its frame origin; 0
+    inside; None for a body without geometry."""
     ok: bool
 
 
@@ -117,7 +118,8 @@ def check_structure(bundle: SceneBundle, margin: float = DEFAULT_MARGIN) -> Stru
         if not all(torch.isfinite(t).all() for t in (g.means, g.quats, g.log_scales, g.opacity_logits, g.sh)):
             rep.problems.append(f"{name}: non-finite gaussian parameters")
         c = means.mean(0).numpy()
-        dist = None if lo_hi is None else _box_distance(c, lo_hi[0], lo_hi[1])
+        # the box of the body's geometry, grown to contain the frame's origin (the joint)
+        dist = None if lo_hi is None else _box_distance(c, np.minimum(lo_hi[0], 0.0), np.maximum(lo_hi[1], 0.0))
         ok = dist is None or dist <= margin
         if not ok:
             rep.problems.append(f"{name}: the gaussians' centroid {np.round(c, 3).tolist()} (body frame) lies "
