@@ -20,7 +20,7 @@ A body is judged where it covers >= --min-pixels in either render and fails belo
 smaller bodies are reported as small / out_of_view, not failed.
 
 Writes DIR/report.json and, per state and camera, DIR/<state>_<camera>_blend.png (splat over mesh,
-50%%), _diff.png (grey: same body; magenta: splat only; green: mesh only; yellow: different body)
+50%), _diff.png (grey: same body; magenta: splat only; green: mesh only; yellow: different body)
 and _panel.png (splat | mesh | blend | diff).
 
 Exit status: 0 aligned, 1 a body failed (named) or structural problems, 2 bad input."""
