@@ -188,6 +188,7 @@ class CpuPhysicsPool:
             self._conns.append(parent)
             self._procs.append(proc)
         self._finalizer = weakref.finalize(self, _shutdown, self._conns, self._procs, [None])
+        self._starting = True
         try:
             replies = self._gather("layout", range(self.num_workers))
             layouts = [r[0] for r in replies]
@@ -204,6 +205,7 @@ class CpuPhysicsPool:
             for conn in self._conns:
                 conn.send(("attach", {"shared": self._shared}))
             self._gather("ready", range(self.num_workers))
+            self._starting = False
         except BaseException:
             self.close()
             raise
@@ -311,9 +313,13 @@ class CpuPhysicsPool:
     def _death_message(self, w: int) -> str:
         proc = self._procs[w]
         proc.join(timeout=1.0)
-        return (f"physics worker {w} (pid {proc.pid}, envs {self._span(w)}) died with exit code {proc.exitcode}; "
-                "the environment cannot continue: close it and create a new one "
-                "(out of memory or a crash in the simulator are the usual causes)")
+        message = (f"physics worker {w} (pid {proc.pid}, envs {self._span(w)}) died with exit code {proc.exitcode}; "
+                   "the environment cannot continue: close it and create a new one "
+                   "(out of memory or a crash in the simulator are the usual causes)")
+        if getattr(self, "_starting", False):
+            message += (". It died while starting: workers are started with 'spawn' and import your main "
+                        "module, so a script must create environments under `if __name__ == \"__main__\":`")
+        return message
 
     def _fail(self, message: str) -> None:
         self.close()
