@@ -11,6 +11,7 @@ COMMAND_MODULES = [
     "gsenv.doctor",
     "gsenv.assets.cli",
     "gsenv.alignment.cli",
+    "gsenv.bench",
 ]
 
 

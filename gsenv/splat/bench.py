@@ -1,10 +1,19 @@
-"""Render benchmark (GPU): ms per batched render and env-frames/s, background cache on and off.
+"""Render benchmarks (GPU): ms per batched render and env-frames/s, background cache on and off.
 
     python -m gsenv.splat.bench [--batch 1 16 64 256] [--res 224x224 640x480] [--iters 10]
 
-The scene is a synthetic table-top with the default scene's gaussian counts (static background
+`benchmark` uses a synthetic table-top with the default scene's gaussian counts (static background
 336k: table, apron, floor, wall; 9 robot links x 12.2k + cube 4k + plate 16k = 130k body gaussians),
 seen by upstream's calibrated third-person camera (K rescaled to each resolution).
+
+The pieces of the full benchmark (`gsenv bench`, scripts/benchmark.py) also live here:
+- `render_sweep`: any SceneRenderer (e.g. the default scene's) vs B, resolution and cache, with the
+  peak GPU memory of each configuration;
+- `research_strategy_*`: the research code's strategy (every env's gaussians replicated into one
+  world on a 5 m grid, each env's camera rasterising ALL of them, cameras in micro-batches of 4,
+  packed=False), on the same renderer and poses;
+- `check_baseline`: that baseline vs a verbatim transcription of ../shared/bench/seed_strategy_bench.py
+  on its synthetic table-top (same input, same timing), with the ratio.
 """
 from __future__ import annotations
 
@@ -17,7 +26,9 @@ import torch
 
 from gsenv.splat.cameras import Cameras, sapien_pose_to_viewmat, scale_intrinsics
 from gsenv.splat.gaussians import Gaussians
+from gsenv.splat.rasterize import rasterize
 from gsenv.splat.renderer import SceneRenderer
+from gsenv.splat.sh import eval_sh
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +119,348 @@ def benchmark(batch_sizes=(1, 16, 64, 256), resolutions=((224, 224), (640, 480))
                 logger.info("%s", rows[-1])
         del r
         torch.cuda.empty_cache()
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------
+# Generic pieces of the full benchmark (gsenv.bench)
+# ----------------------------------------------------------------------------------------------------
+REST_POSES: dict[str, list[float]] = {
+    # Body poses (xyz + quaternion wxyz, world = robot base) of PutCubeOnPlate after reset(seed=0) with
+    # robot_init_qpos_noise=0, read from the simulator (gsenv.physics task outputs "pose/<body>").
+    # Only the render benchmark uses them, as the centre of the per-env pose variations.
+    "cube": [0.4163, 0.1788, 0.02, 1.0, 0.0, 0.0, 0.0],
+    "plate": [0.4453, 0.0, 0.01, 1.0, 0.0, 0.0, 0.0],
+    "fr3_link0": [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+    "fr3_link1": [0.0, 0.0, 0.333, 1.0, 0.0, 0.0, 0.0],
+    "fr3_link2": [0.0, 0.0, 0.333, 0.7012, -0.7012, 0.0914, 0.0914],
+    "fr3_link3": [0.081, 0.0, 0.6384, 0.9916, 0.0, 0.1293, 0.0],
+    "fr3_link4": [0.1608, 0.0, 0.6173, 0.2066, 0.2066, 0.6762, -0.6762],
+    "fr3_link5": [0.4438, 0.0, 0.345, 0.2922, 0.0, 0.9564, 0.0],
+    "fr3_link6": [0.4438, 0.0, 0.345, 0.707, 0.707, 0.0119, -0.0119],
+    "fr3_link7": [0.5318, 0.0, 0.342, 0.0065, 0.9237, -0.3827, -0.0156],
+    "fr3_link8": [0.5282, 0.0, 0.2351, 0.0065, 0.9237, -0.3827, -0.0156],
+    "fr3_hand": [0.5282, 0.0, 0.2351, 0.0, 0.9999, -0.0001, -0.0169],
+    "fr3_hand_tcp": [0.5247, 0.0, 0.1317, 0.0, 0.9999, -0.0001, -0.0169],
+    "fr3_leftfinger": [0.5262, -0.04, 0.1767, 0.0, 0.9999, -0.0001, -0.0169],
+    "fr3_rightfinger": [0.5262, 0.04, 0.1767, 0.0, 0.9999, -0.0001, -0.0169],
+    "fr3_leftfinger_pad": [0.5246, -0.04, 0.1312, 0.0, 0.9999, -0.0001, -0.0169],
+    "fr3_rightfinger_pad": [0.5247, 0.04, 0.1312, 0.0, 0.9999, -0.0001, -0.0169],
+}
+
+
+def varied_poses(body_names, B: int, device, seed: int = 0, pos_noise: float = 0.02,
+                 rot_noise: float = 0.1) -> dict[str, torch.Tensor]:
+    """{body: [B, 7]}: REST_POSES with a different small random offset per env (position: +-pos_noise
+    metres per axis; orientation: a random rotation of about rot_noise rad), so that envs differ."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name in body_names:
+        if name not in REST_POSES:
+            raise ValueError(f"no rest pose for body {name!r}; known: {sorted(REST_POSES)}")
+        base = torch.tensor(REST_POSES[name])
+        p = base[:3] + (torch.rand(B, 3, generator=g) * 2 - 1) * pos_noise
+        dq = torch.nn.functional.normalize(torch.cat([torch.ones(B, 1), 0.5 * rot_noise * torch.randn(B, 3, generator=g)], -1), dim=-1)
+        from gsenv.splat.rotations import quat_multiply
+
+        q = torch.nn.functional.normalize(quat_multiply(dq, base[3:].expand(B, 4)), dim=-1)
+        out[name] = torch.cat([p, q], -1).to(device)
+    return out
+
+
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn, device, min_time: float = 0.5, max_iters: int = 50, min_iters: int = 2,
+              warmup: int = 1) -> tuple[float, int]:
+    """(ms per call, iterations): `warmup` untimed calls, then calls until min_time seconds have passed
+    (at least min_iters, at most max_iters), synchronising the device around the timed span."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    t0 = time.perf_counter()
+    n = 0
+    while n < min_iters or (n < max_iters and time.perf_counter() - t0 < min_time):
+        fn()
+        n += 1
+        if n >= min_iters and n < max_iters:
+            sync(device)  # so the time check sees finished work
+    sync(device)
+    return (time.perf_counter() - t0) / n * 1000.0, n
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _free(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _mem_start(device) -> int:
+    """Reset the peak counter; returns the bytes allocated now (the scene, before this config)."""
+    if torch.device(device).type != "cuda":
+        return 0
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    return torch.cuda.memory_allocated(device)
+
+
+def _mem_peak(device) -> int | None:
+    return torch.cuda.max_memory_allocated(device) if torch.device(device).type == "cuda" else None
+
+
+def _mem_fields(base: int, peak: int | None, B: int) -> dict:
+    if peak is None:
+        return dict(peak_mem_mb=None, mem_mb_per_env=None)
+    return dict(peak_mem_mb=round(peak / 2**20, 1), mem_mb_per_env=round((peak - base) / 2**20 / B, 3))
+
+
+def render_sweep(make_renderer_fn, body_names, batch_sizes, resolutions, cameras_fn, device,
+                 caches=(True, False), min_time: float = 0.5, max_iters: int = 50, budget_s: float | None = None,
+                 seed: int = 0) -> list[dict]:
+    """Render-only throughput and peak GPU memory of a scene.
+
+    make_renderer_fn(cache: bool) -> SceneRenderer; cameras_fn(B, width, height) -> Cameras [B, C].
+    Per config: env-frames/s (B x C images per render), ms per render, peak memory
+    (torch.cuda.max_memory_allocated, reset before each config) and its growth per env. A config
+    that runs out of memory is recorded with error "out of memory"; once budget_s is spent, the rest
+    are recorded as skipped.
+    """
+    rows = []
+    t_start = time.perf_counter()
+    for cache in caches:
+        r = make_renderer_fn(cache)
+        for (w, h) in resolutions:
+            for B in batch_sizes:
+                row = dict(cache=cache, res=f"{w}x{h}", width=w, height=h, B=B)
+                if budget_s is not None and time.perf_counter() - t_start > budget_s:
+                    row.update(skipped=f"render budget of {budget_s:.0f} s spent")
+                    rows.append(row)
+                    logger.warning("render sweep: skipped %s", row)
+                    continue
+                try:
+                    cams = cameras_fn(B, w, h)
+                    poses = varied_poses(body_names, B, device, seed)
+                    r.invalidate_cache()
+                    base = _mem_start(device)
+                    ms, n = time_call(lambda: r.render(poses, cams), device, min_time, max_iters)
+                    C = cams.num_cameras
+                    row.update(cameras=C, ms=round(ms, 3), iters=n, fps=B * C / ms * 1000.0,
+                               **_mem_fields(base, _mem_peak(device), B))
+                except Exception as exc:  # keep the other configs' numbers (an OOM at B=1024 is a result)
+                    row.update(error="out of memory" if _is_oom(exc) else f"{type(exc).__name__}: {exc}"[:300])
+                    if not _is_oom(exc):
+                        logger.exception("render config %s failed", row)
+                finally:
+                    _free(device)
+                rows.append(row)
+                logger.info("render %s", row)
+        del r
+        _free(device)
+    return rows
+
+
+# -- the research code's strategy ---------------------------------------------------------------------
+GRID_SPACING = 5.0
+RENDER_BS = 4
+
+
+def grid_offsets(B: int, device, spacing: float = GRID_SPACING) -> torch.Tensor:
+    """[B, 3] env origins on a square grid in the xy plane (the research code's layout)."""
+    cols = math.ceil(math.sqrt(B))
+    return torch.tensor([[spacing * (i % cols), spacing * (i // cols), 0.0] for i in range(B)], device=device)
+
+
+def research_strategy_world(renderer: SceneRenderer, poses: dict[str, torch.Tensor], B: int) -> tuple[torch.Tensor, ...]:
+    """One world holding every env's gaussians (background copy + bodies at that env's poses),
+    env i shifted to grid_offsets(B)[i]: (means, quats, scales, opacities, colors) [B*N, *] and the
+    offsets [B, 3]. Colours are the SH DC term (the research code's RGB)."""
+    dev = renderer.device
+    off = grid_offsets(B, dev)
+    parts = []
+    if renderer._bg is not None:
+        bg = renderer._bg
+        cols = bg.rgb if bg.rgb is not None else eval_sh(bg.sh[:, :1], torch.ones_like(bg.means))
+        parts.append((bg.means.expand(B, -1, -1), bg.quats.expand(B, -1, -1), bg.scales.expand(B, -1, -1),
+                      bg.opacities.expand(B, -1), cols.expand(B, -1, -1)))
+    if renderer._body is not None:
+        stacked = renderer._stack_poses(poses, B, dev)
+        m, q, s, o, _ = renderer._body_splats(stacked, torch.eye(4, device=dev).expand(B, 1, 4, 4), 0)
+        body = renderer._body
+        cols = body.rgb if body.rgb is not None else eval_sh(body.sh[:, :1], torch.ones_like(body.means))
+        parts.append((m, q, s, o, cols.expand(B, -1, -1)))
+    if not parts:
+        raise ValueError("the renderer has no gaussians")
+    cat = [torch.cat([p[i] for p in parts], 1) for i in range(5)]
+    cat[0] = cat[0] + off[:, None]
+    return tuple(t.reshape((-1,) + t.shape[2:]) for t in cat) + (off,)
+
+
+def research_strategy_render(world: tuple[torch.Tensor, ...], Ks: torch.Tensor, viewmats: torch.Tensor, width: int,
+                             height: int, backend: str = "auto", render_bs: int = RENDER_BS,
+                             near_plane: float = 0.01, eps2d: float = 0.3) -> torch.Tensor:
+    """Every env's camera (Ks [B, 3, 3], viewmats [B, 4, 4] in env-local frames) rasterises the WHOLE
+    world, render_bs cameras per call (packed=False): rgb [B, H, W, 3] premultiplied."""
+    means, quats, scales, opac, cols, off = world
+    B = off.shape[0]
+    T = torch.eye(4, device=off.device).repeat(B, 1, 1)
+    T[:, :3, 3] = -off
+    vms = viewmats @ T  # world -> env-local -> camera
+    out = []
+    for k in range(0, B, render_bs):
+        img, _ = rasterize(means, quats, scales, opac, cols, vms[k:k + render_bs], Ks[k:k + render_bs], width, height,
+                           near_plane=near_plane, eps2d=eps2d, backend=backend)
+        out.append(img)
+    return torch.cat(out, 0)
+
+
+def research_strategy_sweep(renderer: SceneRenderer, body_names, batch_sizes, resolutions, cameras_fn, device,
+                            backend: str = "auto", min_time: float = 0.5, max_iters: int = 10,
+                            max_config_s: float = 20.0, seed: int = 0) -> list[dict]:
+    """The research code's strategy per step (build the replicated world from the poses, then every
+    camera rasterises all of it) on the same scene and poses as render_sweep (first camera of each env).
+    A config whose time, projected from the previous B by B^2, exceeds max_config_s is skipped."""
+    rows = []
+    for (w, h) in resolutions:
+        prev = None  # (B, ms)
+        for B in batch_sizes:
+            row = dict(res=f"{w}x{h}", width=w, height=h, B=B)
+            projected = prev[1] * (B / prev[0]) ** 2 if prev else None
+            if projected is not None and projected / 1000.0 * 3 > max_config_s:
+                row.update(skipped=f"projected {projected / 1000:.1f} s per step (grows with B^2)")
+                rows.append(row)
+                logger.warning("research strategy: skipped %s", row)
+                continue
+            try:
+                cams = cameras_fn(B, w, h)
+                Ks, vms = cams.Ks[:, 0].float(), cams.viewmats[:, 0].float()
+                poses = varied_poses(body_names, B, device, seed)
+                base = _mem_start(device)
+
+                def step():
+                    world = research_strategy_world(renderer, poses, B)
+                    return research_strategy_render(world, Ks, vms, w, h, backend, near_plane=renderer.near_plane,
+                                                    eps2d=getattr(renderer, "eps2d", 0.3))
+
+                ms, n = time_call(step, device, min_time, max_iters, min_iters=1)
+                row.update(ms=round(ms, 3), iters=n, fps=B / ms * 1000.0, **_mem_fields(base, _mem_peak(device), B))
+                prev = (B, ms)
+            except Exception as exc:  # keep the other configs' numbers
+                row.update(error="out of memory" if _is_oom(exc) else f"{type(exc).__name__}: {exc}"[:300])
+                if not _is_oom(exc):
+                    logger.exception("research strategy config %s failed", row)
+                prev = (B, float("inf"))
+            finally:
+                _free(device)
+            rows.append(row)
+            logger.info("research strategy %s", row)
+    return rows
+
+
+# -- check against ../shared/bench/seed_strategy_bench.py --------------------------------------------------
+def seed_tabletop(G: int, device, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """seed_strategy_bench.tabletop: gaussians on a 1.0 x 0.8 m table top plus a 'robot' column."""
+    dev = device
+    torch.manual_seed(seed)
+    n_tab = G * 2 // 3
+    xy = torch.rand(n_tab, 2, device=dev) * torch.tensor([1.0, 0.8], device=dev) + torch.tensor([0.0, -0.4], device=dev)
+    tab = torch.cat([xy, torch.zeros(n_tab, 1, device=dev)], 1)
+    n_rob = G - n_tab
+    th = torch.rand(n_rob, device=dev) * 2 * math.pi
+    z = torch.rand(n_rob, device=dev) * 0.8
+    rob = torch.stack([0.06 * torch.cos(th), 0.06 * torch.sin(th), z], 1)
+    means = torch.cat([tab, rob], 0)
+    quats = torch.nn.functional.normalize(torch.randn(G, 4, device=dev), dim=-1)
+    scales = torch.rand(G, 3, device=dev) * 0.003 + 0.003
+    opac = torch.rand(G, device=dev) * 0.3 + 0.7
+    cols = torch.rand(G, 3, device=dev)
+    return means, quats, scales, opac, cols
+
+
+def seed_camera(W: int, H: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """seed_strategy_bench.camera: (K [3, 3], world-to-camera [4, 4])."""
+    dev = device
+    fx = 604.152161 * W / 640
+    fy = 604.267212 * H / 480
+    K = torch.tensor([[fx, 0, 316.670074 * W / 640], [0, fy, 243.194473 * H / 480], [0, 0, 1]], device=dev)
+    R = torch.tensor([[0.68370109, -0.50239316, 0.52929587], [0.33318036, 0.86018832, 0.38609201],
+                      [-0.64926404, -0.08762054, 0.75549905]], device=dev)
+    t = torch.tensor([0.075, -0.161, 0.497], device=dev)
+    R_cv = torch.stack([-R[:, 1], -R[:, 2], R[:, 0]], 1)
+    c2w = torch.eye(4, device=dev)
+    c2w[:3, :3] = R_cv
+    c2w[:3, 3] = t
+    return K, torch.linalg.inv(c2w)
+
+
+def _reference_rasterization(backend: str):
+    """gsplat.rasterization on CUDA (what seed_strategy_bench calls); on CPU (tests) the torch
+    rasteriser behind the same call shape."""
+    if backend == "gsplat":
+        from gsplat import rasterization
+
+        return rasterization
+
+    def torch_rasterization(m, q, s, o, c, vm, K, W, H, packed=False):
+        img, a = rasterize(m, q, s, o, c, vm, K, W, H, backend="torch")
+        return img, a, {}
+
+    return torch_rasterization
+
+
+def seed_reference_research_fn(gs: tuple[torch.Tensor, ...], K: torch.Tensor, vm: torch.Tensor, W: int, H: int,
+                               B: int, backend: str):
+    """seed_strategy_bench's f_research, verbatim: the world and per-env viewmats built once, then a
+    callable doing the micro-batched rasterisation."""
+    rasterization = _reference_rasterization(backend)
+    m, q, s, o, c = gs
+    dev = m.device
+    cols = math.ceil(math.sqrt(B))
+    off = torch.tensor([[5.0 * (i % cols), 5.0 * (i // cols), 0.0] for i in range(B)], device=dev)
+    M = (m[None] + off[:, None]).reshape(-1, 3)
+    Q, S, O, Cc = q.repeat(B, 1), s.repeat(B, 1), o.repeat(B), c.repeat(B, 1)
+    T = torch.eye(4, device=dev).repeat(B, 1, 1)
+    T[:, :3, 3] = -off
+    VM = vm[None] @ T
+
+    def f_research():
+        for k in range(0, B, 4):
+            rasterization(M, Q, S, O, Cc, VM[k:k + 4], K.expand(min(4, B - k), 3, 3), W, H, packed=False)
+    return f_research
+
+
+def check_baseline(device, backend: str, cases=((100_000, 224, 224, 16), (100_000, 224, 224, 64)),
+                   min_time: float = 0.5, max_iters: int = 10, tolerance: float = 0.2) -> list[dict]:
+    """Our research-strategy baseline (research_strategy_render on a world replicated like
+    research_strategy_world does) vs seed_strategy_bench's f_research on its synthetic table-top: the
+    same gaussians, camera and B, both timed around the rasterisation only (the reference builds its
+    world once). ratio = ours_ms / reference_ms (reference timed before and after ours, averaged);
+    ok when |ratio - 1| <= tolerance."""
+    rows = []
+    for (G, W, H, B) in cases:
+        gs = seed_tabletop(G, device)
+        K, vm = seed_camera(W, H, device)
+        ref = seed_reference_research_fn(gs, K, vm, W, H, B, backend)
+        off = grid_offsets(B, device)
+        world = tuple(t.repeat((B,) + (1,) * (t.dim() - 1)) for t in gs)
+        world = (world[0] + off.repeat_interleave(G, 0),) + world[1:] + (off,)
+        Ks, vms = K.expand(B, 3, 3), vm.expand(B, 4, 4)
+        ours = lambda: research_strategy_render(world, Ks, vms, W, H, backend)  # noqa: E731
+        t_ref, _ = time_call(ref, device, min_time, max_iters, min_iters=1)
+        t_ours, _ = time_call(ours, device, min_time, max_iters, min_iters=1)
+        t_ref2, _ = time_call(ref, device, min_time, max_iters, min_iters=1)  # bracket: clocks drift
+        t_ref = (t_ref + t_ref2) / 2
+        ratio = t_ours / t_ref
+        rows.append(dict(gaussians=G, res=f"{W}x{H}", B=B, ours_ms=round(t_ours, 3), reference_ms=round(t_ref, 3),
+                         ours_fps=B / t_ours * 1000.0, reference_fps=B / t_ref * 1000.0, ratio=round(ratio, 3),
+                         ok=abs(ratio - 1.0) <= tolerance))
+        logger.info("baseline check %s", rows[-1])
+        del gs, world, ref
+        _free(device)
     return rows
 
 

@@ -1,0 +1,88 @@
+"""scripts/benchmark.py --quick on CPU (torch rasteriser, tiny sizes, real ManiSkill physics in worker
+processes): every section is in the JSON with positive numbers, the plot and the tables exist.
+No timing assertions: the numbers of a quick run mean nothing."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    out = tmp / "out"
+    env = {**os.environ, "GSENV_ASSETS": str(tmp / "assets"), "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--device", "cpu", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"benchmark failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return json.loads((out / "benchmark.json").read_text()), out, proc.stdout
+
+
+def test_render_and_research_sections(quick_run):
+    res, _, _ = quick_run
+    assert res["config"]["quick"] and res["scene"]["density"] == 0.01 and res["scene"]["total_gaussians"] > 0
+    render = res["render"]
+    assert {(r["cache"], r["B"]) for r in render} == {(c, b) for c in (True, False) for b in (1, 2)}
+    for r in render:
+        assert _positive(r["fps"]) and _positive(r["ms"]), r
+    assert {r["B"] for r in res["research_strategy"]} == {1, 2}
+    for r in res["research_strategy"]:
+        assert _positive(r["fps"]) and _positive(r["ms"]), r
+    (chk,) = res["baseline_check"]
+    assert _positive(chk["ours_ms"]) and _positive(chk["reference_ms"]) and _positive(chk["ratio"])
+    assert isinstance(chk["ok"], bool)
+
+
+def test_env_and_physics_sections(quick_run):
+    res, _, _ = quick_run
+    c = res["end_to_end"]
+    assert c["obs_mode"] == "rgb" and c["num_envs"] == 2
+    for k in ("env_steps_per_s", "step_ms", "render_only_ms", "partial_reset_ms", "partial_reset_in_steps"):
+        assert _positive(c[k]), (k, c)
+    d = res["physics"]
+    assert d["gsenv_state"]["obs_mode"] == "state"
+    for part in ("gsenv_state", "single_process", "async_vector_env"):
+        assert _positive(d[part]["env_steps_per_s"]), (part, d[part])
+    for k in ("speedup_vs_async", "parallel_efficiency", "async_parallel_efficiency"):
+        assert _positive(d[k]), (k, d)
+    assert _positive(d["gsenv_state"]["partial_reset_in_steps"])
+    assert res["machine"]["usable_cores"] >= 1 and "lscpu" in res["machine"]
+
+
+def test_outputs(quick_run):
+    res, out, stdout = quick_run
+    png = out / "benchmark.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert res["plot"] in ("matplotlib", "fallback")
+    names = {b["bar"] for b in res["bars"]}
+    assert "physics-only / AsyncVectorEnv" in names and "end-to-end rgb / physics-only" in names
+    assert all(_positive(v) for v in res["timing_s"].values() if v)
+    # the table comes last, after the logs
+    assert "performance bar" in stdout and stdout.rstrip().splitlines()[-1].startswith("results:")
+
+
+def test_replot_and_cli(quick_run, tmp_path):
+    _, out, _ = quick_run
+    src = tmp_path / "benchmark.json"
+    src.write_bytes((out / "benchmark.json").read_bytes())
+    proc = subprocess.run([sys.executable, "-m", "gsenv.cli", "bench", "--replot", str(src)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "benchmark.png").is_file() and "(a) render-only" in proc.stdout
+
+
+def test_bad_sections_are_refused():
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--sections", "ax"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "sections are letters" in proc.stderr
