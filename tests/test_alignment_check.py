@@ -14,7 +14,7 @@ from gsenv.alignment.check import ROBOT, check_alignment
 from gsenv.scene.default import load_default_bundle
 from gsenv.sim import names
 
-DENSITY = 0.3
+DENSITY = 0.5
 SIZE = (224, 224)
 SAMPLES = 2
 LOWER_LINKS = ("fr3_link0", "fr3_link1", "fr3_link2", "fr3_link3")  # the 3rd-person camera does not see them
@@ -39,17 +39,16 @@ def aligned(bundle, tmp_path_factory):
 def test_default_scene_is_aligned(aligned):
     report, _ = aligned
     s = report.summary()
-    assert s[ROBOT]["judged"] == SAMPLES and s[ROBOT]["min_iou"] >= 0.9
-    assert s[names.PLATE]["judged"] == SAMPLES and s[names.PLATE]["pooled_iou"] >= 0.88
-    assert s[names.CUBE]["judged"] == SAMPLES and s[names.CUBE]["min_iou"] >= 0.75
+    # the acceptance bars: robot, cube and plate >= 0.9; links with >= 200 visible pixels >= 0.8
+    for body in (ROBOT, names.CUBE, names.PLATE):
+        assert s[body]["judged"] == SAMPLES and s[body]["min_iou"] >= 0.9, (body, s[body])
     judged_links = [link for link in names.ROBOT_VISUAL_LINK_NAMES if s[link]["judged"]]
     assert names.HAND_LINK in judged_links and len(judged_links) >= 3
     for body in [ROBOT, names.CUBE, names.PLATE, *judged_links]:
         # the masks sit on each other: centroids within 2 px (a 2 cm slip is ~7 px here)
         assert s[body]["max_centroid_offset_px"] < 2.0, (body, s[body])
     for link in judged_links:
-        if s[link]["max_mesh_pixels"] >= 400:  # the thin fingers at ~200 px lose most to a 1 px rim
-            assert s[link]["min_iou"] >= 0.8, (link, s[link])
+        assert s[link]["min_iou"] >= 0.8, (link, s[link])
 
 
 def test_bodies_outside_the_view_are_reported_not_failed(aligned):
@@ -62,14 +61,6 @@ def test_bodies_outside_the_view_are_reported_not_failed(aligned):
     for r in report.results:
         if max(r.mesh_pixels, r.splat_pixels) < report.min_pixels:
             assert r.status in ("small", "out_of_view")
-
-
-@pytest.mark.xfail(strict=True, reason="known gap (see docs/alignment.md): the rasteriser's eps2d = 0.3 px^2 "
-                   "screen-space blur grows every splat mask by ~1 px, which costs the ~20 px cube at 224x224 "
-                   "its IoU (0.80; 0.95 with eps2d = 0)")
-def test_cube_reaches_the_acceptance_iou_at_224(aligned):
-    report, _ = aligned
-    assert report.summary()[names.CUBE]["min_iou"] >= 0.9
 
 
 def test_report_json_and_overlay_images(aligned):

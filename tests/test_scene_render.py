@@ -24,7 +24,7 @@ def _pose(T: np.ndarray) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
-    bundle = load_default_bundle(tmp_path_factory.mktemp("assets"), density=0.03, progress=False)
+    bundle = load_default_bundle(tmp_path_factory.mktemp("assets"), density=0.06, progress=False)
     fk = link_world_transforms(__import__("gsenv.sim.robot_description", fromlist=["x"]).default_fr3_urdf(),
                                default_joint_config())
     poses = {link: _pose(fk[link]) for link in bundle.links}
@@ -45,7 +45,9 @@ def test_image_is_not_blank(scene):
     _, _, _, out = scene
     rgb = out.rgb[0, 0].float()
     assert out.rgb.shape == (1, 1, H, W, 3) and out.rgb.dtype == torch.uint8
-    assert rgb.std() > 10 and (out.alpha[0, 0] > 0.5).float().mean() > 0.98  # the scene fills the view
+    assert rgb.std() > 10
+    # the table fills the lower three quarters of the view (a light scene's far wall may have gaps)
+    assert (out.alpha[0, 0, H // 4:] > 0.5).float().mean() > 0.99
 
 
 def test_bodies_are_where_the_camera_maths_says(scene):

@@ -209,7 +209,8 @@ def body_renderer(bundle: SceneBundle, backend: str = "auto", device: str | torc
     from gsenv.splat.renderer import SceneRenderer
 
     return SceneRenderer(None, {n: g.to(device) for n, g in bundle.body_gaussians().items()}, backend=backend,
-                         backdrop=bundle.background_color, cache_background=False, device=device)
+                         backdrop=bundle.background_color, cache_background=False, device=device,
+                         eps2d=bundle.eps2d)
 
 
 def _cameras_tensor(specs: Sequence[CameraSpec], device) -> "Cameras":

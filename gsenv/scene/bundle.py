@@ -106,6 +106,8 @@ class SceneBundle:
     robot_urdf: Path | None = None
     backdrop_image: Path | None = None
     background_color: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    eps2d: float = 0.3
+    """Rasteriser low-pass (pixels^2): 0.3 for trained scans, 0 for gaussians sampled from meshes."""
     root: Path | None = None
 
     def camera(self, name: str) -> CameraSpec:

@@ -34,7 +34,7 @@ from gsenv.splat.gaussians import Gaussians
 
 logger = logging.getLogger(__name__)
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 RECIPE_FILE = "default_scene.json"
 SCENE_SUBDIR = "default-scene"
 
@@ -45,7 +45,12 @@ def load_recipe() -> dict:
 
 
 def cache_key(recipe: dict, density: float) -> str:
-    blob = json.dumps({"recipe": recipe, "density": density, "builder": BUILDER_VERSION}, sort_keys=True)
+    """Changes with the recipe, the density, the builder's version and the surface-sampling constants."""
+    from gsenv.scene import mesh_sampling as ms
+
+    sampling = [ms.TANGENT_STD_FRACTION, ms.NORMAL_STD_FRACTION, ms.DEFAULT_OPACITY]
+    blob = json.dumps({"recipe": recipe, "density": density, "builder": BUILDER_VERSION, "sampling": sampling},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -102,10 +107,12 @@ def link_visual_meshes(urdf: Path) -> dict[str, list]:
     return out
 
 
-def build_robot(urdf: Path, total: int, seed: int) -> dict[str, Gaussians]:
-    """Sample `total` gaussians over all links' visual surfaces (split by area), in link frames."""
+def build_robot(urdf: Path, total: int, seed: int, link_weights: dict[str, float] | None = None) -> dict[str, Gaussians]:
+    """Sample `total` gaussians over all links' visual surfaces, in link frames. Counts follow area x
+    weight (default 1): a higher weight gives a small link denser, smaller gaussians that hug its edges."""
     meshes = link_visual_meshes(urdf)
-    areas = {link: sum(m.area for m in ms) for link, ms in meshes.items()}
+    weights = link_weights or {}
+    areas = {link: sum(m.area for m in ms) * float(weights.get(link, 1.0)) for link, ms in meshes.items()}
     scale = total / sum(areas.values())
     return {link: sample_meshes(ms, max(1, int(round(areas[link] * scale))), seed + 101 * i)
             for i, (link, ms) in enumerate(sorted(meshes.items()))}
@@ -205,7 +212,8 @@ def build_default_bundle(density: float = 1.0, recipe: dict | None = None, progr
     seed = int(recipe["seed"])
     steps = ["robot", "objects", "background"]
     bar = _progress(len(steps), progress)
-    links = build_robot(default_fr3_urdf(), _count(recipe["robot"]["gaussians"], density), seed)
+    links = build_robot(default_fr3_urdf(), _count(recipe["robot"]["gaussians"], density), seed,
+                        recipe["robot"].get("link_weights"))
     bar.update(1)
     objects = {}
     for i, (name, spec) in enumerate(((names.CUBE, default_cube_spec()), (names.PLATE, default_plate_spec()))):
@@ -222,7 +230,7 @@ def build_default_bundle(density: float = 1.0, recipe: dict | None = None, progr
     camera = CameraSpec(cam["name"], int(cam["width"]), int(cam["height"]), K, sapien_camera_to_opencv(T))
     return SceneBundle(name="default", links=links, objects=objects, background=background, cameras=[camera],
                        instructions=[names.LANGUAGE_INSTRUCTION],
-                       background_color=tuple(recipe["background_color"]))
+                       background_color=tuple(recipe["background_color"]), eps2d=float(recipe["render"]["eps2d"]))
 
 
 def _progress(total: int, enabled: bool):

@@ -9,6 +9,9 @@ A bundle is a directory:
     background.ply              optional static background, in the splat model's world frame
     backdrop.(jpg|png)          optional image behind everything
 
+Optional "render": {"eps2d": px^2} sets the rasteriser's low-pass (default 0.3, as scans are trained;
+0 suits gaussians sampled from mesh surfaces).
+
 Validation collects every problem, each with its JSON path, and raises one SceneError listing them.
 """
 from __future__ import annotations
@@ -233,6 +236,11 @@ def load_bundle(root: str | Path, known_links: Iterable[str] | None = None, devi
         elif all(v is not None for v in (s, R, t)):
             similarity = Similarity(s, R, t)
 
+    render = c.get(doc, "render", "$", dict, required=False) or {}
+    eps2d = c.get(render, "eps2d", "render", float, required=False)
+    if eps2d is not None and eps2d < 0:
+        c.fail("render.eps2d", "must be >= 0")
+
     instructions = c.get(doc, "instructions", "$", list) or []
     if "instructions" in doc and (not instructions or not all(isinstance(s, str) and s.strip() for s in instructions)):
         c.fail("instructions", "must be a non-empty list of non-empty strings")
@@ -257,7 +265,8 @@ def load_bundle(root: str | Path, known_links: Iterable[str] | None = None, devi
         raise SceneError(root / MANIFEST, c.problems)
     return SceneBundle(name=name, links=links, objects=objs, background=background, cameras=cameras,
                        instructions=list(instructions), splat_to_sim=similarity, robot_urdf=urdf,
-                       backdrop_image=backdrop, background_color=color, root=root)
+                       backdrop_image=backdrop, background_color=color,
+                       eps2d=0.3 if eps2d is None else eps2d, root=root)
 
 
 def write_bundle(bundle: SceneBundle, root: str | Path, extra: dict | None = None) -> Path:
@@ -316,6 +325,7 @@ def write_bundle(bundle: SceneBundle, root: str | Path, extra: dict | None = Non
         "cameras": [cam.to_json() for cam in bundle.cameras],
         "splat_to_sim": bundle.splat_to_sim.to_json(),
         "instructions": list(bundle.instructions),
+        "render": {"eps2d": bundle.eps2d},
     }
     if extra:
         doc["build"] = extra

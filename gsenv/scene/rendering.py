@@ -23,7 +23,8 @@ def make_renderer(bundle: SceneBundle, backend: str = "auto", device: str | torc
     background = bundle.background_in_sim()
     return SceneRenderer(None if background is None else background.to(device),
                          {name: g.to(device) for name, g in bundle.body_gaussians().items()},
-                         backend=backend, backdrop=backdrop, cache_background=cache_background, device=device)
+                         backend=backend, backdrop=backdrop, cache_background=cache_background, device=device,
+                         eps2d=bundle.eps2d)
 
 
 def bundle_cameras(bundle: SceneBundle, names: Sequence[str] | None, width: int | None, height: int | None,

@@ -103,6 +103,9 @@ class SceneRenderer:
         device: where the gaussians live (default: background's / first body's device). Renders follow
             the input device (the renderer moves itself there).
         near_plane, far_plane: camera-space depth range in metres.
+        eps2d: low-pass added to every projected covariance (pixels^2). 0.3 (gsplat's default) for
+            scans trained through such a rasteriser; 0 for gaussians made from mesh surfaces, whose
+            edges would otherwise grow by about a pixel.
     """
 
     def __init__(
@@ -116,12 +119,15 @@ class SceneRenderer:
         device: torch.device | str | None = None,
         near_plane: float = 0.01,
         far_plane: float = 1e10,
+        eps2d: float = 0.3,
     ) -> None:
         if backend not in RENDER_BACKENDS:
             raise ValueError(f"backend must be one of {RENDER_BACKENDS}, got {backend!r}")
         self.backend = backend
         self.cache_background = cache_background
-        self.near_plane, self.far_plane = near_plane, far_plane
+        if eps2d < 0:
+            raise ValueError(f"eps2d must be >= 0, got {eps2d}")
+        self.near_plane, self.far_plane, self.eps2d = near_plane, far_plane, eps2d
         for name, g in bodies.items():
             if not isinstance(g, Gaussians):
                 raise ValueError(f"body {name!r} must be a Gaussians, got {type(g).__name__}")
@@ -281,7 +287,8 @@ class SceneRenderer:
 
     def _raster(self, means, quats, scales, opac, feats, Ks, vms, W, H, backend) -> _Layer:
         out, a = rasterize(means, quats, scales, opac, feats, vms, Ks, W, H, near_plane=self.near_plane,
-                           far_plane=self.far_plane, render_mode="RGB+D", backend=backend)
+                           far_plane=self.far_plane, eps2d=self.eps2d, render_mode="RGB+D",
+                           backend=backend)
         return _Layer(out[..., :-1], out[..., -1:], a)
 
     def _body_layer(self, poses, Ks, vms, W, H, backend, nb) -> _Layer:
