@@ -142,7 +142,7 @@ class GSEnv(gym.Env):
         self._sensor_param = sensor_params(self.camera_names, self._cameras.Ks, self._cameras.viewmats)
 
         task_kwargs = {"control_mode": control_mode, "reward_mode": reward_mode,
-                       **task_kwargs_from_bundle(self.scene), **task_kwargs}
+                       **task_kwargs_from_bundle(self.scene, asset_root), **task_kwargs}
         self._physics = make_physics(sim_backend, self.num_envs, task_kwargs, self.device, num_workers)
         self.sim_backend = self._physics.name
         self.total_num_trials = int(task_kwargs.get("total_num_trials", 128))

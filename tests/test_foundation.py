@@ -51,12 +51,15 @@ def test_maniskill_cpu_physics_steps():
 
 
 def test_doctor_reports_cpu_path(tmp_path):
+    env = {**__import__("os").environ, "GSENV_ASSETS": str(tmp_path / "assets")}
     out = subprocess.run([sys.executable, "-m", "gsenv.cli", "doctor"], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=300)
+                         cwd=tmp_path, timeout=300, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
-    for row in ("Python", "torch", "CUDA", "gsplat", "ManiSkill", "SAPIEN Vulkan", "physics backend", "render backend"):
+    for row in ("Python", "torch", "CUDA", "gsplat", "ManiSkill", "SAPIEN Vulkan", "physics backend", "render backend",
+                "asset root", "default scene", "dataset gsenv-assets-v0"):
         assert row in out.stdout
     assert "the CPU path works" in out.stdout
+    assert str(tmp_path / "assets") in out.stdout and "not downloaded (optional)" in out.stdout
 
 
 def test_cli_without_command_shows_usage():

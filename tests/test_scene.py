@@ -220,3 +220,18 @@ def test_adapter_bundle_round_trips_through_the_format(tmp_path, mini):
     assert again.robot_urdf is not None and again.robot_urdf.is_file()
     assert again.objects["plate"].collision["type"] == "mesh"
     assert torch.equal(again.links["fr3_hand"].means, bundle.links["fr3_hand"].means)
+
+
+def test_build_default_command(tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "gsenv.cli", "assets", "build-default", "--density", "0.005", "--root", str(tmp_path)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "built in" in first.stdout
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0 and "up to date" in second.stdout
+    assert (default_bundle_dir(tmp_path, 0.005) / MANIFEST).is_file()
+    bad = subprocess.run(cmd[:-4] + ["--density", "0"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--density must be > 0" in bad.stderr

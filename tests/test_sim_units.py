@@ -28,7 +28,7 @@ def test_names_are_consistent():
 
 
 def test_generated_urdf_has_canonical_names_and_fr3_limits(tmp_path, monkeypatch):
-    monkeypatch.setenv("GSENV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GSENV_ASSETS", str(tmp_path))
     path = default_fr3_urdf()
     assert path.is_file() and path.with_suffix(".srdf").is_file()
     assert str(path).startswith(str(tmp_path))

@@ -45,6 +45,18 @@ def add_commands(sub) -> None:
     ls = cmds.add_parser("list", help="known datasets: where they are, present or not, verified or not")
     ls.set_defaults(func=_list)
 
+    bd = cmds.add_parser("build-default", help="build the embedded default scene into the asset root",
+                         description="Generate the embedded default scene (offline, deterministic: ManiSkill's "
+                                     "Franka meshes + the recipe in assets_manifest/default_scene.json) into "
+                                     "<asset root>/default-scene/<key>. Environments build it on first use; this "
+                                     "command does it ahead of time. Reused until the recipe, the density or the "
+                                     "builder changes.")
+    bd.add_argument("--force", action="store_true", help="rebuild even when an up-to-date build exists")
+    bd.add_argument("--density", type=float, default=1.0,
+                    help="scale of every gaussian count (1.0: ~130k on robot + objects, ~340k background)")
+    bd.add_argument("--root", default=None, help="asset root (default: $GSENV_ASSETS, else the user cache)")
+    bd.set_defaults(func=_build_default)
+
 
 def _run(handler, args: argparse.Namespace) -> int:
     try:
@@ -119,4 +131,24 @@ def _list_impl(args: argparse.Namespace) -> int:
         print(f"{name}\n  hub:      {manifest.repo_type} {manifest.repo_id} @ {rev}\n  where:    {st.directory}\n"
               f"  present:  {st.present}\n  verified: {st.verified}"
               + (f"\n  commit:   {st.commit}" if st.commit else ""))
+    return 0
+
+
+def _build_default(args: argparse.Namespace) -> int:
+    import time
+
+    from gsenv.assets.root import asset_root
+    from gsenv.scene.default import MANIFEST, default_bundle_dir, ensure_default_bundle
+
+    if not args.density > 0:
+        print(f"gsenv assets build-default: error: --density must be > 0, got {args.density}", file=sys.stderr)
+        return 2
+    root = asset_root(args.root)
+    existed = (default_bundle_dir(root, args.density) / MANIFEST).is_file()
+    t0 = time.perf_counter()
+    path = ensure_default_bundle(root, density=args.density, force=args.force, progress=True)
+    if existed and not args.force:
+        print(f"default scene (density {args.density}) is up to date: {path}")
+    else:
+        print(f"default scene (density {args.density}) built in {time.perf_counter() - t0:.1f} s: {path}")
     return 0

@@ -200,8 +200,10 @@ def build_background(recipe: dict, density: float, seed: int) -> Gaussians:
 
 
 # ----------------------------------------------------------------------------------------- bundle
-def build_default_bundle(density: float = 1.0, recipe: dict | None = None, progress: bool = False) -> SceneBundle:
-    """Generate the default scene in memory (no files). density scales every gaussian count."""
+def build_default_bundle(density: float = 1.0, recipe: dict | None = None, progress: bool = False,
+                         asset_root: str | os.PathLike | None = None) -> SceneBundle:
+    """Generate the default scene in memory. density scales every gaussian count; asset_root is where
+    the simulator's FR3 description is generated (whose visual meshes are sampled)."""
     from gsenv.sim import names
     from gsenv.sim.objects import default_cube_spec, default_plate_spec
     from gsenv.sim.robot_description import default_fr3_urdf
@@ -212,7 +214,7 @@ def build_default_bundle(density: float = 1.0, recipe: dict | None = None, progr
     seed = int(recipe["seed"])
     steps = ["robot", "objects", "background"]
     bar = _progress(len(steps), progress)
-    links = build_robot(default_fr3_urdf(), _count(recipe["robot"]["gaussians"], density), seed,
+    links = build_robot(default_fr3_urdf(asset_root), _count(recipe["robot"]["gaussians"], density), seed,
                         recipe["robot"].get("link_weights"))
     bar.update(1)
     objects = {}
@@ -256,7 +258,7 @@ def ensure_default_bundle(asset_root: str | os.PathLike, density: float = 1.0, f
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.building-"))
     try:
         t0 = time.perf_counter()
-        bundle = build_default_bundle(density, recipe, progress=progress)
+        bundle = build_default_bundle(density, recipe, progress=progress, asset_root=asset_root)
         write_bundle(bundle, tmp, extra={"builder_version": BUILDER_VERSION, "density": density,
                                          "recipe_key": final.name,
                                          "seconds": round(time.perf_counter() - t0, 2)})

@@ -69,14 +69,14 @@ def _object_spec(obj: SceneObject | None, default):
     return dataclasses.replace(spec, **overrides) if overrides else spec
 
 
-def task_kwargs_from_bundle(bundle: SceneBundle) -> dict:
-    """Robot URDF and object collision geometry the simulation task should take from the bundle."""
+def task_kwargs_from_bundle(bundle: SceneBundle, asset_root: str | os.PathLike | None = None) -> dict:
+    """Robot URDF and object collision geometry the simulation task should take from the bundle
+    (the FR3 description generated under the asset root when the bundle brings no URDF)."""
     from gsenv.sim import names
     from gsenv.sim.objects import default_cube_spec, default_plate_spec
+    from gsenv.sim.robot_description import default_fr3_urdf
 
-    kwargs: dict = {}
-    if bundle.robot_urdf is not None:
-        kwargs["robot_urdf"] = str(bundle.robot_urdf)
+    kwargs: dict = {"robot_urdf": str(bundle.robot_urdf or default_fr3_urdf(asset_root))}
     kwargs["cube"] = _object_spec(bundle.objects.get(names.CUBE), default_cube_spec())
     kwargs["plate"] = _object_spec(bundle.objects.get(names.PLATE), default_plate_spec())
     return kwargs

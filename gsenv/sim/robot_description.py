@@ -4,7 +4,7 @@ ManiSkill ships the Panda (``panda_v2.urdf``) but no FR3; both share the kinemat
 parameters). :func:`default_fr3_urdf` writes, once per content, a copy of the Panda URDF + SRDF
 with every ``panda_`` name renamed to the canonical ``fr3_`` names (:mod:`gsenv.sim.names`), the
 FR3's arm joint limits, and absolute mesh paths, into gsenv's cache directory
-(``$GSENV_CACHE_DIR`` or ``~/.cache/gsenv``). Writes are atomic, so worker processes may race.
+(``<asset root>/sim``, see gsenv.assets.root). Writes are atomic, so worker processes may race.
 """
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ _SOURCE_NAME = "panda_v2"
 _FORMAT_VERSION = "1"  # bump when the rewrite below changes
 
 
-def cache_dir() -> Path:
-    """gsenv's cache directory for generated simulator files."""
-    root = os.environ.get("GSENV_CACHE_DIR")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "gsenv"
-    return base / "sim"
+def cache_dir(root: str | os.PathLike | None = None) -> Path:
+    """gsenv's cache directory for generated simulator files: ``<asset root>/sim``."""
+    from gsenv.assets.root import asset_root
+
+    return asset_root(root) / "sim"
 
 
 def _maniskill_panda_dir() -> Path:
@@ -93,7 +93,7 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def default_fr3_urdf() -> Path:
+def default_fr3_urdf(root: str | os.PathLike | None = None) -> Path:
     """Path of the FR3-named URDF generated from ManiSkill's Panda (its .srdf lies beside it)."""
     src = _maniskill_panda_dir()
     urdf_src = (src / f"{_SOURCE_NAME}.urdf").read_text()
@@ -101,7 +101,7 @@ def default_fr3_urdf() -> Path:
     urdf = rewrite_panda_urdf(urdf_src, src)
     srdf = rewrite_panda_srdf(srdf_src)
     digest = hashlib.sha256((_FORMAT_VERSION + urdf + srdf).encode()).hexdigest()[:16]
-    out = cache_dir() / f"fr3_from_{_SOURCE_NAME}_{digest}"
+    out = cache_dir(root) / f"fr3_from_{_SOURCE_NAME}_{digest}"
     urdf_path = out / "fr3.urdf"
     srdf_path = out / "fr3.srdf"
     if not (urdf_path.is_file() and srdf_path.is_file()):
