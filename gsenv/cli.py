@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "gsenv.assets.cli",
     "gsenv.alignment.cli",
     "gsenv.bench",
+    "gsenv.demo",
 ]
 
 
