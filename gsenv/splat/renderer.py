@@ -84,6 +84,11 @@ class _Splats:
         return self.means.shape[0]
 
 
+def _resolved(device: torch.device | str) -> torch.device:
+    """The device tensors actually land on ("cuda" -> "cuda:0"), so device comparisons hold."""
+    return torch.empty(0, device=device).device
+
+
 def _campos(viewmats: Tensor) -> Tensor:
     """Camera centres in world [..., 3] from world-to-camera [..., 4, 4]."""
     R, t = viewmats[..., :3, :3], viewmats[..., :3, 3:]
@@ -133,7 +138,7 @@ class SceneRenderer:
                 raise ValueError(f"body {name!r} must be a Gaussians, got {type(g).__name__}")
         self._body_names = tuple(bodies)
         first = background if background is not None else next(iter(bodies.values()), None)
-        self.device = torch.device(device) if device is not None else (first.device if first is not None else torch.device("cpu"))
+        self.device = _resolved(device) if device is not None else (first.device if first is not None else torch.device("cpu"))
         self._background_src = background
         self._bodies_src = dict(bodies)
         self._backdrop_src = backdrop
@@ -175,7 +180,7 @@ class SceneRenderer:
 
     def to(self, device: torch.device | str) -> "SceneRenderer":
         """Move the gaussians (and drop the background cache)."""
-        self.device = torch.device(device)
+        self.device = _resolved(device)
         self._build()
         return self
 
