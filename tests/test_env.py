@@ -197,6 +197,34 @@ def test_bad_options_are_clear_errors(assets):
         make(assets, obs_mode="pointcloud")
     with pytest.raises(ValueError, match="render_backend='gsplat' needs a CUDA device"):
         make(assets, render_backend="gsplat")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="physx_cuda' needs a CUDA GPU.*use sim_backend='physx_cpu'"):
+            make(assets, sim_backend="physx_cuda", obs_mode="state")
+    with pytest.raises(ValueError, match="sim_backend must be one of"):
+        make(assets, sim_backend="physx_gpu", obs_mode="state")
+
+
+def test_scene_from_a_dataset_in_the_rlinf_layout(tmp_path, assets):
+    """The simulation takes its robot URDF and object collision meshes from the active scene."""
+    from mini_dataset import make_mini_dataset
+
+    mini = make_mini_dataset(tmp_path / "gsenv-assets-v0")
+    env = make(assets, num_envs=1, scene=str(mini.root), obs_mode="rgb")
+    try:
+        base = env.unwrapped
+        assert base.scene.robot_urdf == mini.root / "robot/my_franka/fr3_wristcam.urdf"
+        from gsenv.scene.resolve import task_kwargs_from_bundle
+
+        kwargs = task_kwargs_from_bundle(base.scene)
+        assert kwargs["robot_urdf"] == str(base.scene.robot_urdf) and kwargs["cube"].kind == "mesh"
+        obs, _ = env.reset(seed=0)
+        for _ in range(3):
+            obs, *_ = env.step(torch.zeros(1, 7))
+        # the mesh cube (a 4 cm box OBJ centred on its origin) rests on the table
+        assert abs(obs["extra"]["cube_pose"][0, 2].item() - 0.02) < 0.005
+        assert obs["sensor_data"]["3rd_view_camera"]["rgb"].shape == (1, H, W, 3)
+    finally:
+        env.close()
 
 
 def test_close_ends_every_worker(assets):

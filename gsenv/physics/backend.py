@@ -64,6 +64,9 @@ class GpuPhysics:
 
         from gsenv.sim import names
 
+        if not torch.cuda.is_available():
+            raise ValueError("sim_backend='physx_cuda' needs a CUDA GPU and none is available here; "
+                             "use sim_backend='physx_cpu' (or 'auto')")
         importlib.import_module(TASK_MODULE)
         try:
             self.env = gym.make(names.TASK_ID, num_envs=num_envs, sim_backend="physx_cuda", render_backend="none",
