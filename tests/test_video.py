@@ -17,8 +17,10 @@ B = 2
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
+    assets = tmp_path_factory.getbasetemp() / "gsenv-assets"  # shared with test_smoke: one scene build
+    assets.mkdir(exist_ok=True)
     env = gym.make(gsenv.registration.ENV_ID, num_envs=B, obs_mode="rgb", image_size=(H, W), scene_density=0.02,
-                   asset_root=str(tmp_path_factory.mktemp("assets")), num_workers=B, render_mode="rgb_array")
+                   asset_root=str(assets), num_workers=B, render_mode="rgb_array")
     yield env
     env.close()
 
