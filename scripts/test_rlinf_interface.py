@@ -94,12 +94,28 @@ def tensor_failure(value, shape, dtype, device) -> str | None:
 
 # ---------------------------------------------------------------------------------------------- config
 def load_config(path: Path | None, overrides: list[str]) -> dict:
-    import yaml
+    import copy
 
+    try:
+        import yaml
+
+        parse = yaml.safe_load
+    except ImportError:  # no PyYAML (e.g. a bare GPU machine): the embedded config, JSON-style values
+        import json
+
+        if path is not None and path != DEFAULT_CONFIG:
+            raise ValueError(f"reading --config {path} needs PyYAML (pip install pyyaml)") from None
+        path = None
+
+        def parse(raw):
+            try:
+                return json.loads(raw)
+            except ValueError:
+                return raw
     if path is None:
-        cfg = {**EMBEDDED_CONFIG, "init_params": dict(EMBEDDED_CONFIG["init_params"])}
+        cfg = copy.deepcopy(EMBEDDED_CONFIG)
     else:
-        cfg = yaml.safe_load(Path(path).read_text())
+        cfg = parse(Path(path).read_text())
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
@@ -110,7 +126,7 @@ def load_config(path: Path | None, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ValueError(f"--set {item!r}: {part!r} is not a mapping in the config")
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = parse(raw)
     if not isinstance(cfg.get("init_params"), dict) or "id" not in cfg["init_params"]:
         raise ValueError("the config has no init_params.id (RLinf calls gym.make(**init_params))")
     return cfg
