@@ -295,6 +295,9 @@ class GSEnv(gym.Env):
         info = self.evaluate()
         info["elapsed_steps"] = self.elapsed_steps
         info["language_instruction"] = self.get_language_instruction()
+        if self._wants_images:  # RLinf's "raw" observation mode reads this
+            info["extracted_obs"] = {"main_images": self._frames, "states": self._outputs["state/agent/qpos"],
+                                     "task_descriptions": info["language_instruction"]}
         return info
 
     def __del__(self):

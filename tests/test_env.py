@@ -66,6 +66,10 @@ def test_obs_modes_with_the_expert(assets, obs_mode):
         assert terminated.dtype == torch.bool and truncated.dtype == torch.bool and truncated.shape == (1,)
         assert info["success"].dtype == torch.bool and info["elapsed_steps"].tolist() == [20]
         assert info["language_instruction"] == ["pick up the cube and put it on the plate"]
+        if obs_mode.startswith("rgb"):  # RLinf's raw mode
+            raw = info["extracted_obs"]
+            assert torch.equal(raw["main_images"], obs["sensor_data"]["3rd_view_camera"]["rgb"])
+            assert torch.equal(raw["states"], obs["agent"]["qpos"]) and raw["task_descriptions"] == info["language_instruction"]
         if obs_mode == "state":
             assert obs.shape == (1, 46) and obs.dtype == torch.float32
         if obs_mode.startswith("rgb"):
