@@ -220,3 +220,33 @@ def test_camera_conversions():
     # quaternion helper sanity: q ⊗ q^-1 = identity
     q = torch.tensor([0.5, 0.5, -0.5, 0.5])
     assert torch.allclose(quat_multiply(q, q * torch.tensor([1, -1, -1, -1.0])), torch.tensor([1.0, 0, 0, 0]))
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_bodies_outside_every_view_are_culled_without_changing_the_image(cache):
+    """A body no camera of any env can see is left out of rasterisation; the images stay identical."""
+    near = blob([[0.0, 0.0, 0.0], [0.05, 0.0, 0.0]], (1.0, 0.0, 0.0))
+    far_away = blob([[0.0, 0.0, 0.0], [0.0, 0.05, 0.0]], (0.0, 1.0, 0.0))
+    poses2 = {"near": pose(0.0, 0.0, 2.0, B=2), "far": pose(3.0, 0.0, 2.0, B=2)}  # 3 m right at 2 m depth
+    both = SceneRenderer(wall(), {"near": near, "far": far_away}, backend="torch", cache_background=cache)
+    only_near = SceneRenderer(wall(), {"near": near}, backend="torch", cache_background=cache)
+    a = both.render(poses2, cams(B=2), depth=True, body_alpha=True)
+    b = only_near.render({"near": poses2["near"]}, cams(B=2), depth=True)
+    assert torch.equal(a.rgb, b.rgb) and torch.equal(a.depth, b.depth)
+    assert list(both._culled) == [(True, False)]  # "far" was culled
+    (splats, index), = both._culled.values()
+    assert len(splats) == 2 and index.tolist() == [0, 0]
+    assert a.body_alpha[..., 1].max() == 0 and a.body_alpha[..., 0].max() > 0.5
+    # as soon as one env's camera can see it, it is rendered (for every env)
+    poses2["far"] = torch.tensor([[3.0, 0.0, 2.0, 1, 0, 0, 0], [0.1, 0.0, 2.0, 1, 0, 0, 0]])
+    c = both.render(poses2, cams(B=2), body_alpha=True)
+    assert c.body_alpha[1, ..., 1].max() > 0.5 and c.body_alpha[0, ..., 1].max() == 0
+
+
+def test_a_body_reaching_into_the_view_is_kept():
+    # centre 2 px outside the image's right edge, but 3-sigma of its gaussians reaches into it
+    x_edge = (W - CX) / F * 2.0
+    body = blob([[0.0, 0.0, 0.0]], (0.0, 1.0, 0.0), scale=0.03)
+    r = SceneRenderer(None, {"b": body}, backend="torch")
+    out = r.render({"b": pose(x_edge + 2.0 / F * 2.0, 0.0, 2.0)}, cams(), alpha=True)
+    assert out.alpha[0, 0, :, -1].max() > 0.05 and not r._culled

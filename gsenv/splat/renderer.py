@@ -83,6 +83,56 @@ class _Splats:
     def __len__(self) -> int:
         return self.means.shape[0]
 
+    def subset(self, keep: Tensor) -> "_Splats":
+        """The gaussians where keep [N] is True."""
+        out = object.__new__(_Splats)
+        out.means, out.quats, out.scales = self.means[keep], self.quats[keep], self.scales[keep]
+        out.opacities, out.sh, out.view_dependent = self.opacities[keep], self.sh[keep], self.view_dependent
+        out.rgb = None if self.rgb is None else self.rgb[keep]
+        return out
+
+
+# A body is culled when its bounding sphere (centre of its gaussians, radius to the farthest one plus
+# 3 of its largest standard deviations) lies outside every camera's frustum widened by this margin
+# (pixels), which covers the rasteriser's low-pass: culled bodies cannot touch a pixel.
+CULL_MARGIN_PX = 4.0
+
+
+def _bounding_spheres(parts: Sequence[Gaussians]) -> tuple[Tensor, Tensor]:
+    """Per body: centre [NB, 3] (body frame) and radius [NB] covering its gaussians' 3-sigma extent."""
+    centres, radii = [], []
+    for g in parts:
+        if len(g) == 0:
+            centres.append(torch.zeros(3, device=g.device))
+            radii.append(torch.full((), -1.0, device=g.device))  # never visible
+            continue
+        c = g.means.mean(0)
+        centres.append(c)
+        radii.append(((g.means - c).norm(dim=1) + 3.0 * g.scales.max(dim=1).values).max())
+    return torch.stack(centres), torch.stack(radii)
+
+
+def _visible_bodies(centres: Tensor, radii: Tensor, poses: Tensor, Ks: Tensor, vms: Tensor, W: int, H: int,
+                    near: float) -> Tensor:
+    """bool [NB]: bodies whose bounding sphere meets the frustum of any camera of any env.
+
+    centres [NB, 3], radii [NB] in body frames; poses [B, NB, 7]; Ks [B, C, 3, 3]; vms [B, C, 4, 4].
+    """
+    q = quat_normalize(poses[..., 3:])
+    world = quat_rotate(q, centres.expand_as(poses[..., :3])) + poses[..., :3]  # [B, NB, 3]
+    p = torch.einsum("bcij,bnj->bcni", vms[..., :3, :3], world) + vms[..., None, :3, 3]  # [B, C, NB, 3]
+    x, y, z = p.unbind(-1)
+    fx, fy = Ks[..., 0, 0, None], Ks[..., 1, 1, None]
+    cx, cy = Ks[..., 0, 2, None], Ks[..., 1, 2, None]
+    m = CULL_MARGIN_PX
+    lo_x, hi_x = (-m - cx) / fx, (W + m - cx) / fx  # frustum side planes as slopes x/z, y/z
+    lo_y, hi_y = (-m - cy) / fy, (H + m - cy) / fy
+    r = radii
+    inside = ((z - near) > -r) \
+        & ((x - lo_x * z) / torch.sqrt(1 + lo_x ** 2) > -r) & ((hi_x * z - x) / torch.sqrt(1 + hi_x ** 2) > -r) \
+        & ((y - lo_y * z) / torch.sqrt(1 + lo_y ** 2) > -r) & ((hi_y * z - y) / torch.sqrt(1 + hi_y ** 2) > -r)
+    return inside.flatten(0, 1).any(0)
+
 
 def _resolved(device: torch.device | str) -> torch.device:
     """The device tensors actually land on ("cuda" -> "cuda:0"), so device comparisons hold."""
@@ -154,8 +204,10 @@ class SceneRenderer:
             self._body = _Splats(Gaussians.concat(parts))
             counts = torch.tensor([len(p) for p in parts], device=self.device)
             self._body_index = torch.repeat_interleave(torch.arange(len(parts), device=self.device), counts)  # [Nb]
+            self._spheres = _bounding_spheres(parts)
         else:
-            self._body, self._body_index = None, None
+            self._body, self._body_index, self._spheres = None, None, None
+        self._culled: dict[tuple[bool, ...], tuple[_Splats, Tensor]] = {}
         self._set_backdrop(self._backdrop_src)
         self.invalidate_cache()
 
@@ -259,10 +311,32 @@ class SceneRenderer:
                 raise ValueError(f"body_poses[{n!r}] is on {p.device}, cameras on {dev}: put them on one device")
         return torch.stack([body_poses[n].to(torch.float32) for n in self._body_names], 1)
 
-    def _body_splats(self, poses: Tensor, vms: Tensor, nb: int) -> tuple[Tensor, ...]:
+    def _bodies_in_view(self, poses: Tensor, Ks: Tensor, vms: Tensor, W: int, H: int) -> tuple[_Splats, Tensor] | None:
+        """The body gaussians (and their body indices) of the bodies some camera of some env can see;
+        None when no camera sees any."""
+        visible = _visible_bodies(*self._spheres, poses, Ks, vms, W, H, self.near_plane)
+        key = tuple(visible.tolist())
+        if all(key):
+            return self._body, self._body_index
+        if not any(key):
+            return None
+        if key not in self._culled:
+            keep = visible[self._body_index]
+            self._culled[key] = (self._body.subset(keep), self._body_index[keep])
+        return self._culled[key]
+
+    def _body_splats(self, poses: Tensor, vms: Tensor, nb: int, Ks: Tensor | None = None,
+                     size: tuple[int, int] | None = None) -> tuple[Tensor, ...] | None:
         """Bodies moved to their poses: means/quats [B, Nb, *], scales/opacities broadcast views,
-        features [B, Nb, D] or [B, C, Nb, D] (D = 3 + nb)."""
-        body, idx = self._body, self._body_index
+        features [B, Nb, D] or [B, C, Nb, D] (D = 3 + nb). With Ks and size (W, H), bodies outside
+        every camera's view are left out (None when that is all of them)."""
+        if Ks is not None and size is not None:
+            in_view = self._bodies_in_view(poses, Ks, vms, *size)
+            if in_view is None:
+                return None
+            body, idx = in_view
+        else:
+            body, idx = self._body, self._body_index
         B = poses.shape[0]
         q = quat_normalize(poses[..., 3:])  # [B, NB, 4]
         t = poses[..., :3]
@@ -297,7 +371,12 @@ class SceneRenderer:
         return _Layer(out[..., :-1], out[..., -1:], a)
 
     def _body_layer(self, poses, Ks, vms, W, H, backend, nb) -> _Layer:
-        return self._raster(*self._body_splats(poses, vms, nb), Ks, vms, W, H, backend)
+        splats = self._body_splats(poses, vms, nb, Ks, (W, H))
+        if splats is None:  # no camera sees any body
+            B, C = vms.shape[:2]
+            z = torch.zeros(B, C, H, W, 1, device=vms.device)
+            return _Layer(z.expand(B, C, H, W, 3 + nb), z, z)
+        return self._raster(*splats, Ks, vms, W, H, backend)
 
     def _background_layer(self, Ks: Tensor, vms: Tensor, W: int, H: int, backend: str) -> _Layer:
         """The background rendered once per distinct camera: [1, C, ...] when every env shares the
@@ -327,8 +406,9 @@ class SceneRenderer:
             feats = torch.nn.functional.pad(feats, (0, nb))
             parts.append((bg.means.expand(B, -1, -1), bg.quats.expand(B, -1, -1), bg.scales.expand(B, -1, -1),
                           bg.opacities.expand(B, -1), feats))
-        if self._body is not None:
-            parts.append(self._body_splats(poses, vms, nb))
+        splats = self._body_splats(poses, vms, nb, Ks, (W, H)) if self._body is not None else None
+        if splats is not None:
+            parts.append(splats)
         if not parts:
             z = torch.zeros(B, C, H, W, 1, device=vms.device)
             return _Layer(z.expand(B, C, H, W, 3 + nb), z, z)
