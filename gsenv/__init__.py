@@ -16,10 +16,14 @@ _LAZY: dict[str, str] = {
     "Gaussians": "gsenv.splat.gaussians",
     "load_ply": "gsenv.splat.ply",
     "save_ply": "gsenv.splat.ply",
+    "PlyError": "gsenv.splat.ply",
     "SceneRenderer": "gsenv.splat.renderer",
+    "RenderOutput": "gsenv.splat.renderer",
+    "Cameras": "gsenv.splat.cameras",
     "rasterize": "gsenv.splat.rasterize",
-    # simulation (gsenv.sim)
+    # simulation (gsenv.sim) and the environment
     "scripted_expert_action": "gsenv.sim.expert",
+    "GSEnv": "gsenv.env",
 }
 
 __all__ = ["__version__", *_LAZY]
