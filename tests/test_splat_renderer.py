@@ -233,14 +233,28 @@ def test_bodies_outside_every_view_are_culled_without_changing_the_image(cache):
     a = both.render(poses2, cams(B=2), depth=True, body_alpha=True)
     b = only_near.render({"near": poses2["near"]}, cams(B=2), depth=True)
     assert torch.equal(a.rgb, b.rgb) and torch.equal(a.depth, b.depth)
-    assert list(both._culled) == [(True, False)]  # "far" was culled
-    (splats, index), = both._culled.values()
-    assert len(splats) == 2 and index.tolist() == [0, 0]
+    cams2 = cams(B=2)
+    splats, index = both._bodies_in_view(both._stack_poses(poses2, 2, cams2.device), cams2.Ks, cams2.viewmats, W, H)
+    assert len(splats) == 2 and index.tolist() == [0, 0]  # "far" was left out
     assert a.body_alpha[..., 1].max() == 0 and a.body_alpha[..., 0].max() > 0.5
     # as soon as one env's camera can see it, it is rendered (for every env)
     poses2["far"] = torch.tensor([[3.0, 0.0, 2.0, 1, 0, 0, 0], [0.1, 0.0, 2.0, 1, 0, 0, 0]])
     c = both.render(poses2, cams(B=2), body_alpha=True)
     assert c.body_alpha[1, ..., 1].max() > 0.5 and c.body_alpha[0, ..., 1].max() == 0
+
+
+def test_clusters_of_one_body_are_culled_separately():
+    """A long body half in view: the gaussians of its far end are left out, the image is the same."""
+    xs = torch.linspace(0.0, 3.0, 61)  # a 3 m rod along x, 5 cm apart: 61 cells
+    rod = blob([[float(x), 0.0, 0.0] for x in xs], (1.0, 1.0, 0.0), scale=0.01)
+    r = SceneRenderer(None, {"rod": rod}, backend="torch")
+    p = {"rod": pose(-0.1, 0.0, 2.0)}
+    c = cams()
+    splats, index = r._bodies_in_view(r._stack_poses(p, 1, c.device), c.Ks, c.viewmats, W, H)
+    half_width = (W - CX + 4) / F * 2.0  # the view's half width at 2 m, plus the margin
+    assert 0 < len(splats) < len(rod) and splats.means[:, 0].max() - 0.1 <= half_width + 0.1
+    whole = SceneRenderer(None, {"rod": rod}, backend="torch", cull=False)
+    assert torch.equal(r.render(p, c).rgb, whole.render(p, c).rgb)
 
 
 def test_a_body_reaching_into_the_view_is_kept():
@@ -249,4 +263,4 @@ def test_a_body_reaching_into_the_view_is_kept():
     body = blob([[0.0, 0.0, 0.0]], (0.0, 1.0, 0.0), scale=0.03)
     r = SceneRenderer(None, {"b": body}, backend="torch")
     out = r.render({"b": pose(x_edge + 2.0 / F * 2.0, 0.0, 2.0)}, cams(), alpha=True)
-    assert out.alpha[0, 0, :, -1].max() > 0.05 and not r._culled
+    assert out.alpha[0, 0, :, -1].max() > 0.05 and r._culled is None

@@ -92,31 +92,46 @@ class _Splats:
         return out
 
 
-# A body is culled when its bounding sphere (centre of its gaussians, radius to the farthest one plus
-# 3 of its largest standard deviations) lies outside every camera's frustum widened by this margin
-# (pixels), which covers the rasteriser's low-pass: culled bodies cannot touch a pixel.
+# Bodies are culled in clusters: each body's gaussians are grouped by a CLUSTER_CELL_M grid in the
+# body frame; a cluster whose bounding sphere (centre of its gaussians, radius to the farthest plus
+# 3 of its largest standard deviations) lies outside every camera's frustum widened by
+# CULL_MARGIN_PX (which covers the rasteriser's low-pass) cannot touch a pixel and is left out.
+CLUSTER_CELL_M = 0.05
 CULL_MARGIN_PX = 4.0
 
 
-def _bounding_spheres(parts: Sequence[Gaussians]) -> tuple[Tensor, Tensor]:
-    """Per body: centre [NB, 3] (body frame) and radius [NB] covering its gaussians' 3-sigma extent."""
-    centres, radii = [], []
-    for g in parts:
+def _clusters(parts: Sequence[Gaussians], cell: float = CLUSTER_CELL_M) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Group each body's gaussians by grid cell.
+
+    Returns: cluster of each gaussian [Nb] (bodies concatenated in order), body of each cluster [NC],
+    cluster centres [NC, 3] in their body's frame and radii [NC].
+    """
+    of_gaussian, body_of, centres, radii = [], [], [], []
+    first = 0
+    for k, g in enumerate(parts):
         if len(g) == 0:
-            centres.append(torch.zeros(3, device=g.device))
-            radii.append(torch.full((), -1.0, device=g.device))  # never visible
             continue
-        c = g.means.mean(0)
+        cells = torch.floor(g.means / cell).to(torch.int64)
+        _, local = torch.unique(cells, dim=0, return_inverse=True)  # [n] cluster within the body
+        n = int(local.max()) + 1
+        count = torch.zeros(n, device=g.device).index_add_(0, local, torch.ones(len(g), device=g.device))
+        c = torch.zeros(n, 3, device=g.device).index_add_(0, local, g.means) / count[:, None]
+        extent = (g.means - c[local]).norm(dim=1) + 3.0 * g.scales.max(dim=1).values
+        r = torch.zeros(n, device=g.device).scatter_reduce_(0, local, extent, "amax", include_self=True)
+        of_gaussian.append(local + first)
+        body_of.append(torch.full((n,), k, device=g.device, dtype=torch.int64))
         centres.append(c)
-        radii.append(((g.means - c).norm(dim=1) + 3.0 * g.scales.max(dim=1).values).max())
-    return torch.stack(centres), torch.stack(radii)
+        radii.append(r)
+        first += n
+    return torch.cat(of_gaussian), torch.cat(body_of), torch.cat(centres), torch.cat(radii)
 
 
-def _visible_bodies(centres: Tensor, radii: Tensor, poses: Tensor, Ks: Tensor, vms: Tensor, W: int, H: int,
-                    near: float) -> Tensor:
-    """bool [NB]: bodies whose bounding sphere meets the frustum of any camera of any env.
+def _visible_spheres(centres: Tensor, radii: Tensor, poses: Tensor, Ks: Tensor, vms: Tensor, W: int, H: int,
+                     near: float) -> Tensor:
+    """bool [NS]: spheres that meet the frustum of any camera of any env.
 
-    centres [NB, 3], radii [NB] in body frames; poses [B, NB, 7]; Ks [B, C, 3, 3]; vms [B, C, 4, 4].
+    centres [NS, 3], radii [NS] in the frames of their bodies; poses [B, NS, 7] (each sphere's body
+    pose); Ks [B, C, 3, 3]; vms [B, C, 4, 4].
     """
     q = quat_normalize(poses[..., 3:])
     world = quat_rotate(q, centres.expand_as(poses[..., :3])) + poses[..., :3]  # [B, NB, 3]
@@ -161,6 +176,8 @@ class SceneRenderer:
         eps2d: low-pass added to every projected covariance (pixels^2). 0.3 (gsplat's default) for
             scans trained through such a rasteriser; 0 for gaussians made from mesh surfaces, whose
             edges would otherwise grow by about a pixel.
+        cull: leave out clusters of body gaussians that no camera of any env can see (the image is
+            the same; turn it off only to compare).
     """
 
     def __init__(
@@ -175,6 +192,7 @@ class SceneRenderer:
         near_plane: float = 0.01,
         far_plane: float = 1e10,
         eps2d: float = 0.3,
+        cull: bool = True,
     ) -> None:
         if backend not in RENDER_BACKENDS:
             raise ValueError(f"backend must be one of {RENDER_BACKENDS}, got {backend!r}")
@@ -183,6 +201,7 @@ class SceneRenderer:
         if eps2d < 0:
             raise ValueError(f"eps2d must be >= 0, got {eps2d}")
         self.near_plane, self.far_plane, self.eps2d = near_plane, far_plane, eps2d
+        self.cull = cull
         for name, g in bodies.items():
             if not isinstance(g, Gaussians):
                 raise ValueError(f"body {name!r} must be a Gaussians, got {type(g).__name__}")
@@ -204,10 +223,10 @@ class SceneRenderer:
             self._body = _Splats(Gaussians.concat(parts))
             counts = torch.tensor([len(p) for p in parts], device=self.device)
             self._body_index = torch.repeat_interleave(torch.arange(len(parts), device=self.device), counts)  # [Nb]
-            self._spheres = _bounding_spheres(parts)
+            self._clusters = _clusters(parts)
         else:
-            self._body, self._body_index, self._spheres = None, None, None
-        self._culled: dict[tuple[bool, ...], tuple[_Splats, Tensor]] = {}
+            self._body, self._body_index, self._clusters = None, None, None
+        self._culled: tuple[bytes, tuple[_Splats, Tensor]] | None = None  # last visibility and its subset
         self._set_backdrop(self._backdrop_src)
         self.invalidate_cache()
 
@@ -312,25 +331,27 @@ class SceneRenderer:
         return torch.stack([body_poses[n].to(torch.float32) for n in self._body_names], 1)
 
     def _bodies_in_view(self, poses: Tensor, Ks: Tensor, vms: Tensor, W: int, H: int) -> tuple[_Splats, Tensor] | None:
-        """The body gaussians (and their body indices) of the bodies some camera of some env can see;
+        """The body gaussians (and their body indices) some camera of some env can see, by cluster;
         None when no camera sees any."""
-        visible = _visible_bodies(*self._spheres, poses, Ks, vms, W, H, self.near_plane)
-        key = tuple(visible.tolist())
-        if all(key):
+        of_gaussian, body_of, centres, radii = self._clusters
+        visible = _visible_spheres(centres, radii, poses[:, body_of], Ks, vms, W, H, self.near_plane)
+        key = visible.cpu().numpy().tobytes()
+        if self._culled is not None and self._culled[0] == key:  # consecutive steps mostly agree
+            return self._culled[1]
+        if bool(visible.all()):
             return self._body, self._body_index
-        if not any(key):
+        if not bool(visible.any()):
             return None
-        if key not in self._culled:
-            keep = visible[self._body_index]
-            self._culled[key] = (self._body.subset(keep), self._body_index[keep])
-        return self._culled[key]
+        keep = visible[of_gaussian]
+        self._culled = (key, (self._body.subset(keep), self._body_index[keep]))
+        return self._culled[1]
 
     def _body_splats(self, poses: Tensor, vms: Tensor, nb: int, Ks: Tensor | None = None,
                      size: tuple[int, int] | None = None) -> tuple[Tensor, ...] | None:
         """Bodies moved to their poses: means/quats [B, Nb, *], scales/opacities broadcast views,
         features [B, Nb, D] or [B, C, Nb, D] (D = 3 + nb). With Ks and size (W, H), bodies outside
         every camera's view are left out (None when that is all of them)."""
-        if Ks is not None and size is not None:
+        if self.cull and Ks is not None and size is not None:
             in_view = self._bodies_in_view(poses, Ks, vms, *size)
             if in_view is None:
                 return None
