@@ -65,6 +65,15 @@ def sapien_camera_to_opencv(cam_to_base_sapien: np.ndarray) -> np.ndarray:
     return torch.linalg.inv(viewmat).numpy()
 
 
+def recipe_camera(recipe: dict | None = None) -> CameraSpec:
+    """The recipe's camera (the research code's calibrated third-person camera) as a CameraSpec."""
+    cam = (recipe or load_recipe())["camera"]
+    K = np.array([[cam["fx"], 0, cam["cx"]], [0, cam["fy"], cam["cy"]], [0, 0, 1]], dtype=np.float64)
+    T = np.eye(4)
+    T[:3, :] = np.asarray(cam["cam_to_base_sapien"], dtype=np.float64)
+    return CameraSpec(cam["name"], int(cam["width"]), int(cam["height"]), K, sapien_camera_to_opencv(T))
+
+
 def _count(n: int, density: float) -> int:
     return max(1, int(round(n * density)))
 
@@ -225,11 +234,7 @@ def build_default_bundle(density: float = 1.0, recipe: dict | None = None, progr
     background = build_background(recipe["background"], density, seed + 5)
     bar.update(1)
     bar.close()
-    cam = recipe["camera"]
-    K = np.array([[cam["fx"], 0, cam["cx"]], [0, cam["fy"], cam["cy"]], [0, 0, 1]], dtype=np.float64)
-    T = np.eye(4)
-    T[:3, :] = np.asarray(cam["cam_to_base_sapien"], dtype=np.float64)
-    camera = CameraSpec(cam["name"], int(cam["width"]), int(cam["height"]), K, sapien_camera_to_opencv(T))
+    camera = recipe_camera(recipe)
     return SceneBundle(name="default", links=links, objects=objects, background=background, cameras=[camera],
                        instructions=[names.LANGUAGE_INSTRUCTION],
                        background_color=tuple(recipe["background_color"]), eps2d=float(recipe["render"]["eps2d"]))

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsenv.scene.bundle import CameraSpec, SceneBundle, SceneObject
+from gsenv.scene.bundle import SceneBundle, SceneObject
 from gsenv.scene.format import SceneError, urdf_link_names
 from gsenv.splat.gaussians import Gaussians
 from gsenv.splat.ply import PlyError, load_ply
@@ -109,7 +109,7 @@ def load_rlinf_dataset(root: str | Path, layout: RLinfLayout | None = None, name
     """Read a directory in the RLinf/gsenv-assets-v0 layout into a SceneBundle (link and object
     gaussians converted into their body frames). Raises SceneError listing every missing or
     malformed file."""
-    from gsenv.scene.default import load_recipe, sapien_camera_to_opencv
+    from gsenv.scene.default import recipe_camera
     from gsenv.sim import names
 
     root = Path(root)
@@ -163,11 +163,7 @@ def load_rlinf_dataset(root: str | Path, layout: RLinfLayout | None = None, name
     background = ply(table)
     if problems:
         raise SceneError(root, problems)
-    cam = load_recipe()["camera"]  # the research code's calibrated camera (same in the default scene)
-    K = np.array([[cam["fx"], 0, cam["cx"]], [0, cam["fy"], cam["cy"]], [0, 0, 1]], dtype=np.float64)
-    T = np.eye(4)
-    T[:3, :] = np.asarray(cam["cam_to_base_sapien"])
-    camera = CameraSpec(cam["name"], int(cam["width"]), int(cam["height"]), K, sapien_camera_to_opencv(T))
+    camera = recipe_camera()  # the research code's calibrated camera (the default scene's too)
     return SceneBundle(name=name, links=links, objects=objects, background=background, cameras=[camera],
                        instructions=[names.LANGUAGE_INSTRUCTION], robot_urdf=urdf, backdrop_image=backdrop,
                        root=root)
