@@ -78,19 +78,13 @@ def verdict(stats: MaskStats, min_iou: float, min_pixels: int) -> str:
 
 # ----------------------------------------------------------------------------------------- results
 @dataclass
-class BodyResult:
-    """One body, seen from one camera, in one sampled state."""
+class BodyResult(MaskStats):
+    """One body, seen from one camera, in one sampled state: its mask statistics and verdict."""
 
     body: str
     sample: int
     camera: str
     status: str
-    mesh_pixels: int
-    splat_pixels: int
-    intersection: int
-    union: int
-    iou: float | None
-    centroid_offset_px: float | None
 
 
 @dataclass
@@ -302,8 +296,8 @@ def check_alignment(
                     else:
                         sm, mm = s_names == body, m_names == body
                     st = mask_stats(sm, mm)
-                    report.results.append(BodyResult(body, i, spec.name, verdict(st, min_iou, min_pixels),
-                                                     **asdict(st)))
+                    report.results.append(BodyResult(body=body, sample=i, camera=spec.name,
+                                                     status=verdict(st, min_iou, min_pixels), **asdict(st)))
                 if out is not None:
                     report.images += write_overlays(out, f"{i:02d}_{spec.name}", rgb[c], frame.rgb,
                                                     s_names != "", m_names != "", s_names == m_names)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from gsenv.physics.cpu_pool import CpuPhysicsPool
-from gsenv.physics.maniskill_instance import ManiSkillFactory
+from gsenv.physics.maniskill_instance import ManiSkillFactory, scalar_info_keys
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,7 @@ class GpuPhysics:
         from gsenv.physics.task_outputs import task_outputs
 
         if self._info_keys is None:
-            self._info_keys = sorted(k for k, v in info.items()
-                                     if k not in ("elapsed_steps", "reconfigure") and torch.is_tensor(v) and v.dim() == 1)
+            self._info_keys = scalar_info_keys(info)
         out = {"obs": obs.float(), "reward": reward.float(), "terminated": terminated.bool(),
                "elapsed_steps": self.env.elapsed_steps.int()}
         out.update({f"info/{k}": info[k] for k in self._info_keys})

@@ -17,6 +17,13 @@ def _flat(value: Any) -> np.ndarray:
     return value[0] if value.ndim >= 1 and value.shape[0] == 1 else value
 
 
+def scalar_info_keys(info: dict) -> list[str]:
+    """The info entries with one value per env, reported as ``info/<key>`` (elapsed_steps has its own
+    key; reconfigure only appears at reset)."""
+    skip = {"elapsed_steps", "reconfigure"}
+    return sorted(k for k, v in info.items() if k not in skip and np.ndim(v) <= 1)
+
+
 @dataclass
 class ManiSkillFactory:
     """Picklable recipe for ``ManiSkillInstance``: ``factory(env_index)`` builds one in a worker.
@@ -67,8 +74,7 @@ class ManiSkillInstance:
             "elapsed_steps": np.int32(_flat(base.elapsed_steps)),
         }
         if self._info_keys is None:  # fix the layout on the first call
-            skip = {"elapsed_steps", "reconfigure"}  # the first is its own key; the second is reset-only
-            self._info_keys = sorted(k for k, v in info.items() if k not in skip and np.size(_flat(v)) == 1)
+            self._info_keys = scalar_info_keys(info)
         for k in self._info_keys:
             out[f"info/{k}"] = _flat(info[k]).reshape(())
         if self.extra is not None:
