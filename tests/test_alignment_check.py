@@ -136,3 +136,38 @@ def test_splat_vs_mesh_side_by_side(bundle):
         mask = (im[..., 0] > im[..., 1] + 60) & (im[..., 0] > im[..., 2] + 60)
         return np.argwhere(mask).mean(0)
     assert np.linalg.norm(red(left) - red(right)) < 2.0
+
+
+def test_check_is_right_after_a_maniskill_env_in_the_same_process(bundle, tmp_path):
+    """ManiSkill's camera sensors rewrite SAPIEN's process-wide camera settings (PickCube's camera:
+    the "minimal" shader pack, which has no Segmentation output, and uint8 Color) and leave them so
+    after the env is closed. The check's own cameras must not depend on them."""
+    from pathlib import Path
+
+    import gymnasium as gym
+    import imageio.v3 as iio
+    import mani_skill.envs  # noqa: F401  (registers PickCube-v1)
+    import sapien
+
+    shader_dir = sapien.render.get_camera_shader_dir()
+    try:
+        env = gym.make("PickCube-v1", num_envs=1, obs_mode="state", sim_backend="physx_cpu",
+                       render_backend="sapien_cpu")
+        env.reset(seed=0)
+        env.close()
+        # the state the check has to cope with (else this test would test nothing)
+        assert Path(sapien.render.get_camera_shader_dir()).name == "minimal"
+        report = check_alignment(bundle, samples=1, image_size=SIZE, min_iou=0.8, out_dir=tmp_path, progress=False)
+    finally:
+        sapien.render.set_camera_shader_dir(shader_dir)
+    s = report.summary()
+    for body in (ROBOT, names.CUBE, names.PLATE):
+        assert s[body]["judged"] == 1 and s[body]["min_iou"] >= 0.9, (body, s[body])
+        assert s[body]["max_centroid_offset_px"] < 2.0, (body, s[body])
+    assert s[names.HAND_LINK]["judged"] == 1 and s[names.HAND_LINK]["min_iou"] >= 0.8, s[names.HAND_LINK]
+    # the mesh colour is read right too (not clipped to black and white): shaded, with the red cube
+    panel = iio.imread(tmp_path / "00_3rd_view_camera_panel.png")
+    mesh = panel[:, SIZE[0] + 2:2 * SIZE[0] + 2].astype(int)
+    assert len(np.unique(mesh)) > 50
+    red = (mesh[..., 0] > mesh[..., 1] + 60) & (mesh[..., 0] > mesh[..., 2] + 60)
+    assert red.sum() > 50

@@ -5,6 +5,13 @@ and object collision geometry) with one SAPIEN camera per bundle camera, sets st
 configuration, object poses) and renders per-pixel body labels (SAPIEN's actor-level
 segmentation, mapped to link / object names) and colour. Needs a Vulkan device; on machines
 without a GPU SAPIEN renders on the CPU through Mesa's lavapipe.
+
+SAPIEN keeps the camera shader directory and the picture formats in process-wide settings, and
+ManiSkill rewrites them whenever it builds a camera sensor (its default ``"minimal"`` shader pack
+has no ``Segmentation`` output and turns ``Color`` into uint8). So the cameras here name SAPIEN's
+``default`` shader pack themselves instead of taking the process's current one, and colour is
+read in whichever format SAPIEN is set to: a ManiSkill env made (and closed) earlier in the same
+process changes nothing here, and nothing here changes those settings.
 """
 from __future__ import annotations
 
@@ -43,6 +50,27 @@ class MeshFrame:
     rgb: np.ndarray
 
 
+def default_shader_dir() -> str:
+    """SAPIEN's own ``default`` shader pack (rasterized; has the ``Segmentation`` and ``Color`` outputs).
+
+    A camera's shader must be given as a path: only the process-wide setter resolves pack names.
+    """
+    from importlib import resources
+
+    return str(resources.files("sapien") / "vulkan_shader" / "default")
+
+
+def color_to_uint8(picture: np.ndarray) -> np.ndarray:
+    """SAPIEN's ``Color`` picture [H, W, 4] -> uint8 RGB [H, W, 3], whatever its picture format
+    (float in [0, 1] by default; uint8 after ManiSkill set ``r8g8b8a8unorm``)."""
+    color = np.asarray(picture)[..., :3]
+    if color.dtype == np.uint8:
+        return np.ascontiguousarray(color)
+    if np.issubdtype(color.dtype, np.integer):  # another unorm format
+        return (color.astype(np.float64) * (255.0 / np.iinfo(color.dtype).max)).round().astype(np.uint8)
+    return (np.clip(color, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
 def default_render_device() -> str:
     """ManiSkill render backend: SAPIEN on CUDA where there is a GPU, else on the CPU (lavapipe)."""
     return "sapien_cuda" if torch.cuda.is_available() else "sapien_cpu"
@@ -75,8 +103,9 @@ class MeshView:
         self.task = self.env.unwrapped
         scene = self.task.scene.sub_scenes[0]
         self._components = []
+        shader_dir = default_shader_dir()  # not the process-wide one, which ManiSkill's sensors rewrite
         for cam in self.cameras:
-            comp = sapien.render.RenderCameraComponent(int(cam.width), int(cam.height))
+            comp = sapien.render.RenderCameraComponent(int(cam.width), int(cam.height), shader_dir)
             K = np.asarray(cam.K, dtype=np.float64)
             comp.set_focal_lengths(float(K[0, 0]), float(K[1, 1]))
             comp.set_principal_point(float(K[0, 2]), float(K[1, 2]))
@@ -141,9 +170,7 @@ class MeshView:
             seg = np.asarray(comp.get_picture("Segmentation"))[..., 1].astype(np.int64)
             seg = np.where(seg < len(self._lut), seg, 0)
             labels = self._lut[seg]
-            color = np.asarray(comp.get_picture("Color"))[..., :3]
-            rgb = (np.clip(color, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-            frames.append(MeshFrame(labels, rgb))
+            frames.append(MeshFrame(labels, color_to_uint8(comp.get_picture("Color"))))
         return frames
 
     def close(self) -> None:
