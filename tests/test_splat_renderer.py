@@ -150,15 +150,15 @@ def test_background_cache_reused_and_invalidated_by_camera_change():
     r = SceneRenderer(bg, bodies, backend="torch")
     c1 = cams(B=2, vm=look_at(torch.tensor([0.0, -0.1, 0.0]), torch.tensor([0.0, 0.0, 2.5])), f=40.0)
     r.render(_poses(2), c1)
-    layer = r._cache[3]
+    layer = r._camera_derived["background"][1]
     assert layer.feats.shape[0] == 1  # shared cameras: background rendered once per camera, not per env
     r.render(_poses(2), c1)
-    assert r._cache[3] is layer  # reused
+    assert r._camera_derived["background"][1] is layer  # reused
     # per-env cameras that differ: the cache is replaced and the image equals a fresh renderer's
     vms = torch.stack([look_at(torch.tensor([0.1 * i, -0.1, 0.0]), torch.tensor([0.0, 0.0, 2.5])) for i in range(2)])
     c2 = Cameras(c1.Ks, vms[:, None], W, H)
     got = r.render(_poses(2), c2).rgb
-    assert r._cache[3].feats.shape[0] == 2
+    assert r._camera_derived["background"][1].feats.shape[0] == 2
     assert torch.equal(got, SceneRenderer(bg, bodies, backend="torch").render(_poses(2), c2).rgb)
 
 
@@ -234,8 +234,8 @@ def test_bodies_outside_every_view_are_culled_without_changing_the_image(cache):
     b = only_near.render({"near": poses2["near"]}, cams(B=2), depth=True)
     assert torch.equal(a.rgb, b.rgb) and torch.equal(a.depth, b.depth)
     cams2 = cams(B=2)
-    splats, index = both._bodies_in_view(both._stack_poses(poses2, 2, cams2.device), cams2.Ks, cams2.viewmats, W, H)
-    assert len(splats) == 2 and index.tolist() == [0, 0]  # "far" was left out
+    kept = both._kept_bodies(both._stack_poses(poses2, 2, cams2.device), cams2.Ks, cams2.viewmats, W, H)
+    assert len(kept.splats) == 2 and kept.index.tolist() == [0, 0]  # "far" was left out
     assert a.body_alpha[..., 1].max() == 0 and a.body_alpha[..., 0].max() > 0.5
     # as soon as one env's camera can see it, it is rendered (for every env)
     poses2["far"] = torch.tensor([[3.0, 0.0, 2.0, 1, 0, 0, 0], [0.1, 0.0, 2.0, 1, 0, 0, 0]])
@@ -250,7 +250,7 @@ def test_clusters_of_one_body_are_culled_separately():
     r = SceneRenderer(None, {"rod": rod}, backend="torch")
     p = {"rod": pose(-0.1, 0.0, 2.0)}
     c = cams()
-    splats, index = r._bodies_in_view(r._stack_poses(p, 1, c.device), c.Ks, c.viewmats, W, H)
+    splats = r._kept_bodies(r._stack_poses(p, 1, c.device), c.Ks, c.viewmats, W, H).splats
     half_width = (W - CX + 4) / F * 2.0  # the view's half width at 2 m, plus the margin
     assert 0 < len(splats) < len(rod) and splats.means[:, 0].max() - 0.1 <= half_width + 0.1
     whole = SceneRenderer(None, {"rod": rod}, backend="torch", cull=False)

@@ -289,7 +289,7 @@ def research_strategy_world(renderer: SceneRenderer, poses: dict[str, torch.Tens
                       bg.opacities.expand(B, -1), cols.expand(B, -1, -1)))
     if renderer._body is not None:
         stacked = renderer._stack_poses(poses, B, dev)
-        m, q, s, o, _ = renderer._body_splats(stacked, torch.eye(4, device=dev).expand(B, 1, 4, 4), 0)
+        m, q, s, o, _ = renderer._body_splats(renderer._all_bodies, stacked, torch.eye(4, device=dev).expand(B, 1, 4, 4), 0)
         body = renderer._body
         cols = body.rgb if body.rgb is not None else eval_sh(body.sh[:, :1], torch.ones_like(body.means))
         parts.append((m, q, s, o, cols.expand(B, -1, -1)))

@@ -25,7 +25,8 @@ from gsenv.backends import RENDER_BACKENDS, resolve_render_backend
 from gsenv.splat.cameras import Cameras
 from gsenv.splat.gaussians import Gaussians
 from gsenv.splat.rasterize import rasterize
-from gsenv.splat.rotations import quat_conjugate, quat_multiply, quat_normalize, quat_rotate
+from gsenv.splat.rigid_raster import BodySegment, RigidBodies
+from gsenv.splat.rotations import quat_conjugate, quat_multiply, quat_normalize, quat_rotate, quat_to_rotmat
 from gsenv.splat.sh import eval_sh
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,40 @@ class _Splats:
         return out
 
 
+class _KeptBodies:
+    """The body gaussians a render uses (all, or those some camera sees), ordered by body: the splats,
+    the body index of each [N], and, made on first use, the gsplat path's RigidBodies and the
+    features of each gaussian [N, 3 + nb] (colour and per-body one-hot) when they are view-independent."""
+
+    def __init__(self, splats: _Splats, index: Tensor, num_bodies: int) -> None:
+        self.splats, self.index, self.num_bodies = splats, index, num_bodies
+        self._rigid: RigidBodies | None = None
+        self._feats: dict[int, Tensor] = {}
+
+    def rigid(self) -> RigidBodies:
+        if self._rigid is None:
+            counts = torch.bincount(self.index, minlength=self.num_bodies).tolist()
+            bounds = np.cumsum([0] + counts)
+            segments = [BodySegment(k, int(bounds[k]), int(bounds[k + 1])) for k in range(self.num_bodies)]
+            b = self.splats
+            self._rigid = RigidBodies(b.means, b.quats, b.scales, b.opacities, segments)
+        return self._rigid
+
+    def static_feats(self, nb: int) -> Tensor:
+        """[N, 3 + nb] colour and one-hot body id (view-independent colour only), kept."""
+        if nb not in self._feats:
+            self._feats[nb] = _with_onehot(self.splats.rgb, self.index, nb).contiguous()
+        return self._feats[nb]
+
+
+def _with_onehot(feats: Tensor, index: Tensor, nb: int) -> Tensor:
+    """feats [..., N, 3] with each gaussian's one-hot body id appended (nb channels; none for nb = 0)."""
+    if not nb:
+        return feats
+    onehot = torch.nn.functional.one_hot(index, nb).to(feats.dtype)
+    return torch.cat([feats, onehot.expand(feats.shape[:-1] + (nb,))], -1)
+
+
 # Bodies are culled in clusters: each body's gaussians are grouped by a CLUSTER_CELL_M grid in the
 # body frame; a cluster whose bounding sphere (centre of its gaussians, radius to the farthest plus
 # 3 of its largest standard deviations) lies outside every camera's frustum widened by
@@ -126,32 +161,63 @@ def _clusters(parts: Sequence[Gaussians], cell: float = CLUSTER_CELL_M) -> tuple
     return torch.cat(of_gaussian), torch.cat(body_of), torch.cat(centres), torch.cat(radii)
 
 
-def _visible_spheres(centres: Tensor, radii: Tensor, poses: Tensor, Ks: Tensor, vms: Tensor, W: int, H: int,
-                     near: float) -> Tensor:
+def _frustum_planes(Ks: Tensor, vms: Tensor, W: int, H: int, near: float) -> Tensor:
+    """[B, C, 5, 4] each camera's frustum (widened by CULL_MARGIN_PX) as world-frame planes (n, d) with
+    unit n: a point x is inside where n . x + d >= 0 for all five (near, left, right, top, bottom)."""
+    fx, fy, cx, cy = Ks[..., 0, 0], Ks[..., 1, 1], Ks[..., 0, 2], Ks[..., 1, 2]
+    m = CULL_MARGIN_PX
+    lo_x, hi_x = (-m - cx) / fx, (W + m - cx) / fx  # side planes as slopes x/z, y/z
+    lo_y, hi_y = (-m - cy) / fy, (H + m - cy) / fy
+    one, zero = torch.ones_like(fx), torch.zeros_like(fx)
+    cam = torch.stack([  # camera-frame normals (x, y, z) and offsets
+        torch.stack([zero, zero, one, -near * one], -1),
+        torch.stack([one, zero, -lo_x, zero], -1), torch.stack([-one, zero, hi_x, zero], -1),
+        torch.stack([zero, one, -lo_y, zero], -1), torch.stack([zero, -one, hi_y, zero], -1),
+    ], -2)  # [B, C, 5, 4]
+    cam = cam / cam[..., :3].norm(dim=-1, keepdim=True)
+    return cam @ vms  # (n_c, d) . (V x) = (V^T (n_c, d)) . x
+
+
+def _visible_spheres(centres: Tensor, radii: Tensor, body_of: Tensor, body_to_world: Tensor, planes: Tensor) -> Tensor:
     """bool [NS]: spheres that meet the frustum of any camera of any env.
 
-    centres [NS, 3], radii [NS] in the frames of their bodies; poses [B, NS, 7] (each sphere's body
-    pose); Ks [B, C, 3, 3]; vms [B, C, 4, 4].
+    centres [NS, 3], radii [NS] in the frames of their bodies body_of [NS]; body_to_world
+    [B, NB, 4, 4]; planes [B, C, 5, 4] from _frustum_planes.
     """
-    q = quat_normalize(poses[..., 3:])
-    world = quat_rotate(q, centres.expand_as(poses[..., :3])) + poses[..., :3]  # [B, NB, 3]
-    p = torch.einsum("bcij,bnj->bcni", vms[..., :3, :3], world) + vms[..., None, :3, 3]  # [B, C, NB, 3]
-    x, y, z = p.unbind(-1)
-    fx, fy = Ks[..., 0, 0, None], Ks[..., 1, 1, None]
-    cx, cy = Ks[..., 0, 2, None], Ks[..., 1, 2, None]
-    m = CULL_MARGIN_PX
-    lo_x, hi_x = (-m - cx) / fx, (W + m - cx) / fx  # frustum side planes as slopes x/z, y/z
-    lo_y, hi_y = (-m - cy) / fy, (H + m - cy) / fy
-    r = radii
-    inside = ((z - near) > -r) \
-        & ((x - lo_x * z) / torch.sqrt(1 + lo_x ** 2) > -r) & ((hi_x * z - x) / torch.sqrt(1 + hi_x ** 2) > -r) \
-        & ((y - lo_y * z) / torch.sqrt(1 + lo_y ** 2) > -r) & ((hi_y * z - y) / torch.sqrt(1 + hi_y ** 2) > -r)
-    return inside.flatten(0, 1).any(0)
+    in_bodies = planes[:, :, None] @ body_to_world[:, None]  # [B, C, NB, 5, 4]: the planes in each body's frame
+    ones = torch.ones_like(radii)[:, None]
+    dist = in_bodies[:, :, body_of] @ torch.cat([centres, ones], -1)[..., None]  # [B, C, NS, 5, 1]
+    return (dist[..., 0] > -radii[:, None]).all(-1).flatten(0, 1).any(0)
+
+
+class _CameraKey:
+    """Recognises the cameras of the previous render. The env passes the same tensors every step:
+    those are recognised without reading the GPU; other tensors are compared by value."""
+
+    def __init__(self, Ks: Tensor, vms: Tensor, size: tuple) -> None:
+        self.refs, self.versions = (Ks, vms), (Ks._version, vms._version)
+        self.values, self.size = (Ks.clone(), vms.clone()), size
+
+    def matches(self, Ks: Tensor, vms: Tensor, size: tuple) -> bool:
+        if size != self.size or Ks.shape != self.values[0].shape or vms.shape != self.values[1].shape:
+            return False
+        if Ks is self.refs[0] and vms is self.refs[1] and (Ks._version, vms._version) == self.versions:
+            return True
+        return torch.equal(Ks, self.values[0]) and torch.equal(vms, self.values[1])
 
 
 def _resolved(device: torch.device | str) -> torch.device:
     """The device tensors actually land on ("cuda" -> "cuda:0"), so device comparisons hold."""
     return torch.empty(0, device=device).device
+
+
+def _pose_matrices(poses: Tensor) -> Tensor:
+    """[..., 4, 4] body-to-world matrices from poses [..., 7] (xyz + quaternion wxyz)."""
+    T = torch.zeros(poses.shape[:-1] + (4, 4), device=poses.device, dtype=poses.dtype)
+    T[..., :3, :3] = quat_to_rotmat(quat_normalize(poses[..., 3:]))
+    T[..., :3, 3] = poses[..., :3]
+    T[..., 3, 3] = 1.0
+    return T
 
 
 def _campos(viewmats: Tensor) -> Tensor:
@@ -178,6 +244,8 @@ class SceneRenderer:
             edges would otherwise grow by about a pixel.
         cull: leave out clusters of body gaussians that no camera of any env can see (the image is
             the same; turn it off only to compare).
+        tile_size: gsplat's tile edge in pixels (8, 16 or 32); the image is the same, the speed is not
+            (8 was fastest at 224x224 and 640x480 on an H100, docs/benchmarks.md).
     """
 
     def __init__(
@@ -193,6 +261,7 @@ class SceneRenderer:
         far_plane: float = 1e10,
         eps2d: float = 0.3,
         cull: bool = True,
+        tile_size: int = 8,
     ) -> None:
         if backend not in RENDER_BACKENDS:
             raise ValueError(f"backend must be one of {RENDER_BACKENDS}, got {backend!r}")
@@ -202,6 +271,9 @@ class SceneRenderer:
             raise ValueError(f"eps2d must be >= 0, got {eps2d}")
         self.near_plane, self.far_plane, self.eps2d = near_plane, far_plane, eps2d
         self.cull = cull
+        if tile_size not in (8, 16, 32):
+            raise ValueError(f"tile_size must be 8, 16 or 32 pixels, got {tile_size!r}")
+        self.tile_size = tile_size
         for name, g in bodies.items():
             if not isinstance(g, Gaussians):
                 raise ValueError(f"body {name!r} must be a Gaussians, got {type(g).__name__}")
@@ -223,10 +295,11 @@ class SceneRenderer:
             self._body = _Splats(Gaussians.concat(parts))
             counts = torch.tensor([len(p) for p in parts], device=self.device)
             self._body_index = torch.repeat_interleave(torch.arange(len(parts), device=self.device), counts)  # [Nb]
+            self._all_bodies = _KeptBodies(self._body, self._body_index, len(parts))
             self._clusters = _clusters(parts)
         else:
-            self._body, self._body_index, self._clusters = None, None, None
-        self._culled: tuple[bytes, tuple[_Splats, Tensor]] | None = None  # last visibility and its subset
+            self._body, self._body_index, self._all_bodies, self._clusters = None, None, None, None
+        self._culled: tuple[bytes, _KeptBodies] | None = None  # last visibility and its subset
         self._set_backdrop(self._backdrop_src)
         self.invalidate_cache()
 
@@ -262,9 +335,29 @@ class SceneRenderer:
     def set_backdrop(self, backdrop) -> None:
         self._backdrop_src = backdrop
         self._set_backdrop(backdrop)
+        self._camera_derived.pop("under", None)
 
     def invalidate_cache(self) -> None:
-        self._cache: tuple | None = None
+        """Forget everything derived from the last render's cameras (the background layer above all)."""
+        self._camera_key: _CameraKey | None = None
+        self._camera_derived: dict = {}
+
+    def _camera_state(self, Ks: Tensor, vms: Tensor, W: int, H: int) -> dict:
+        """What is derived from these cameras (kept while they stay the same): "planes" (the frusta),
+        "background" (the backend and the background layer), "under" (it seen from the bodies' side)."""
+        if self._camera_key is None or not self._camera_key.matches(Ks, vms, (W, H)):
+            self._camera_key = _CameraKey(Ks, vms, (W, H))
+            self._camera_derived = {}
+        return self._camera_derived
+
+    def _under(self, bg: _Layer, W: int, H: int) -> "_Under":
+        """What the bodies are composited over, derived from the cached background layer once."""
+        state = self._camera_derived
+        if "under" not in state:
+            clear = 1.0 - bg.alpha
+            far = torch.where(bg.alpha > 1e-6, bg.depth_acc / bg.alpha.clamp_min(1e-10), torch.full_like(bg.alpha, _FAR))
+            state["under"] = _Under(far, clear, bg.feats[..., :3] + clear * self._backdrop(W, H))
+        return state["under"]
 
     # ------------------------------------------------------------------ per step
     def render(
@@ -293,20 +386,26 @@ class SceneRenderer:
         poses = self._stack_poses(body_poses, B, dev)  # [B, NB, 7] or None
         nb = len(self._body_names) if body_alpha else 0
 
+        shape = (B, C, H, W)
+        rgb = None
         if self.cache_background and self._bg is not None:
             bg = self._background_layer(Ks, vms, W, H, backend)  # [B or 1, C, H, W, *]
             if self._body is not None:
                 fg = self._body_layer(poses, Ks, vms, W, H, backend, nb)
-                out = _composite_depth_tested(fg, bg)
+                under = self._under(bg, W, H)
+                rgb = _rgb_over(fg, under, self._backdrop(W, H))  # the step's hot path: few passes
+                out = _composite_depth_tested(fg, bg, under.far) if depth or alpha or body_alpha else None
             else:
                 out = _pad_feats(bg, nb)
         else:
             out = self._joint_layer(poses, Ks, vms, W, H, backend, nb)
-        shape = (B, C, H, W)
+        if rgb is None:
+            rgb = out.feats[..., :3] + (1.0 - out.alpha) * self._backdrop(W, H)
+        res = RenderOutput(rgb=_to_uint8(rgb.expand(shape + (3,))), body_names=self._body_names)
+        if out is None:
+            return res
         feats = out.feats.expand(shape + out.feats.shape[-1:])
         a = out.alpha.expand(shape + (1,))
-        rgb = feats[..., :3] + (1.0 - a) * self._backdrop(W, H)
-        res = RenderOutput(rgb=(rgb.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8), body_names=self._body_names)
         if depth:
             res.depth = (out.depth_acc.expand(shape + (1,)) / a.clamp_min(1e-10))[..., 0].to(torch.float32)
         if alpha:
@@ -330,53 +429,53 @@ class SceneRenderer:
                 raise ValueError(f"body_poses[{n!r}] is on {p.device}, cameras on {dev}: put them on one device")
         return torch.stack([body_poses[n].to(torch.float32) for n in self._body_names], 1)
 
-    def _bodies_in_view(self, poses: Tensor, Ks: Tensor, vms: Tensor, W: int, H: int) -> tuple[_Splats, Tensor] | None:
-        """The body gaussians (and their body indices) some camera of some env can see, by cluster;
-        None when no camera sees any."""
+    def _kept_bodies(self, poses: Tensor, Ks: Tensor, vms: Tensor, W: int, H: int) -> _KeptBodies | None:
+        """The body gaussians this render needs: with `cull`, those some camera of some env can see
+        (by cluster; None when no camera sees any), else all."""
+        if not self.cull:
+            return self._all_bodies
         of_gaussian, body_of, centres, radii = self._clusters
-        visible = _visible_spheres(centres, radii, poses[:, body_of], Ks, vms, W, H, self.near_plane)
+        state = self._camera_state(Ks, vms, W, H)
+        if "planes" not in state:
+            state["planes"] = _frustum_planes(Ks, vms, W, H, self.near_plane)
+        visible = _visible_spheres(centres, radii, body_of, _pose_matrices(poses), state["planes"])
         key = visible.cpu().numpy().tobytes()
         if self._culled is not None and self._culled[0] == key:  # consecutive steps mostly agree
             return self._culled[1]
         if bool(visible.all()):
-            return self._body, self._body_index
+            return self._all_bodies
         if not bool(visible.any()):
             return None
         keep = visible[of_gaussian]
-        self._culled = (key, (self._body.subset(keep), self._body_index[keep]))
+        self._culled = (key, _KeptBodies(self._body.subset(keep), self._body_index[keep], len(self._body_names)))
         return self._culled[1]
 
-    def _body_splats(self, poses: Tensor, vms: Tensor, nb: int, Ks: Tensor | None = None,
-                     size: tuple[int, int] | None = None) -> tuple[Tensor, ...] | None:
-        """Bodies moved to their poses: means/quats [B, Nb, *], scales/opacities broadcast views,
-        features [B, Nb, D] or [B, C, Nb, D] (D = 3 + nb). With Ks and size (W, H), bodies outside
-        every camera's view are left out (None when that is all of them)."""
-        if self.cull and Ks is not None and size is not None:
-            in_view = self._bodies_in_view(poses, Ks, vms, *size)
-            if in_view is None:
-                return None
-            body, idx = in_view
-        else:
-            body, idx = self._body, self._body_index
+    @staticmethod
+    def _body_feats(kept: _KeptBodies, poses: Tensor, vms: Tensor, nb: int) -> Tensor:
+        """Features of the kept body gaussians: [N, 3 + nb] when view-independent, else [B, C, N, 3 + nb]
+        (SH evaluated with the view direction taken into the body frame)."""
+        body, idx = kept.splats, kept.index
+        if not body.view_dependent:
+            return kept.static_feats(nb)
+        # view direction in the body frame: R^T (R m + t - campos) = m + R^T (t - campos)
+        q, t = quat_normalize(poses[..., 3:]), poses[..., :3]  # [B, NB, *]
+        cam = _campos(vms)  # [B, C, 3]
+        off = quat_rotate(quat_conjugate(q)[:, None], t[:, None] - cam[:, :, None])  # [B, C, NB, 3]
+        return _with_onehot(eval_sh(body.sh, body.means + off[:, :, idx]), idx, nb)  # [B, C, N, D]
+
+    def _body_splats(self, kept: _KeptBodies, poses: Tensor, vms: Tensor, nb: int) -> tuple[Tensor, ...]:
+        """The kept bodies moved to their poses (world frame, per env): means/quats [B, N, *],
+        scales/opacities broadcast views, features [B, N, D] or [B, C, N, D] (D = 3 + nb)."""
+        body, idx = kept.splats, kept.index
         B = poses.shape[0]
         q = quat_normalize(poses[..., 3:])  # [B, NB, 4]
-        t = poses[..., :3]
-        qg, tg = q[:, idx], t[:, idx]  # [B, Nb, *]
+        qg, tg = q[:, idx], poses[:, idx, :3]  # [B, N, *]
         means = quat_rotate(qg, body.means) + tg
         quats = quat_multiply(qg, body.quats)
-        scales = body.scales.expand(B, -1, -1)
-        opac = body.opacities.expand(B, -1)
-        if body.view_dependent:
-            # view direction in the body frame: R^T (R m + t - campos) = m + R^T (t - campos)
-            cam = _campos(vms)  # [B, C, 3]
-            off = quat_rotate(quat_conjugate(q)[:, None], t[:, None] - cam[:, :, None])  # [B, C, NB, 3]
-            feats = eval_sh(body.sh, body.means + off[:, :, idx])  # [B, C, Nb, 3]
-        else:
-            feats = body.rgb.expand(B, -1, -1)  # [B, Nb, 3]
-        if nb:
-            onehot = torch.nn.functional.one_hot(idx, nb).to(feats.dtype)
-            feats = torch.cat([feats, onehot.expand(feats.shape[:-1] + (nb,))], -1)
-        return means, quats, scales, opac, feats
+        feats = self._body_feats(kept, poses, vms, nb)
+        if feats.dim() == 2:
+            feats = feats.expand(B, -1, -1)
+        return means, quats, body.scales.expand(B, -1, -1), body.opacities.expand(B, -1), feats
 
     def _bg_feats(self, vms: Tensor) -> Tensor:
         """Background colours: [Nbg, 3], or [..., C, Nbg, 3] when view-dependent (vms [..., C, 4, 4])."""
@@ -388,24 +487,28 @@ class SceneRenderer:
     def _raster(self, means, quats, scales, opac, feats, Ks, vms, W, H, backend) -> _Layer:
         out, a = rasterize(means, quats, scales, opac, feats, vms, Ks, W, H, near_plane=self.near_plane,
                            far_plane=self.far_plane, eps2d=self.eps2d, render_mode="RGB+D",
-                           backend=backend)
+                           backend=backend, tile_size=self.tile_size)
         return _Layer(out[..., :-1], out[..., -1:], a)
 
     def _body_layer(self, poses, Ks, vms, W, H, backend, nb) -> _Layer:
-        splats = self._body_splats(poses, vms, nb, Ks, (W, H))
-        if splats is None:  # no camera sees any body
+        kept = self._kept_bodies(poses, Ks, vms, W, H)
+        if kept is None:  # no camera sees any body
             B, C = vms.shape[:2]
             z = torch.zeros(B, C, H, W, 1, device=vms.device)
             return _Layer(z.expand(B, C, H, W, 3 + nb), z, z)
-        return self._raster(*splats, Ks, vms, W, H, backend)
+        if backend == "gsplat":  # poses folded into the view matrices: no per-env copies of the bodies
+            out, a = kept.rigid().rasterize(
+                _pose_matrices(poses), self._body_feats(kept, poses, vms, nb), Ks, vms, W, H,
+                near_plane=self.near_plane, far_plane=self.far_plane, eps2d=self.eps2d, tile_size=self.tile_size)
+            return _Layer(out[..., :-1], out[..., -1:], a)
+        return self._raster(*self._body_splats(kept, poses, vms, nb), Ks, vms, W, H, backend)
 
     def _background_layer(self, Ks: Tensor, vms: Tensor, W: int, H: int, backend: str) -> _Layer:
         """The background rendered once per distinct camera: [1, C, ...] when every env shares the
         cameras, else [B, C, ...]; reused while (Ks, viewmats, size, backend) are unchanged."""
-        c = self._cache
-        if c is not None and c[0] == (W, H, backend) and c[1].shape == Ks.shape and torch.equal(c[1], Ks) \
-                and torch.equal(c[2], vms):
-            return c[3]
+        state = self._camera_state(Ks, vms, W, H)
+        if "background" in state and state["background"][0] == backend:
+            return state["background"][1]
         bg = self._bg
         B, C = vms.shape[:2]
         shared = B == 1 or (torch.equal(vms, vms[:1].expand_as(vms)) and torch.equal(Ks, Ks[:1].expand_as(Ks)))
@@ -413,7 +516,8 @@ class SceneRenderer:
         layer = self._raster(bg.means, bg.quats, bg.scales, bg.opacities, self._bg_feats(v), k, v, W, H, backend)
         lead = (1, C) if shared else (B, C)
         layer = _Layer(*(x.reshape(lead + x.shape[1:]) for x in (layer.feats, layer.depth_acc, layer.alpha)))
-        self._cache = ((W, H, backend), Ks.clone(), vms.clone(), layer)
+        state["background"] = (backend, layer)
+        state.pop("under", None)
         logger.debug("background rendered for %d camera(s) (%s)", lead[0] * C, "shared by all envs" if shared else "per env")
         return layer
 
@@ -427,9 +531,9 @@ class SceneRenderer:
             feats = torch.nn.functional.pad(feats, (0, nb))
             parts.append((bg.means.expand(B, -1, -1), bg.quats.expand(B, -1, -1), bg.scales.expand(B, -1, -1),
                           bg.opacities.expand(B, -1), feats))
-        splats = self._body_splats(poses, vms, nb, Ks, (W, H)) if self._body is not None else None
-        if splats is not None:
-            parts.append(splats)
+        kept = self._kept_bodies(poses, Ks, vms, W, H) if self._body is not None else None
+        if kept is not None:
+            parts.append(self._body_splats(kept, poses, vms, nb))
         if not parts:
             z = torch.zeros(B, C, H, W, 1, device=vms.device)
             return _Layer(z.expand(B, C, H, W, 3 + nb), z, z)
@@ -463,14 +567,46 @@ def _pad_feats(layer: _Layer, nb: int) -> _Layer:
     return _Layer(torch.nn.functional.pad(layer.feats, (0, nb)), layer.depth_acc, layer.alpha)
 
 
-def _composite_depth_tested(fg: _Layer, bg: _Layer) -> _Layer:
+# Expected depth of an empty background pixel: everything is in front of it.
+_FAR = 1e30
+
+
+@dataclass
+class _Under:
+    """The cached background seen from the bodies' side, [1 or B, C, H, W, *]: its expected depth
+    (_FAR where it leaves the pixel empty), its transmittance, and it composited over the backdrop."""
+
+    far: Tensor
+    clear: Tensor
+    over_backdrop: Tensor
+
+
+def _in_front(fg: _Layer, far: Tensor) -> Tensor:
+    """bool [..., 1]: the bodies' expected depth is nearer than the background's (depth_acc / alpha
+    <= far, multiplied out: no division, and an empty body pixel counts as in front)."""
+    return fg.depth_acc <= far * fg.alpha
+
+
+def _rgb_over(fg: _Layer, under: _Under, backdrop: Tensor) -> Tensor:
+    """Float RGB [B, C, H, W, 3] of the bodies depth-tested against the background, over the backdrop.
+
+    In front: fg + (1 - a_fg) (bg over backdrop). Behind: bg + (1 - a_bg) (fg + (1 - a_fg) backdrop),
+    which is (bg over backdrop) + (1 - a_bg) (fg - a_fg backdrop): both from the cached `under`."""
+    f, a = fg.feats[..., :3], fg.alpha
+    return torch.where(_in_front(fg, under.far), torch.addcmul(f, 1.0 - a, under.over_backdrop),
+                       torch.addcmul(under.over_backdrop, under.clear, f - a * backdrop))
+
+
+def _to_uint8(rgb: Tensor) -> Tensor:
+    return (rgb * 255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
+
+
+def _composite_depth_tested(fg: _Layer, bg: _Layer, far: Tensor) -> _Layer:
     """Per pixel, put the layer with the nearer expected depth in front ("over", premultiplied).
-    fg: bodies [B, C, H, W, 3 + nb]; bg: background [1 or B, C, H, W, 3]."""
+    fg: bodies [B, C, H, W, 3 + nb]; bg: background [1 or B, C, H, W, 3]; far: bg's depth (_Under)."""
     nb = fg.feats.shape[-1] - bg.feats.shape[-1]
     bg = _pad_feats(bg, nb)
-    d_fg = fg.depth_acc / fg.alpha.clamp_min(1e-10)
-    d_bg = bg.depth_acc / bg.alpha.clamp_min(1e-10)
-    front = (d_fg <= d_bg) | (bg.alpha <= 1e-6)
+    front = _in_front(fg, far)
     t_fg, t_bg = 1.0 - fg.alpha, 1.0 - bg.alpha
     feats = torch.where(front, fg.feats + t_fg * bg.feats, bg.feats + t_bg * fg.feats)
     depth_acc = torch.where(front, fg.depth_acc + t_fg * bg.depth_acc, bg.depth_acc + t_bg * fg.depth_acc)

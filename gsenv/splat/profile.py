@@ -1,0 +1,114 @@
+"""Where a batched render's time goes (CUDA): the body layer's stages timed one by one.
+
+    python -m gsenv.splat.profile [--batch 256] [--res 224x224] [--density 1.0] [--kernels]
+
+On the embedded default scene (background cached, as the env renders), one camera per env, the
+benchmark's varied poses. Stages, each timed alone with CUDA events (ms per render):
+  cull       which clusters of body gaussians some camera sees (SceneRenderer._kept_bodies)
+  project    gsplat's fully_fused_projection, body by body with the pose folded into the view matrix
+  sort       isect_tiles (tile hits + radix sort) and isect_offset_encode
+  raster     rasterize_to_pixels (features + depth, alpha blending per tile)
+  composite  the rest of SceneRenderer.render: the depth-tested "over" with the cached background, uint8
+plus the whole render, the kept gaussians per env, the tile hits per image, and what moving the
+bodies' gaussians to the world frame would cost instead (the torch backend's way). `--kernels` adds
+torch.profiler's table of the CUDA kernels of one render.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+
+def _timed(fn, iters: int) -> tuple[float, object]:
+    """(ms per call, the last result) of a CUDA function after one warm-up call."""
+    out = fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        out = fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / iters, out
+
+
+def stage_times(renderer, poses: dict, cameras, iters: int = 20) -> dict:
+    """ms per render of each stage (see the module doc) and the counts behind them."""
+    from gsenv.splat.renderer import _pose_matrices
+
+    B, C, W, H = cameras.batch_size, cameras.num_cameras, cameras.width, cameras.height
+    Ks, vms = cameras.Ks.float(), cameras.viewmats.float()
+    r, tile = renderer, renderer.tile_size
+    total, _ = _timed(lambda: r.render(poses, cameras), iters)
+    stacked = r._stack_poses(poses, B, Ks.device)
+    t_cull, kept = _timed(lambda: r._kept_bodies(stacked, Ks, vms, W, H), iters)
+    rigid = kept.rigid()
+    feats = r._body_feats(kept, stacked, vms, 0)
+    project = lambda: rigid.project(_pose_matrices(stacked), Ks, vms, W, H, near_plane=r.near_plane,  # noqa: E731
+                                    far_plane=r.far_plane, eps2d=r.eps2d)
+    t_project, projected = _timed(project, iters)
+    t_sort, order = _timed(lambda: rigid.sort(projected, W, H, tile), iters)
+    t_blend, _ = _timed(lambda: rigid.blend(projected, order, feats, W, H, tile), iters)
+    t_world, _ = _timed(lambda: r._body_splats(kept, stacked, vms, 0), iters)
+    staged = t_cull + t_project + t_sort + t_blend
+    return {
+        "B": B, "C": C, "width": W, "height": H, "tile_size": tile,
+        "gaussians_per_env": len(kept.splats), "tile_hits_per_image": order[1].numel() / (B * C),
+        "render_ms": total, "cull_ms": t_cull, "project_ms": t_project, "sort_ms": t_sort, "raster_ms": t_blend,
+        "composite_ms": max(total - staged, 0.0), "world_transform_ms": t_world,
+        "env_frames_per_s": B * 1000.0 / total,
+    }
+
+
+def kernel_table(renderer, poses: dict, cameras, rows: int = 25) -> str:
+    """torch.profiler's CUDA kernel table of one render (after a warm-up)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    renderer.render(poses, cameras)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        renderer.render(poses, cameras)
+        torch.cuda.synchronize()
+    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=rows)
+
+
+def format_stages(s: dict) -> str:
+    parts = " | ".join(f"{k} {s[k + '_ms']:.2f}" for k in ("cull", "project", "sort", "raster", "composite"))
+    return (f"B={s['B']} {s['width']}x{s['height']} tile {s['tile_size']}: render {s['render_ms']:.2f} ms "
+            f"({s['env_frames_per_s']:,.0f} env-frames/s) = {parts} ms; {s['gaussians_per_env']:,} gaussians/env, "
+            f"{s['tile_hits_per_image']:,.0f} tile hits/image (moving the bodies to the world instead: "
+            f"{s['world_transform_ms']:.2f} ms)")
+
+
+def main() -> None:
+    from gsenv.assets.root import asset_root
+    from gsenv.scene.default import load_default_bundle
+    from gsenv.scene.rendering import bundle_cameras, make_renderer
+    from gsenv.splat.bench import varied_poses
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, nargs="+", default=[256])
+    ap.add_argument("--res", nargs="+", default=["224x224"])
+    ap.add_argument("--density", type=float, default=1.0)
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--tile", type=int, nargs="+", default=[16])
+    ap.add_argument("--kernels", action="store_true")
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("gsenv.splat.profile times CUDA kernels: run it where CUDA is available")
+    bundle = load_default_bundle(asset_root(None), density=args.density)
+    renderer = make_renderer(bundle, backend="gsplat", device="cuda")
+    for res, tile in ((r, t) for r in args.res for t in args.tile):
+        renderer.tile_size = tile
+        W, H = (int(v) for v in res.split("x"))
+        for B in args.batch:
+            cams = bundle_cameras(bundle, None, W, H, B, "cuda")
+            poses = varied_poses(renderer.body_names, B, "cuda")
+            print(format_stages(stage_times(renderer, poses, cams, args.iters)), flush=True)
+            if args.kernels:
+                print(kernel_table(renderer, poses, cams))
+
+
+if __name__ == "__main__":
+    main()

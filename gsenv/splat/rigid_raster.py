@@ -1,0 +1,152 @@
+"""Rigid bodies through gsplat's stages, each body's pose folded into the view matrices (CUDA).
+
+`gsplat.rasterization` wants every gaussian in the world frame: moving B envs' body gaussians there
+costs a gather and a rigid transform of B x N gaussians per render, more than the projection and
+sort together at B=256. A body at pose T seen by a camera with view matrix V is the body at rest
+seen through V T. So each body's gaussians stay in the body frame, never copied per env, and are
+projected once per body for all images with the combined matrices (gsplat's "one scene, many
+cameras" form); the projected bodies of an image are then sorted and rasterised together, as one
+rasterisation call would.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class BodySegment:
+    """Gaussians [start, stop) of the concatenation belong to body `body` (index into the poses)."""
+
+    body: int
+    start: int
+    stop: int
+
+
+@functools.lru_cache(maxsize=None)
+def _projection():
+    """gsplat's fused EWA projection for pinhole cameras, no gradients: fn(means, quats, scales,
+    opacities, viewmats, Ks, width, height, eps2d, near, far) -> (radii, means2d, depths, conics).
+
+    One call per body per render: gsplat's public wrapper (shape asserts, copies, an autograd node)
+    costs more CPU time there than the kernel takes, so the kernel is called directly where this
+    gsplat has it (1.5.x), through the public wrapper otherwise (the same kernel and results)."""
+    try:
+        from gsplat.cuda._wrapper import _make_lazy_cuda_func, _make_lazy_cuda_obj
+
+        kernel = _make_lazy_cuda_func("projection_ewa_3dgs_fused_fwd")
+        pinhole = _make_lazy_cuda_obj("CameraModelType.PINHOLE")
+    except ImportError:
+        from gsplat.cuda._wrapper import fully_fused_projection
+
+        def public(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near, far):
+            return fully_fused_projection(means, None, quats, scales, viewmats, Ks, width, height, eps2d=eps2d,
+                                          near_plane=near, far_plane=far, opacities=opacities)[:4]
+        return public
+
+    def direct(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near, far):
+        c = [t.contiguous() for t in (means, quats, scales, opacities, viewmats, Ks)]  # the kernel checks
+        return kernel(c[0], None, c[1], c[2], c[3], c[4], c[5], width, height, eps2d, near, far, 0.0, False,
+                      pinhole)[:4]
+    return direct
+
+
+class RigidBodies:
+    """Gaussians of rigid bodies in their own frames, concatenated body after body.
+
+    means [N, 3], quats [N, 4] (wxyz), scales [N, 3] (standard deviations), opacities [N];
+    segments: which rows belong to which body (contiguous, in order, covering [0, N)).
+    """
+
+    def __init__(self, means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor,
+                 segments: list[BodySegment]) -> None:
+        self.means, self.quats, self.scales, self.opacities = means, quats, scales, opacities
+        self.segments = [s for s in segments if s.stop > s.start]
+        self._buffer: Tensor | None = None  # [I, N, D + 1] features and depth, see _features
+        self._buffer_key: tuple | None = None
+        self._opacities: Tensor | None = None  # [I, N], contiguous (rasterize_to_pixels copies views)
+
+    def __len__(self) -> int:
+        return self.means.shape[0]
+
+    def _features(self, feats: Tensor, images: int, depths: Tensor) -> Tensor:
+        """[I, N, D + 1]: the features with each gaussian's camera depth as the last channel.
+
+        rasterize_to_pixels wants one contiguous tensor. Features shared by all images ([N, D]) are
+        written once into a kept buffer; only the depth channel changes from render to render."""
+        D = feats.shape[-1]
+        if feats.dim() == 2:
+            key = (images, D, id(feats), feats._version)
+            if self._buffer is None or self._buffer_key != key:
+                self._buffer = torch.empty((images, len(self), D + 1), device=feats.device, dtype=torch.float32)
+                self._buffer[..., :D] = feats
+                self._buffer_key = key
+            buf = self._buffer
+        else:  # per-image features [I, N, D] (view-dependent colour)
+            buf = torch.empty((images, len(self), D + 1), device=feats.device, dtype=torch.float32)
+            buf[..., :D] = feats
+        buf[..., D] = depths
+        return buf
+
+    def project(self, body_to_world: Tensor, Ks: Tensor, viewmats: Tensor, width: int, height: int, *,
+                near_plane: float, far_plane: float, eps2d: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """gsplat's projection of every body into every image, body by body: radii [I, N, 2],
+        means2d [I, N, 2], depths [I, N] and conics [I, N, 3], images I = B x C in (env, camera) order."""
+        project = _projection()
+        B, C = viewmats.shape[:2]
+        I = B * C
+        Ks_flat = Ks.reshape(I, 3, 3).contiguous()
+        # per body, per image: V T_body, [NB, I, 4, 4]
+        combined = (viewmats[:, :, None] @ body_to_world[:, None]).permute(2, 0, 1, 3, 4)
+        combined = combined.reshape(-1, I, 4, 4).contiguous()
+        outs = []
+        for seg in self.segments:
+            s = slice(seg.start, seg.stop)
+            outs.append(project(self.means[s], self.quats[s], self.scales[s], self.opacities[s], combined[seg.body],
+                                Ks_flat, width, height, eps2d, near_plane, far_plane))
+        return tuple(torch.cat(x, 1) for x in zip(*outs))
+
+    @staticmethod
+    def sort(projected: tuple[Tensor, ...], width: int, height: int, tile_size: int) -> tuple[Tensor, Tensor]:
+        """Tile hits sorted by image, tile and depth: offsets [I, tiles_h, tiles_w] and flatten_ids."""
+        from gsplat.cuda._wrapper import isect_offset_encode, isect_tiles
+
+        radii, means2d, depths, _ = projected
+        I = radii.shape[0]
+        tiles_w, tiles_h = math.ceil(width / tile_size), math.ceil(height / tile_size)
+        _, isect_ids, flatten_ids = isect_tiles(means2d, radii, depths, tile_size, tiles_w, tiles_h, n_images=I)
+        return isect_offset_encode(isect_ids, I, tiles_w, tiles_h), flatten_ids
+
+    def blend(self, projected: tuple[Tensor, ...], order: tuple[Tensor, Tensor], feats: Tensor, width: int,
+              height: int, tile_size: int) -> tuple[Tensor, Tensor]:
+        """gsplat's rasterize_to_pixels: features + depth [I, H, W, D + 1] and alphas [I, H, W, 1]."""
+        from gsplat.cuda._wrapper import rasterize_to_pixels
+
+        _, means2d, depths, conics = projected
+        I = means2d.shape[0]
+        colors = self._features(feats.reshape((I,) + feats.shape[2:]) if feats.dim() == 4 else feats, I, depths)
+        if self._opacities is None or self._opacities.shape[0] != I:
+            self._opacities = self.opacities.expand(I, -1).contiguous()
+        offsets, flatten_ids = order
+        return rasterize_to_pixels(means2d, conics, colors, self._opacities, width, height, tile_size, offsets,
+                                   flatten_ids)
+
+    def rasterize(self, body_to_world: Tensor, feats: Tensor, Ks: Tensor, viewmats: Tensor, width: int, height: int,
+                  *, near_plane: float, far_plane: float, eps2d: float, tile_size: int) -> tuple[Tensor, Tensor]:
+        """Rasterise the bodies at their poses into B x C images.
+
+        body_to_world: [B, NB, 4, 4] each body's pose per env; feats: [N, D] (the same in every image)
+        or [B, C, N, D]; Ks [B, C, 3, 3]; viewmats [B, C, 4, 4] world-to-camera (OpenCV).
+        Returns premultiplied features with accumulated depth [B, C, H, W, D + 1] and alphas
+        [B, C, H, W, 1], as `rasterize(..., render_mode="RGB+D")`.
+        """
+        B, C = viewmats.shape[:2]
+        projected = self.project(body_to_world, Ks, viewmats, width, height, near_plane=near_plane,
+                                 far_plane=far_plane, eps2d=eps2d)
+        order = self.sort(projected, width, height, tile_size)
+        render, alphas = self.blend(projected, order, feats, width, height, tile_size)
+        return render.reshape(B, C, height, width, -1), alphas.reshape(B, C, height, width, 1)
