@@ -17,6 +17,15 @@ def _flat(value: Any) -> np.ndarray:
     return value[0] if value.ndim >= 1 and value.shape[0] == 1 else value
 
 
+def _no_autograd():
+    """torch.inference_mode(): ManiSkill's step is hundreds of tiny torch ops on CPU and autograd's
+    bookkeeping (dispatch, version counters) is a large share of each; the kernels, hence the
+    numbers, are the same. Everything an instance computes stays inside it (results leave as numpy)."""
+    import torch
+
+    return torch.inference_mode()
+
+
 def scalar_info_keys(info: dict) -> list[str]:
     """The info entries with one value per env, reported as ``info/<key>`` (elapsed_steps has its own
     key; reconfigure only appears at reset)."""
@@ -54,13 +63,17 @@ class ManiSkillInstance:
 
     Keys: ``obs`` [D] (state obs), ``reward`` [], ``terminated`` [], ``truncated`` [],
     ``elapsed_steps`` [], ``info/<name>`` for every bool/number in info, plus ``extra_outputs``.
+
+    The env is built and driven under ``torch.inference_mode()`` (same numbers, less per-op overhead),
+    so drive ``self.env`` only through these methods: its tensors are inference tensors.
     """
 
     def __init__(self, env_id: str, make_kwargs: dict, extra: Callable[[Any, dict], dict] | None = None):
         import gymnasium as gym
 
         kwargs = {"obs_mode": "state", "sim_backend": "physx_cpu", "render_mode": None, **make_kwargs}
-        self.env = gym.make(env_id, num_envs=1, **kwargs)
+        with _no_autograd():  # tensors made at construction are then usable in-place inside step/reset
+            self.env = gym.make(env_id, num_envs=1, **kwargs)
         self.extra = extra
         self._info_keys: list[str] | None = None
 
@@ -87,11 +100,14 @@ class ManiSkillInstance:
         return {"action_low": np.asarray(space.low, np.float32), "action_high": np.asarray(space.high, np.float32)}
 
     def reset(self, seed: int | None, options: dict) -> dict[str, np.ndarray]:
-        obs, info = self.env.reset(seed=seed, options=options or None)
-        return self._pack(obs, np.zeros(()), np.zeros((), bool), np.zeros((), bool), info)
+        with _no_autograd():
+            obs, info = self.env.reset(seed=seed, options=options or None)
+            return self._pack(obs, np.zeros(()), np.zeros((), bool), np.zeros((), bool), info)
 
     def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
-        return self._pack(*self.env.step(action[None]))
+        with _no_autograd():
+            return self._pack(*self.env.step(action[None]))
 
     def close(self) -> None:
-        self.env.close()
+        with _no_autograd():
+            self.env.close()

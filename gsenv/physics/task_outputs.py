@@ -12,11 +12,15 @@ STATE_PREFIX = "state/"
 
 
 def task_outputs(env, info: dict) -> dict[str, torch.Tensor]:
-    """env: the unwrapped PutCubeOnPlateEnv; info: its latest reset/step info (evaluation included)."""
-    from gsenv.sim.poses import body_poses
+    """env: the unwrapped PutCubeOnPlateEnv; info: its latest reset/step info (evaluation included).
 
-    out = {f"{POSE_PREFIX}{name}": pose for name, pose in body_poses(env).items()}
-    state = env._get_obs_state_dict(info)
+    Values are [B, ...] torch tensors, or numpy arrays on CPU PhysX (poses read straight from SAPIEN).
+    """
+    from gsenv.sim.poses import body_poses, body_poses_numpy
+
+    poses = body_poses(env) if env.scene.gpu_sim_enabled else body_poses_numpy(env)
+    out = {f"{POSE_PREFIX}{name}": pose for name, pose in poses.items()}
+    state = env.obs_state_dict(info)
     for group, leaves in state.items():
         for name, value in leaves.items():
             out[f"{STATE_PREFIX}{group}/{name}"] = value

@@ -24,6 +24,7 @@ from typing import Optional
 
 import numpy as np
 import sapien
+import torch
 
 from mani_skill.agents.base_agent import Keyframe
 from mani_skill.agents.controllers import (
@@ -167,6 +168,31 @@ class MyFranka(Panda):
         self.finger1pad_link = sapien_utils.get_obj_by_name(links, "fr3_leftfinger_pad")
         self.finger2pad_link = sapien_utils.get_obj_by_name(links, "fr3_rightfinger_pad")
         self.tcp = sapien_utils.get_obj_by_name(links, self.ee_link_name)
+
+    def is_grasping(self, object, min_force: float = 0.5, max_angle: float = 85):
+        """Panda's test (both fingers push on ``object`` with >= min_force N within max_angle of their
+        closing directions), answered early on CPU PhysX when a finger does not touch the object.
+
+        A finger without a contact pair with the object has zero contact force, which fails
+        ``force >= min_force > 0`` whatever the angle, so the answer is False; otherwise Panda's own
+        computation runs. Same results, without its pose/matrix/angle maths on the (usual) steps
+        where nothing is held.
+        """
+        if not self.scene.gpu_sim_enabled and min_force > 0:
+            target = object._bodies[0].entity
+            fingers = [self.finger1_link._bodies[0].entity, self.finger2_link._bodies[0].entity]
+            touching = [False, False]
+            for contact in self.scene.px.get_contacts():
+                a, b = contact.bodies[0].entity, contact.bodies[1].entity
+                other = b if a == target else a if b == target else None
+                if other is None:
+                    continue
+                for k, finger in enumerate(fingers):
+                    if other == finger:
+                        touching[k] = True
+            if not all(touching):
+                return torch.zeros(self.scene.num_envs, dtype=torch.bool, device=self.scene.device)
+        return super().is_grasping(object, min_force=min_force, max_angle=max_angle)
 
 
 @register_agent()

@@ -118,6 +118,8 @@ class PutCubeOnPlateEnv(BaseEnv):
         self._generators: Optional[list[torch.Generator]] = None
         self.episode_ids: Optional[torch.Tensor] = None
         """int64 [B]: the episode_id each env was last reset to, -1 where it was sampled from its seed."""
+        self._last_state_dict: Optional[tuple[dict, dict]] = None  # (info, the state dict built for it)
+        self._action_bounds: Optional[tuple[str, torch.Tensor, torch.Tensor]] = None  # (control mode, low, high)
         super().__init__(*args, robot_uids=robot_uids, control_mode=control_mode, **kwargs)
 
     # ---------------------------------------------------------------------------------------- #
@@ -249,8 +251,11 @@ class PutCubeOnPlateEnv(BaseEnv):
                 f"action of shape ({self.num_envs}, {a_dim}) contains NaN or inf: {action.cpu().numpy()}"
             )
         if not self.upstream_compat:
-            low = torch.as_tensor(self.single_action_space.low, device=self.device)
-            high = torch.as_tensor(self.single_action_space.high, device=self.device)
+            if self._action_bounds is None or self._action_bounds[0] != self.control_mode:
+                space = self.single_action_space
+                self._action_bounds = (self.control_mode, torch.as_tensor(space.low, device=self.device),
+                                       torch.as_tensor(space.high, device=self.device))
+            _, low, high = self._action_bounds
             action = torch.maximum(torch.minimum(action, high), low)
         return super()._step_action(action)
 
@@ -275,15 +280,28 @@ class PutCubeOnPlateEnv(BaseEnv):
         return dict(qpos=robot.get_qpos(), qvel=robot.get_qvel())
 
     def _get_obs_extra(self, info: dict):
-        tcp = self.agent.tcp.pose
+        tcp, cube, plate = self.agent.tcp.pose, self.cube.pose, self.plate.pose  # each read builds tensors
         return dict(
             is_grasped=info["is_grasped"],
             tcp_pose=tcp.raw_pose,
-            cube_pose=self.cube.pose.raw_pose,
-            plate_pose=self.plate.pose.raw_pose,
-            tcp_to_cube_pos=self.cube.pose.p - tcp.p,
-            cube_to_plate_pos=self.plate.pose.p - self.cube.pose.p,
+            cube_pose=cube.raw_pose,
+            plate_pose=plate.raw_pose,
+            tcp_to_cube_pos=cube.p - tcp.p,
+            cube_to_plate_pos=plate.p - cube.p,
         )
+
+    def _get_obs_state_dict(self, info: dict):
+        state = super()._get_obs_state_dict(info)
+        self._last_state_dict = (info, state)
+        return state
+
+    def obs_state_dict(self, info: dict) -> dict:
+        """The state-dict observation ({agent: {...}, extra: {...}}) for ``info``: the one the last
+        get_obs(info) (reset/step) built when ``info`` is that very dict, else a freshly built one."""
+        last = self._last_state_dict
+        if last is not None and last[0] is info:
+            return last[1]
+        return self._get_obs_state_dict(info)
 
     def compute_sparse_reward(self, obs: Any, action: torch.Tensor, info: dict):
         reward = info["success"].to(torch.float32)

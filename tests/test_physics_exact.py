@@ -1,0 +1,115 @@
+"""The physx_cpu pool gives exactly what a plain single-env ManiSkill run of the task gives.
+
+The pool's instances take shortcuts for speed (inference mode, poses read straight from SAPIEN, the
+state dict reused from the observation, an early "not grasping" answer); none may change a number.
+Reference: ``gym.make(TASK_ID, num_envs=1, obs_mode="state", sim_backend="physx_cpu")`` driven by the
+scripted expert (so the cube is grasped, carried and released) plus noise; the pool replays the same
+actions and every output must be bit-identical.
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from gsenv.physics.backend import OUTPUTS, TASK_MODULE
+from gsenv.physics.cpu_pool import CpuPhysicsPool
+from gsenv.physics.maniskill_instance import ManiSkillFactory
+from gsenv.physics.task_outputs import POSE_PREFIX, STATE_PREFIX
+from gsenv.sim import names
+from gsenv.sim.expert import scripted_expert_action
+
+SEEDS = (3, 8)
+STEPS = 40
+
+
+def _leaves(state: dict) -> dict[str, torch.Tensor]:
+    return {f"{group}/{name}": v for group, leaves in state.items() for name, v in leaves.items()}
+
+
+def _record(u, obs, reward, terminated, info) -> dict[str, np.ndarray]:
+    """What a plain env shows, read through ManiSkill's own accessors (not gsenv's shortcuts)."""
+    out = {"obs": obs[0].numpy(), "reward": np.float32(reward[0]), "terminated": np.bool_(terminated[0]),
+           "elapsed_steps": np.int32(u.elapsed_steps[0])}
+    for k in ("success", "cube_on_plate", "is_grasped", "cube_static"):
+        out[f"info/{k}"] = info[k][0].numpy()
+    robot = u.agent.robot
+    for link in robot.get_links():
+        out[f"{POSE_PREFIX}{link.name}"] = link.pose.raw_pose[0].numpy()
+    out[f"{POSE_PREFIX}{names.ROBOT_ROOT}"] = robot.pose.raw_pose[0].numpy()
+    out[f"{POSE_PREFIX}{names.CUBE}"] = u.cube.pose.raw_pose[0].numpy()
+    out[f"{POSE_PREFIX}{names.PLATE}"] = u.plate.pose.raw_pose[0].numpy()
+    for key, v in _leaves(u.get_obs(info, unflattened=True)).items():
+        out[f"{STATE_PREFIX}{key}"] = v[0].numpy()
+    return out
+
+
+def _plain_episode(seed: int) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
+    import gsenv.sim.task  # noqa: F401  (registers the task id)
+
+    env = gym.make(names.TASK_ID, num_envs=1, obs_mode="state", sim_backend="physx_cpu")
+    u = env.unwrapped
+    rng = np.random.default_rng(seed)
+    try:
+        obs, info = env.reset(seed=seed)
+        frames = [_record(u, obs, torch.zeros(1), torch.zeros(1, dtype=torch.bool), info)]
+        actions = []
+        for _ in range(STEPS):
+            a = scripted_expert_action(**u.get_expert_inputs())[0].numpy()
+            a = a + rng.normal(0, 0.005, a.shape).astype(np.float32)  # not the expert's exact path
+            a = a.astype(np.float32)
+            actions.append(a)
+            obs, reward, terminated, _, info = env.step(torch.from_numpy(a[None]))
+            frames.append(_record(u, obs, reward, terminated, info))
+    finally:
+        env.close()
+    return np.stack(actions), frames
+
+
+@pytest.fixture(scope="module")
+def plain():
+    return [_plain_episode(s) for s in SEEDS]
+
+
+def test_pool_is_bit_identical_to_a_plain_maniskill_run(plain):
+    actions = np.stack([a for a, _ in plain], axis=1)  # [STEPS, B, 7]
+    grasped = sum(bool(f["info/is_grasped"]) for _, frames in plain for f in frames)
+    assert grasped > 0, "the reference episodes should grasp the cube (is_grasping's full test runs)"
+    factory = ManiSkillFactory(names.TASK_ID, {"render_backend": "none"}, import_module=TASK_MODULE,
+                               extra_outputs=OUTPUTS)
+    b = len(SEEDS)
+    with CpuPhysicsPool(factory, num_envs=b, action_shape=(7,), num_workers=2) as pool:
+        got = [pool.reset(list(range(b)), list(SEEDS), [{}] * b)]
+        for t in range(STEPS):
+            got.append(pool.step(actions[t]))
+    for i in range(b):
+        for t, want in enumerate(plain[i][1]):
+            for key, value in want.items():
+                assert key in got[t], f"pool output lacks {key}"
+                np.testing.assert_array_equal(got[t][key][i], value, err_msg=f"env {i} step {t} {key}")
+                assert got[t][key][i].dtype == np.asarray(value).dtype, key
+    pool_keys = {k for k in got[0] if k.startswith((POSE_PREFIX, STATE_PREFIX))}
+    assert pool_keys == {k for k in plain[0][1][0] if k.startswith((POSE_PREFIX, STATE_PREFIX))}
+
+
+def test_state_dict_reuse_follows_the_info_it_was_built_for():
+    """obs_state_dict(info) reuses the dict built by get_obs(info) only for that very info."""
+    import gsenv.sim.task  # noqa: F401
+
+    env = gym.make(names.TASK_ID, num_envs=1, obs_mode="state", sim_backend="physx_cpu", render_backend="none")
+    u = env.unwrapped
+    try:
+        _, info = env.reset(seed=0)
+        first = u.obs_state_dict(info)
+        assert first is u.obs_state_dict(info)
+        _, _, _, _, info2 = env.step(torch.tensor([[0.05, 0.0, -0.05, 0.0, 0.0, 0.0, 1.0]]))
+        second = u.obs_state_dict(info2)
+        assert second is not first
+        assert not torch.equal(second["agent"]["qpos"], first["agent"]["qpos"])
+        # an info the env never built an observation for gets a fresh one
+        fresh = u.obs_state_dict(u.get_info())
+        for k, v in _leaves(fresh).items():
+            torch.testing.assert_close(v, _leaves(second)[k], rtol=0, atol=0)
+    finally:
+        env.close()
