@@ -340,11 +340,14 @@ def section_physics(bundle, device: str, backend: str, workers: int, cfg: Config
     finally:
         env.close()
     single = _single_process(bundle, cfg)
-    asyncv = _async_baseline(bundle, workers, cfg)
+    asyncv = _async_baseline(bundle, workers, cfg)  # one process per core, as our workers
+    # and the plain way to hold B envs: one process each (oversubscribes the cores)
+    per_env = _async_baseline(bundle, cfg.env_batch, cfg) if cfg.env_batch != workers else asyncv
+    best = max(asyncv, per_env, key=lambda r: r["env_steps_per_s"])
     per_worker = single["env_steps_per_s"]
     return dict(
-        gsenv_state=gs, single_process=single, async_vector_env=asyncv,
-        speedup_vs_async=gs["env_steps_per_s"] / asyncv["env_steps_per_s"],
+        gsenv_state=gs, single_process=single, async_vector_env=asyncv, async_vector_env_per_env=per_env,
+        speedup_vs_async=gs["env_steps_per_s"] / best["env_steps_per_s"],
         parallel_efficiency=gs["env_steps_per_s"] / (workers * per_worker),
         async_parallel_efficiency=asyncv["env_steps_per_s"] / (workers * per_worker),
     )
@@ -449,11 +452,13 @@ def tables(results: dict) -> str:
             g, a, s = d["gsenv_state"], d["async_vector_env"], d["single_process"]
             out.append(f"| GSEnv state (physics-only) | {g['num_envs']} | {g['workers']} | {g['step_ms']:.1f} | "
                        f"{g['env_steps_per_s']:,.0f} | {g['partial_reset_in_steps']:.2f} |")
-            out.append(f"| gymnasium AsyncVectorEnv, 1 env/process | {a['processes']} | {a['processes']} | {a['step_ms']:.1f} | "
-                       f"{a['env_steps_per_s']:,.0f} | - |")
+            for a in [a] + ([d["async_vector_env_per_env"]] if d.get("async_vector_env_per_env", a) != a else []):
+                out.append(f"| gymnasium AsyncVectorEnv, 1 env/process | {a['processes']} | {a['processes']} | "
+                           f"{a['step_ms']:.1f} | {a['env_steps_per_s']:,.0f} | - |")
             out.append(f"| one process, one env | 1 | 1 | {s['step_ms']:.1f} | {s['env_steps_per_s']:,.0f} | - |")
             out.append(f"parallel efficiency: GSEnv {d['parallel_efficiency']:.2f}, AsyncVectorEnv "
-                       f"{d['async_parallel_efficiency']:.2f}; GSEnv / AsyncVectorEnv = {d['speedup_vs_async']:.2f}x")
+                       f"{d['async_parallel_efficiency']:.2f}; GSEnv / the faster AsyncVectorEnv = "
+                       f"{d['speedup_vs_async']:.2f}x")
         if c:
             out.append(f"end-to-end: render alone {c['render_only_ms']:.1f} ms of a {c['step_ms']:.1f} ms step "
                        f"({c['render_share']:.0%})")
