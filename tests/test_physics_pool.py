@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from gsenv.physics.cpu_pool import CpuPhysicsPool, PhysicsWorkerError, split_envs
+from gsenv.physics.cpu_pool import (PIN_ENV, CpuPhysicsPool, PhysicsWorkerError, default_num_workers,
+                                    split_envs, usable_cpus)
 from gsenv.physics.maniskill_instance import ManiSkillFactory
 
 FACTORY = ManiSkillFactory("PickCube-v1", {"control_mode": "pd_ee_delta_pose"})
@@ -47,6 +48,44 @@ def test_pool_matches_one_process_and_keeps_env_order():
     for got, want in zip(pooled, ref):
         np.testing.assert_array_equal(got, want)
     assert not np.array_equal(ref[0][0], ref[0][1]), "different seeds should give different states"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux-only")
+def test_pinned_workers_sit_on_their_cpus_and_give_the_same_results(monkeypatch):
+    """GSENV_PIN_WORKERS=1 pins worker w to usable CPU w mod #CPUs (more workers than CPUs wrap
+    around); the numbers are those of unpinned in-process instances."""
+    monkeypatch.setenv(PIN_ENV, "1")
+    cpus = usable_cpus()
+    rng = np.random.default_rng(5)
+    seeds = [21, 22, 23]
+    actions = [_actions(rng, 3) for _ in range(3)]
+    with CpuPhysicsPool(FACTORY, num_envs=3, action_shape=(7,), num_workers=3) as pool:
+        assert pool.pin_workers
+        assert pool.worker_cpus == [cpus[w % len(cpus)] for w in range(3)]
+        for proc, cpu in zip(pool.processes, pool.worker_cpus):
+            assert os.sched_getaffinity(proc.pid) == {cpu}
+        pooled = [pool.reset([0, 1, 2], seeds, [{}, {}, {}])]
+        pooled += [pool.step(a) for a in actions]
+    local = [FACTORY(i) for i in range(3)]
+    try:
+        ref = [[inst.reset(s, {}) for inst, s in zip(local, seeds)]]
+        ref += [[inst.step(a[i]) for i, inst in enumerate(local)] for a in actions]
+    finally:
+        for inst in local:
+            inst.close()
+    for got, want in zip(pooled, ref):
+        for i in range(3):
+            for key, value in want[i].items():
+                np.testing.assert_array_equal(got[key][i], value, err_msg=key)
+
+
+def test_default_worker_count():
+    n = len(usable_cpus())
+    assert default_num_workers(1000) == n
+    assert default_num_workers(1000, workers_per_core=2) == 2 * n
+    assert default_num_workers(1) == 1
+    with pytest.raises(ValueError, match="workers_per_core"):
+        default_num_workers(4, workers_per_core=0)
 
 
 def test_partial_reset_touches_only_those_envs():

@@ -29,12 +29,14 @@ class CpuPhysics:
 
     name = "physx_cpu"
 
-    def __init__(self, num_envs: int, task_kwargs: dict, device: torch.device, num_workers: int | None = None):
+    def __init__(self, num_envs: int, task_kwargs: dict, device: torch.device, num_workers: int | None = None,
+                 pin_workers: bool | None = None):
         from gsenv.sim import names
 
         factory = ManiSkillFactory(names.TASK_ID, {**task_kwargs, "render_backend": "none"},
                                    import_module=TASK_MODULE, extra_outputs=OUTPUTS)
-        self.pool = CpuPhysicsPool(factory, num_envs, action_shape=(7,), num_workers=num_workers)
+        self.pool = CpuPhysicsPool(factory, num_envs, action_shape=(7,), num_workers=num_workers,
+                                   pin_workers=pin_workers)
         self.num_envs = num_envs
         self.device = device
         self.action_low = self.pool.meta["action_low"]
@@ -112,11 +114,14 @@ class GpuPhysics:
 
 
 def make_physics(backend: str, num_envs: int, task_kwargs: dict, device: torch.device,
-                 num_workers: int | None = None):
-    """The physics backend `backend` ('auto', 'physx_cpu' or 'physx_cuda') for B = num_envs."""
+                 num_workers: int | None = None, pin_workers: bool | None = None):
+    """The physics backend `backend` ('auto', 'physx_cpu' or 'physx_cuda') for B = num_envs.
+
+    num_workers / pin_workers: physx_cpu only (see CpuPhysicsPool; pin_workers None follows the
+    environment variable GSENV_PIN_WORKERS)."""
     from gsenv.backends import resolve_physics_backend
 
     choice = resolve_physics_backend(backend)
     if choice == "physx_cuda":
         return GpuPhysics(num_envs, task_kwargs, device)
-    return CpuPhysics(num_envs, task_kwargs, device, num_workers=num_workers)
+    return CpuPhysics(num_envs, task_kwargs, device, num_workers=num_workers, pin_workers=pin_workers)

@@ -24,6 +24,9 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 ACTION_KEY = "__action__"
+PIN_ENV = "GSENV_PIN_WORKERS"
+"""Environment variable: "1" pins worker w to the w-th usable CPU (round robin) when the pool's
+``pin_workers`` is left at None; anything else (or unset) leaves placement to the OS."""
 
 
 class PhysicsInstance(Protocol):
@@ -80,8 +83,13 @@ class _SharedArrays:
 
 
 def _worker_main(conn: Connection, factory: Callable[[int], PhysicsInstance], env_ids: list[int],
-                 action_field: _Field) -> None:
+                 action_field: _Field, cpu: int | None = None) -> None:
     """Worker loop: build this worker's instances, then serve reset/step/close commands."""
+    if cpu is not None:
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except (AttributeError, OSError) as exc:  # not Linux, or the CPU went away: run unpinned
+            logger.warning("physics worker could not pin itself to CPU %d: %s", cpu, exc)
     try:
         import torch
 
@@ -132,10 +140,22 @@ def _write(shared: _SharedArrays, env_id: int, result: dict[str, np.ndarray]) ->
         shared.arrays[key][env_id] = value
 
 
-def default_num_workers(num_envs: int) -> int:
-    """About one worker per core, never more than envs."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(num_envs, cores))
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on, in the OS's order."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def default_num_workers(num_envs: int, workers_per_core: float = 1.0) -> int:
+    """About ``workers_per_core`` workers per usable core (default one), never more than envs."""
+    if workers_per_core <= 0:
+        raise ValueError(f"workers_per_core must be > 0, got {workers_per_core}")
+    return max(1, min(num_envs, round(len(usable_cpus()) * workers_per_core)))
+
+
+def _pin_from_env() -> bool:
+    return os.environ.get(PIN_ENV, "").strip() == "1"
 
 
 def split_envs(num_envs: int, num_workers: int) -> list[list[int]]:
@@ -158,12 +178,17 @@ class CpuPhysicsPool:
         action_shape: shape of one env's action, e.g. (7,).
         num_workers: W (default: about one per core, at most B).
         timeout_s: how long one command may take before the pool gives up (a hung worker).
+        pin_workers: pin worker w to usable CPU w mod #CPUs (os.sched_setaffinity). None: as the
+            environment variable GSENV_PIN_WORKERS says ("1" = pin), else off. Results are the same
+            either way; only speed can differ.
 
-    After construction every instance has been reset once with seed None.
+    After construction the first instance of each worker has been reset once with seed None (that
+    fixes the output layout); reset every env before stepping it.
     """
 
     def __init__(self, factory: Callable[[int], PhysicsInstance], num_envs: int, action_shape: Sequence[int],
-                 num_workers: int | None = None, timeout_s: float = 600.0, start_method: str = "spawn"):
+                 num_workers: int | None = None, timeout_s: float = 600.0, start_method: str = "spawn",
+                 pin_workers: bool | None = None):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs = num_envs
@@ -172,6 +197,11 @@ class CpuPhysicsPool:
             raise ValueError(f"num_workers must be in [1, num_envs={num_envs}], got {self.num_workers}")
         self.timeout_s = timeout_s
         self.env_ids = split_envs(num_envs, self.num_workers)
+        self.pin_workers = _pin_from_env() if pin_workers is None else bool(pin_workers)
+        cpus = usable_cpus()
+        self.worker_cpus: list[int | None] = [cpus[w % len(cpus)] if self.pin_workers else None
+                                              for w in range(self.num_workers)]
+        """The CPU each worker is pinned to (None: not pinned)."""
         self._owner_of = np.concatenate([np.full(len(ids), w) for w, ids in enumerate(self.env_ids)])
         self._closed = False
         self._shared: _SharedArrays | None = None
@@ -181,7 +211,7 @@ class CpuPhysicsPool:
         self._procs: list[mp.process.BaseProcess] = []
         for w, ids in enumerate(self.env_ids):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(child, factory, ids, action_field),
+            proc = ctx.Process(target=_worker_main, args=(child, factory, ids, action_field, self.worker_cpus[w]),
                                name=f"gsenv-physics-{w}", daemon=True)
             proc.start()
             child.close()
@@ -209,7 +239,8 @@ class CpuPhysicsPool:
         except BaseException:
             self.close()
             raise
-        logger.info("physics pool: %d envs in %d worker processes", num_envs, self.num_workers)
+        logger.info("physics pool: %d envs in %d worker processes%s", num_envs, self.num_workers,
+                    " (pinned)" if self.pin_workers else "")
 
     # -- commands -------------------------------------------------------------------------------
     def step(self, actions: np.ndarray, env_idx: Sequence[int] | None = None) -> dict[str, np.ndarray]:

@@ -1,0 +1,114 @@
+"""Physics-only GSEnv steps/s for several worker counts and pinning, against AsyncVectorEnv.
+
+The measurement is the benchmark's section d (gsenv.bench: GSEnv with obs_mode "state", random
+actions, gymnasium's AsyncVectorEnv over single-env processes as the baseline), run for each pool
+setting in turn, repeated round-robin so that drift hits every setting alike::
+
+    python -m gsenv.physics.pool_bench --batch 64 --workers 16,32,64 --pin 0,1 --repeats 2 --out pool.json
+
+``--workers`` counts GSEnv's worker processes; the AsyncVectorEnv baseline keeps ``--async-procs``
+processes (default: one per usable core, as the benchmark does). Prints one line per run and a
+summary (median env-steps/s and the ratio to the baseline's median).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gsenv import bench
+    from gsenv.physics.cpu_pool import PIN_ENV, usable_cpus
+
+    p = argparse.ArgumentParser(prog="python -m gsenv.physics.pool_bench", description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=64, help="B, envs of GSEnv (default 64)")
+    p.add_argument("--workers", type=_ints, default=None, help="GSEnv worker counts, e.g. 16,32,64 (default: #cores)")
+    p.add_argument("--pin", type=_ints, default=[0], help="0 and/or 1: pin workers to CPUs (default 0)")
+    p.add_argument("--async-procs", type=int, default=None, help="AsyncVectorEnv processes (default: #cores, at most B)")
+    p.add_argument("--repeats", type=int, default=2, help="rounds over all settings (default 2)")
+    p.add_argument("--min-time", type=float, default=5.0, help="seconds of stepping per run (default 5)")
+    p.add_argument("--max-steps", type=int, default=300, help="at most this many timed steps per run")
+    p.add_argument("--density", type=float, default=0.01, help="default-scene density (physics ignores it)")
+    p.add_argument("--device", default=None, help="GSEnv device (default: cuda when available)")
+    p.add_argument("--no-async", action="store_true", help="skip the AsyncVectorEnv baseline")
+    p.add_argument("--out", default=None, help="write all runs as JSON here")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+    import torch
+
+    from gsenv.assets.root import asset_root
+    from gsenv.scene.default import load_default_bundle
+
+    cores = len(usable_cpus())
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    workers = args.workers or [min(cores, args.batch)]
+    async_procs = args.async_procs or max(1, min(cores, args.batch))
+    cfg = bench.Config(env_batch=args.batch, env_min_time=args.min_time, env_max_steps=args.max_steps,
+                       env_min_steps=5, density=args.density, reset_repeats=1)
+    bundle = load_default_bundle(asset_root(None), args.density, progress=False)
+    settings = [(w, pin) for w in workers for pin in args.pin]
+    runs: list[dict] = []
+    saved_pin = os.environ.get(PIN_ENV)
+    try:
+        for r in range(args.repeats):
+            for w, pin in settings:
+                os.environ[PIN_ENV] = "1" if pin else "0"
+                env, startup = bench._make_env(bundle, "state", device, "torch", w, cfg)
+                try:
+                    res = bench._env_rates(env, cfg, seed=4)
+                finally:
+                    env.close()
+                row = dict(kind="gsenv", repeat=r, workers=w, pin=bool(pin), env_steps_per_s=res["env_steps_per_s"],
+                           step_ms=res["step_ms"], steps=res["steps"], startup_s=round(startup, 1))
+                runs.append(row)
+                print(json.dumps(row), flush=True)  # noqa: T201
+            if not args.no_async:
+                a = bench._async_baseline(bundle, async_procs, cfg)
+                row = dict(kind="async", repeat=r, workers=async_procs, pin=False, env_steps_per_s=a["env_steps_per_s"],
+                           step_ms=a["step_ms"], steps=a["steps"])
+                runs.append(row)
+                print(json.dumps(row), flush=True)  # noqa: T201
+    finally:
+        if saved_pin is None:
+            os.environ.pop(PIN_ENV, None)
+        else:
+            os.environ[PIN_ENV] = saved_pin
+
+    base = [x["env_steps_per_s"] for x in runs if x["kind"] == "async"]
+    base_med = statistics.median(base) if base else None
+    lines = [f"B={args.batch}, {cores} usable cores, device {device}; median env-steps/s over {args.repeats} round(s)"]
+    if base_med:
+        lines.append(f"  AsyncVectorEnv, {async_procs} processes: {base_med:8.1f}   (runs: {', '.join(f'{v:.0f}' for v in base)})")
+    summary = []
+    for w, pin in settings:
+        vals = [x["env_steps_per_s"] for x in runs if x["kind"] == "gsenv" and x["workers"] == w and x["pin"] == bool(pin)]
+        med = statistics.median(vals)
+        ratio = med / base_med if base_med else None
+        summary.append(dict(workers=w, pin=bool(pin), median_env_steps_per_s=med, ratio_vs_async=ratio))
+        lines.append(f"  GSEnv {w:3d} workers{' pinned' if pin else '       '}: {med:8.1f}" +
+                     (f"   x{ratio:.3f} vs AsyncVectorEnv" if ratio else "") +
+                     f"   (runs: {', '.join(f'{v:.0f}' for v in vals)})")
+    print("\n".join(lines))  # noqa: T201
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(dict(
+            date=time.strftime("%Y-%m-%dT%H:%M:%S"), batch=args.batch, cores=cores, device=device,
+            async_procs=async_procs, runs=runs, summary=summary, async_median=base_med), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
