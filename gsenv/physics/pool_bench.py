@@ -6,9 +6,9 @@ setting in turn, repeated round-robin so that drift hits every setting alike::
 
     python -m gsenv.physics.pool_bench --batch 64 --workers 16,32,64 --pin 0,1 --repeats 2 --out pool.json
 
-``--workers`` counts GSEnv's worker processes; the AsyncVectorEnv baseline keeps ``--async-procs``
-processes (default: one per usable core, as the benchmark does). Prints one line per run and a
-summary (median env-steps/s and the ratio to the baseline's median).
+``--workers`` counts GSEnv's worker processes; AsyncVectorEnv runs with each of ``--async-procs``
+process counts (default: one per usable core and one per env, as the benchmark does; the ratio is
+to the faster). Prints one line per run and a summary (median env-steps/s, ratio of medians).
 """
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=64, help="B, envs of GSEnv (default 64)")
     p.add_argument("--workers", type=_ints, default=None, help="GSEnv worker counts, e.g. 16,32,64 (default: #cores)")
     p.add_argument("--pin", type=_ints, default=[0], help="0 and/or 1: pin workers to CPUs (default 0)")
-    p.add_argument("--async-procs", type=int, default=None, help="AsyncVectorEnv processes (default: #cores, at most B)")
+    p.add_argument("--async-procs", type=_ints, default=None,
+                   help="AsyncVectorEnv process counts (default: #cores (at most B) and B)")
     p.add_argument("--repeats", type=int, default=2, help="rounds over all settings (default 2)")
     p.add_argument("--min-time", type=float, default=5.0, help="seconds of stepping per run (default 5)")
     p.add_argument("--max-steps", type=int, default=300, help="at most this many timed steps per run")
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     cores = len(usable_cpus())
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     workers = args.workers or [min(cores, args.batch)]
-    async_procs = args.async_procs or max(1, min(cores, args.batch))
+    async_procs = args.async_procs or sorted({max(1, min(cores, args.batch)), args.batch})
     cfg = bench.Config(env_batch=args.batch, env_min_time=args.min_time, env_max_steps=args.max_steps,
                        env_min_steps=5, density=args.density, reset_repeats=1)
     bundle = load_default_bundle(asset_root(None), args.density, progress=False)
@@ -75,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
                            step_ms=res["step_ms"], steps=res["steps"], startup_s=round(startup, 1))
                 runs.append(row)
                 print(json.dumps(row), flush=True)  # noqa: T201
-            if not args.no_async:
-                a = bench._async_baseline(bundle, async_procs, cfg)
-                row = dict(kind="async", repeat=r, workers=async_procs, pin=False, env_steps_per_s=a["env_steps_per_s"],
+            for procs in [] if args.no_async else async_procs:
+                a = bench._async_baseline(bundle, procs, cfg)
+                row = dict(kind="async", repeat=r, workers=procs, pin=False, env_steps_per_s=a["env_steps_per_s"],
                            step_ms=a["step_ms"], steps=a["steps"])
                 runs.append(row)
                 print(json.dumps(row), flush=True)  # noqa: T201
@@ -87,11 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             os.environ[PIN_ENV] = saved_pin
 
-    base = [x["env_steps_per_s"] for x in runs if x["kind"] == "async"]
-    base_med = statistics.median(base) if base else None
     lines = [f"B={args.batch}, {cores} usable cores, device {device}; median env-steps/s over {args.repeats} round(s)"]
-    if base_med:
-        lines.append(f"  AsyncVectorEnv, {async_procs} processes: {base_med:8.1f}   (runs: {', '.join(f'{v:.0f}' for v in base)})")
+    async_medians = {}
+    for procs in [] if args.no_async else async_procs:
+        vals = [x["env_steps_per_s"] for x in runs if x["kind"] == "async" and x["workers"] == procs]
+        async_medians[procs] = statistics.median(vals)
+        lines.append(f"  AsyncVectorEnv {procs:3d} processes: {async_medians[procs]:8.1f}   "
+                     f"(runs: {', '.join(f'{v:.0f}' for v in vals)})")
+    base_med = max(async_medians.values()) if async_medians else None
     summary = []
     for w, pin in settings:
         vals = [x["env_steps_per_s"] for x in runs if x["kind"] == "gsenv" and x["workers"] == w and x["pin"] == bool(pin)]
@@ -99,14 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         ratio = med / base_med if base_med else None
         summary.append(dict(workers=w, pin=bool(pin), median_env_steps_per_s=med, ratio_vs_async=ratio))
         lines.append(f"  GSEnv {w:3d} workers{' pinned' if pin else '       '}: {med:8.1f}" +
-                     (f"   x{ratio:.3f} vs AsyncVectorEnv" if ratio else "") +
+                     (f"   x{ratio:.3f} vs the faster AsyncVectorEnv" if ratio else "") +
                      f"   (runs: {', '.join(f'{v:.0f}' for v in vals)})")
     print("\n".join(lines))  # noqa: T201
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(dict(
             date=time.strftime("%Y-%m-%dT%H:%M:%S"), batch=args.batch, cores=cores, device=device,
-            async_procs=async_procs, runs=runs, summary=summary, async_median=base_med), indent=1))
+            async_procs=async_procs, runs=runs, summary=summary, async_medians=async_medians,
+            async_best_median=base_med), indent=1))
     return 0
 
 
