@@ -66,7 +66,8 @@ def test_outputs(quick_run):
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert res["plot"] in ("matplotlib", "fallback")
     names = {b["bar"] for b in res["bars"]}
-    assert "physics-only / AsyncVectorEnv" in names and "end-to-end rgb / physics-only" in names
+    assert "physics-only / AsyncVectorEnv, one process per core each" in names
+    assert "end-to-end rgb / physics-only" in names
     assert all(_positive(v) for v in res["timing_s"].values() if v)
     # the table comes last, after the logs
     assert "performance bar" in stdout and stdout.rstrip().splitlines()[-1].startswith("results:")

@@ -9,7 +9,7 @@ import torch
 from gsenv.splat.cameras import Cameras, look_at, opengl_pose_to_viewmat, sapien_pose_to_viewmat, scale_intrinsics
 from gsenv.splat.gaussians import Gaussians
 from gsenv.splat.renderer import SceneRenderer
-from gsenv.splat.rotations import quat_multiply, quat_to_rotmat
+from gsenv.splat.rotations import pose_to_matrix, quat_multiply, quat_to_rotmat
 
 F, W, H = 100.0, 32, 32
 CX, CY = W / 2 + 0.25, H / 2 + 0.25  # off pixel boundaries: no argmax ties
@@ -234,7 +234,8 @@ def test_bodies_outside_every_view_are_culled_without_changing_the_image(cache):
     b = only_near.render({"near": poses2["near"]}, cams(B=2), depth=True)
     assert torch.equal(a.rgb, b.rgb) and torch.equal(a.depth, b.depth)
     cams2 = cams(B=2)
-    kept = both._kept_bodies(both._stack_poses(poses2, 2, cams2.device), cams2.Ks, cams2.viewmats, W, H)
+    poses_m = pose_to_matrix(both._stack_poses(poses2, 2, cams2.device))
+    kept = both._kept_bodies(poses_m, cams2.Ks, cams2.viewmats, W, H)
     assert len(kept.splats) == 2 and kept.index.tolist() == [0, 0]  # "far" was left out
     assert a.body_alpha[..., 1].max() == 0 and a.body_alpha[..., 0].max() > 0.5
     # as soon as one env's camera can see it, it is rendered (for every env)
@@ -250,7 +251,7 @@ def test_clusters_of_one_body_are_culled_separately():
     r = SceneRenderer(None, {"rod": rod}, backend="torch")
     p = {"rod": pose(-0.1, 0.0, 2.0)}
     c = cams()
-    splats = r._kept_bodies(r._stack_poses(p, 1, c.device), c.Ks, c.viewmats, W, H).splats
+    splats = r._kept_bodies(pose_to_matrix(r._stack_poses(p, 1, c.device)), c.Ks, c.viewmats, W, H).splats
     half_width = (W - CX + 4) / F * 2.0  # the view's half width at 2 m, plus the margin
     assert 0 < len(splats) < len(rod) and splats.means[:, 0].max() - 0.1 <= half_width + 0.1
     whole = SceneRenderer(None, {"rod": rod}, backend="torch", cull=False)

@@ -35,17 +35,17 @@ def _timed(fn, iters: int) -> tuple[float, object]:
 
 def stage_times(renderer, poses: dict, cameras, iters: int = 20) -> dict:
     """ms per render of each stage (see the module doc) and the counts behind them."""
-    from gsenv.splat.renderer import _pose_matrices
+    from gsenv.splat.rotations import pose_to_matrix
 
     B, C, W, H = cameras.batch_size, cameras.num_cameras, cameras.width, cameras.height
     Ks, vms = cameras.Ks.float(), cameras.viewmats.float()
     r, tile = renderer, renderer.tile_size
     total, _ = _timed(lambda: r.render(poses, cameras), iters)
     stacked = r._stack_poses(poses, B, Ks.device)
-    t_cull, kept = _timed(lambda: r._kept_bodies(stacked, Ks, vms, W, H), iters)
+    t_cull, kept = _timed(lambda: r._kept_bodies(pose_to_matrix(stacked), Ks, vms, W, H), iters)
     rigid = kept.rigid()
     feats = r._body_feats(kept, stacked, vms, 0)
-    project = lambda: rigid.project(_pose_matrices(stacked), Ks, vms, W, H, near_plane=r.near_plane,  # noqa: E731
+    project = lambda: rigid.project(pose_to_matrix(stacked), Ks, vms, W, H, near_plane=r.near_plane,  # noqa: E731
                                     far_plane=r.far_plane, eps2d=r.eps2d)
     t_project, projected = _timed(project, iters)
     t_sort, order = _timed(lambda: rigid.sort(projected, W, H, tile), iters)

@@ -26,7 +26,7 @@ from gsenv.splat.cameras import Cameras
 from gsenv.splat.gaussians import Gaussians
 from gsenv.splat.rasterize import rasterize
 from gsenv.splat.rigid_raster import BodySegment, RigidBodies
-from gsenv.splat.rotations import quat_conjugate, quat_multiply, quat_normalize, quat_rotate, quat_to_rotmat
+from gsenv.splat.rotations import pose_to_matrix, quat_conjugate, quat_multiply, quat_normalize, quat_rotate
 from gsenv.splat.sh import eval_sh
 
 logger = logging.getLogger(__name__)
@@ -209,15 +209,6 @@ class _CameraKey:
 def _resolved(device: torch.device | str) -> torch.device:
     """The device tensors actually land on ("cuda" -> "cuda:0"), so device comparisons hold."""
     return torch.empty(0, device=device).device
-
-
-def _pose_matrices(poses: Tensor) -> Tensor:
-    """[..., 4, 4] body-to-world matrices from poses [..., 7] (xyz + quaternion wxyz)."""
-    T = torch.zeros(poses.shape[:-1] + (4, 4), device=poses.device, dtype=poses.dtype)
-    T[..., :3, :3] = quat_to_rotmat(quat_normalize(poses[..., 3:]))
-    T[..., :3, 3] = poses[..., :3]
-    T[..., 3, 3] = 1.0
-    return T
 
 
 def _campos(viewmats: Tensor) -> Tensor:
@@ -429,7 +420,7 @@ class SceneRenderer:
                 raise ValueError(f"body_poses[{n!r}] is on {p.device}, cameras on {dev}: put them on one device")
         return torch.stack([body_poses[n].to(torch.float32) for n in self._body_names], 1)
 
-    def _kept_bodies(self, poses: Tensor, Ks: Tensor, vms: Tensor, W: int, H: int) -> _KeptBodies | None:
+    def _kept_bodies(self, body_to_world: Tensor, Ks: Tensor, vms: Tensor, W: int, H: int) -> _KeptBodies | None:
         """The body gaussians this render needs: with `cull`, those some camera of some env can see
         (by cluster; None when no camera sees any), else all."""
         if not self.cull:
@@ -438,7 +429,7 @@ class SceneRenderer:
         state = self._camera_state(Ks, vms, W, H)
         if "planes" not in state:
             state["planes"] = _frustum_planes(Ks, vms, W, H, self.near_plane)
-        visible = _visible_spheres(centres, radii, body_of, _pose_matrices(poses), state["planes"])
+        visible = _visible_spheres(centres, radii, body_of, body_to_world, state["planes"])
         key = visible.cpu().numpy().tobytes()
         if self._culled is not None and self._culled[0] == key:  # consecutive steps mostly agree
             return self._culled[1]
@@ -491,14 +482,15 @@ class SceneRenderer:
         return _Layer(out[..., :-1], out[..., -1:], a)
 
     def _body_layer(self, poses, Ks, vms, W, H, backend, nb) -> _Layer:
-        kept = self._kept_bodies(poses, Ks, vms, W, H)
+        body_to_world = pose_to_matrix(poses)  # [B, NB, 4, 4]
+        kept = self._kept_bodies(body_to_world, Ks, vms, W, H)
         if kept is None:  # no camera sees any body
             B, C = vms.shape[:2]
             z = torch.zeros(B, C, H, W, 1, device=vms.device)
             return _Layer(z.expand(B, C, H, W, 3 + nb), z, z)
         if backend == "gsplat":  # poses folded into the view matrices: no per-env copies of the bodies
             out, a = kept.rigid().rasterize(
-                _pose_matrices(poses), self._body_feats(kept, poses, vms, nb), Ks, vms, W, H,
+                body_to_world, self._body_feats(kept, poses, vms, nb), Ks, vms, W, H,
                 near_plane=self.near_plane, far_plane=self.far_plane, eps2d=self.eps2d, tile_size=self.tile_size)
             return _Layer(out[..., :-1], out[..., -1:], a)
         return self._raster(*self._body_splats(kept, poses, vms, nb), Ks, vms, W, H, backend)
@@ -531,7 +523,7 @@ class SceneRenderer:
             feats = torch.nn.functional.pad(feats, (0, nb))
             parts.append((bg.means.expand(B, -1, -1), bg.quats.expand(B, -1, -1), bg.scales.expand(B, -1, -1),
                           bg.opacities.expand(B, -1), feats))
-        kept = self._kept_bodies(poses, Ks, vms, W, H) if self._body is not None else None
+        kept = self._kept_bodies(pose_to_matrix(poses), Ks, vms, W, H) if self._body is not None else None
         if kept is not None:
             parts.append(self._body_splats(kept, poses, vms, nb))
         if not parts:

@@ -49,9 +49,9 @@ def _projection():
         return public
 
     def direct(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near, far):
-        c = [t.contiguous() for t in (means, quats, scales, opacities, viewmats, Ks)]  # the kernel checks
-        return kernel(c[0], None, c[1], c[2], c[3], c[4], c[5], width, height, eps2d, near, far, 0.0, False,
-                      pinhole)[:4]
+        # (inputs contiguous: the kernel checks)
+        return kernel(means, None, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near, far, 0.0,
+                      False, pinhole)[:4]
     return direct
 
 
@@ -66,6 +66,9 @@ class RigidBodies:
                  segments: list[BodySegment]) -> None:
         self.means, self.quats, self.scales, self.opacities = means, quats, scales, opacities
         self.segments = [s for s in segments if s.stop > s.start]
+        # each body's rows, contiguous, sliced once: the projection runs body by body every render
+        self._parts = [(seg.body, *(t[seg.start:seg.stop].contiguous() for t in (means, quats, scales, opacities)))
+                       for seg in self.segments]
         self._buffer: Tensor | None = None  # [I, N, D + 1] features and depth, see _features
         self._buffer_key: tuple | None = None
         self._opacities: Tensor | None = None  # [I, N], contiguous (rasterize_to_pixels copies views)
@@ -103,11 +106,8 @@ class RigidBodies:
         # per body, per image: V T_body, [NB, I, 4, 4]
         combined = (viewmats[:, :, None] @ body_to_world[:, None]).permute(2, 0, 1, 3, 4)
         combined = combined.reshape(-1, I, 4, 4).contiguous()
-        outs = []
-        for seg in self.segments:
-            s = slice(seg.start, seg.stop)
-            outs.append(project(self.means[s], self.quats[s], self.scales[s], self.opacities[s], combined[seg.body],
-                                Ks_flat, width, height, eps2d, near_plane, far_plane))
+        outs = [project(means, quats, scales, opacities, combined[body], Ks_flat, width, height, eps2d, near_plane,
+                        far_plane) for body, means, quats, scales, opacities in self._parts]
         return tuple(torch.cat(x, 1) for x in zip(*outs))
 
     @staticmethod

@@ -30,18 +30,41 @@ def quat_conjugate(q: Tensor) -> Tensor:
     return q * q.new_tensor([1.0, -1.0, -1.0, -1.0])
 
 
+def _rotation_quadratic_form() -> Tensor:
+    """[9, 16]: the rotation matrix of a unit quaternion q = (w, x, y, z) is quadratic in q,
+    R.flatten() = C @ (q q^T).flatten()."""
+    w, x, y, z = range(4)
+    terms = {  # (row, col): [(coefficient, a, b)] meaning sum of coefficient * q_a * q_b
+        (0, 0): [(1, w, w), (1, x, x), (-1, y, y), (-1, z, z)],
+        (0, 1): [(2, x, y), (-2, w, z)],
+        (0, 2): [(2, x, z), (2, w, y)],
+        (1, 0): [(2, x, y), (2, w, z)],
+        (1, 1): [(1, w, w), (-1, x, x), (1, y, y), (-1, z, z)],
+        (1, 2): [(2, y, z), (-2, w, x)],
+        (2, 0): [(2, x, z), (-2, w, y)],
+        (2, 1): [(2, y, z), (2, w, x)],
+        (2, 2): [(1, w, w), (-1, x, x), (-1, y, y), (1, z, z)],
+    }
+    C = torch.zeros(3, 3, 4, 4, dtype=torch.float64)
+    for (i, j), entries in terms.items():
+        for c, a, b in entries:
+            C[i, j, a, b] += c
+    return C.reshape(9, 16)
+
+
+_ROTATION_FORM = _rotation_quadratic_form()
+_ROTATION_FORM_ON: dict[tuple, Tensor] = {}
+
+
 def quat_to_rotmat(q: Tensor) -> Tensor:
-    """Rotation matrices of (normalised) quaternions. q: [..., 4] -> [..., 3, 3]."""
-    w, x, y, z = quat_normalize(q).unbind(-1)
-    R = torch.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    )
-    return R.reshape(q.shape[:-1] + (3, 3))
+    """Rotation matrices of quaternions (any norm; a zero quaternion gives a zero matrix).
+    q: [..., 4] -> [..., 3, 3]. A quadratic form divided by |q|^2: a handful of kernels per call."""
+    key = (q.device, q.dtype)
+    if key not in _ROTATION_FORM_ON:
+        _ROTATION_FORM_ON[key] = _ROTATION_FORM.to(q.device, q.dtype).T.contiguous()  # [16, 9]
+    outer = q[..., :, None] * q[..., None, :]  # [..., 4, 4]
+    norm2 = outer.diagonal(dim1=-2, dim2=-1).sum(-1, keepdim=True).clamp_min(1e-30)
+    return (outer.flatten(-2) @ _ROTATION_FORM_ON[key] / norm2).reshape(q.shape[:-1] + (3, 3))
 
 
 def rotmat_to_quat(R: Tensor) -> Tensor:
@@ -75,8 +98,6 @@ def quat_rotate(q: Tensor, v: Tensor) -> Tensor:
 
 def pose_to_matrix(pose: Tensor) -> Tensor:
     """4x4 rigid transforms from [..., 7] poses (position xyz + quaternion wxyz) -> [..., 4, 4]."""
-    T = torch.zeros(pose.shape[:-1] + (4, 4), dtype=pose.dtype, device=pose.device)
-    T[..., :3, :3] = quat_to_rotmat(pose[..., 3:])
-    T[..., :3, 3] = pose[..., :3]
-    T[..., 3, 3] = 1.0
-    return T
+    top = torch.cat([quat_to_rotmat(pose[..., 3:]), pose[..., :3, None]], -1)  # [..., 3, 4]
+    bottom = pose.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(pose.shape[:-1] + (1, 4))
+    return torch.cat([top, bottom], -2)
