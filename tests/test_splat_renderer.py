@@ -265,3 +265,18 @@ def test_a_body_reaching_into_the_view_is_kept():
     r = SceneRenderer(None, {"b": body}, backend="torch")
     out = r.render({"b": pose(x_edge + 2.0 / F * 2.0, 0.0, 2.0)}, cams(), alpha=True)
     assert out.alpha[0, 0, :, -1].max() > 0.05 and r._culled is None
+
+
+def test_cameras_changed_in_place_are_not_taken_from_the_cache():
+    """The cache recognises the same camera tensors without comparing values; an in-place change of
+    those tensors must still re-render the background and move the frusta used for culling."""
+    bg, bodies = _scene()
+    c = cams(B=2)
+    c = Cameras(c.Ks.clone(), c.viewmats.clone(), W, H)
+    r = SceneRenderer(bg, bodies, backend="torch")
+    before = r.render(_poses(2), c).rgb
+    assert torch.equal(r.render(_poses(2), c).rgb, before)
+    c.viewmats[..., 0, 3] += 0.15  # the camera moves 15 cm sideways: the same tensor, new values
+    after = r.render(_poses(2), c).rgb
+    fresh = SceneRenderer(bg, bodies, backend="torch").render(_poses(2), Cameras(c.Ks, c.viewmats.clone(), W, H)).rgb
+    assert not torch.equal(after, before) and torch.equal(after, fresh)
