@@ -280,3 +280,17 @@ def test_cameras_changed_in_place_are_not_taken_from_the_cache():
     after = r.render(_poses(2), c).rgb
     fresh = SceneRenderer(bg, bodies, backend="torch").render(_poses(2), Cameras(c.Ks, c.viewmats.clone(), W, H)).rgb
     assert not torch.equal(after, before) and torch.equal(after, fresh)
+
+
+def test_rotation_matrices_agree_with_quaternion_rotation():
+    from gsenv.splat.rotations import quat_normalize, quat_rotate
+
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(500, 4, generator=g, dtype=torch.float64) * 3.0  # any norm
+    v = torch.randn(500, 3, generator=g, dtype=torch.float64)
+    R = quat_to_rotmat(q)
+    assert torch.allclose((R @ v[:, :, None])[..., 0], quat_rotate(quat_normalize(q), v), atol=1e-12)
+    assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(500, 3, 3), atol=1e-12)
+    T = pose_to_matrix(torch.cat([v, q], -1))
+    assert torch.equal(T[:, :3, 3], v) and torch.equal(T[:, :3, :3], R)
+    assert torch.equal(T[:, 3], torch.tensor([0, 0, 0, 1.0], dtype=torch.float64).expand(500, 4))
