@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,3 +88,10 @@ def test_bad_sections_are_refused():
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--sections", "ax"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "sections are letters" in proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown where CUDA is missing")
+def test_render_profile_says_it_needs_cuda():
+    proc = subprocess.run([sys.executable, "-m", "gsenv.splat.profile", "--batch", "4"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "run it where CUDA is available" in proc.stderr
