@@ -415,6 +415,16 @@ def performance_bars(results: dict) -> list[dict]:
     return bars
 
 
+def _physics_pairs(d: dict) -> list[tuple[dict, dict]]:
+    """Section d's (GSEnv, AsyncVectorEnv) results at equal process counts: one per core, and one per
+    env where that is a different count (results of older runs have only the first)."""
+    pairs = [(d["gsenv_state"], d["async_vector_env"])]
+    per_env = d.get("gsenv_state_per_env")
+    if per_env and per_env["workers"] != d["gsenv_state"]["workers"]:
+        pairs.append((per_env, d["async_vector_env_per_env"]))
+    return pairs
+
+
 def _fmt(v, nd=0):
     if v is None:
         return "-"
@@ -467,11 +477,7 @@ def tables(results: dict) -> str:
                        f"{c['env_steps_per_s']:,.0f} | {c['partial_reset_in_steps']:.2f} |")
         if d:
             s = d["single_process"]
-            pairs = [(d["gsenv_state"], d["async_vector_env"])]
-            if d.get("gsenv_state_per_env", d["gsenv_state"]) is not d["gsenv_state"] and \
-                    d["gsenv_state_per_env"]["workers"] != d["gsenv_state"]["workers"]:
-                pairs.append((d["gsenv_state_per_env"], d["async_vector_env_per_env"]))
-            for g, a in pairs:
+            for g, a in _physics_pairs(d):
                 out.append(f"| GSEnv state (physics-only) | {g['num_envs']} | {g['workers']} | {g['step_ms']:.1f} | "
                            f"{g['env_steps_per_s']:,.0f} | {g['partial_reset_in_steps']:.2f} |")
                 out.append(f"| gymnasium AsyncVectorEnv, 1 env/process | {a['processes']} | {a['processes']} | "
@@ -538,11 +544,9 @@ def plot(results: dict, path: Path) -> str:
     if d:
         labels.append("1 process")
         vals.append(d["single_process"]["env_steps_per_s"])
-        for g, a in ((d["gsenv_state"], d["async_vector_env"]),
-                     (d.get("gsenv_state_per_env"), d.get("async_vector_env_per_env"))):
-            if g and (not labels[1:] or g["workers"] != d["gsenv_state"]["workers"]):
-                labels += [f"AsyncVectorEnv x{a['processes']}", f"GSEnv state, {g['workers']} workers"]
-                vals += [a["env_steps_per_s"], g["env_steps_per_s"]]
+        for g, a in _physics_pairs(d):
+            labels += [f"AsyncVectorEnv x{a['processes']}", f"GSEnv state, {g['workers']} workers"]
+            vals += [a["env_steps_per_s"], g["env_steps_per_s"]]
     if c:
         labels.append(f"GSEnv rgb {c['image']}")
         vals.append(c["env_steps_per_s"])

@@ -65,10 +65,9 @@ class RigidBodies:
     def __init__(self, means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor,
                  segments: list[BodySegment]) -> None:
         self.means, self.quats, self.scales, self.opacities = means, quats, scales, opacities
-        self.segments = [s for s in segments if s.stop > s.start]
         # each body's rows, contiguous, sliced once: the projection runs body by body every render
         self._parts = [(seg.body, *(t[seg.start:seg.stop].contiguous() for t in (means, quats, scales, opacities)))
-                       for seg in self.segments]
+                       for seg in segments if seg.stop > seg.start]
         self._buffer: Tensor | None = None  # [I, N, D + 1] features and depth, see _features
         self._buffer_key: tuple | None = None
         self._opacities: Tensor | None = None  # [I, N], contiguous (rasterize_to_pixels copies views)
