@@ -49,7 +49,7 @@ fi
 
 case "$cmd" in
   demo)
-    if "$VPY" -c "import gsenv.demo" >/dev/null 2>&1; then
+    if "$VPY" -c "import gsenv.tools.demo" >/dev/null 2>&1; then
       exec "$VENV/bin/gsenv" demo "$@"
     fi
     exec "$VENV/bin/gsenv" doctor ;;

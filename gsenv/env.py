@@ -1,59 +1,47 @@
 """GSEnv: the registered environment. Batched physics (ManiSkill task) + batched splat rendering.
 
 One step, as data:
-    action [B, 7] -> physics backend -> outputs {obs [B, D], reward, info/*, pose/<body> [B, 7], state/*}
+    action [B, A] -> physics backend -> PhysicsOutputs (obs [B, D], reward, info {name: [B]},
+        body_poses {body: [B, 7]}, state {group: {name: [B, ...]}}; gsenv.physics.outputs)
     body poses + cameras [B, C] -> SceneRenderer (ONE rasterisation for all envs and cameras)
     -> rgb uint8 [B, C, H, W, 3] (+ depth) on `device` -> observation dict (ManiSkill layout) + info
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from gsenv.observations import build_obs, parse_obs_mode, sensor_params, space_of
+from gsenv.sim import names
+from gsenv.sim.inputs import checked_actions, checked_episode_ids
+from gsenv.splat.cameras import image_size_hw
 
 logger = logging.getLogger(__name__)
 
 RLINF_RENDER_INTERFACE = "gs_rlinf"
-# gs_kwargs keys of the research code that gsenv handles differently or not at all (accepted, logged)
-_LEGACY_GS_KWARGS = ("render_interface", "cache_table", "render_bs", "back_ground_file", "device")
-
-
-def _image_size(image_size) -> tuple[int, int] | None:
-    """None, an int (square) or (height, width) -> (height, width)."""
-    if image_size is None:
-        return None
-    if isinstance(image_size, (int, np.integer)):
-        image_size = (int(image_size), int(image_size))
-    try:
-        h, w = (int(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}") from None
-    if h <= 0 or w <= 0:
-        raise ValueError(f"image_size must be positive, got {image_size!r}")
-    return h, w
 
 
 class _RobotView:
     """What trainers read as ``env.unwrapped.agent.robot``: the latest joint state."""
 
-    def __init__(self, env: "GSEnv"):
+    def __init__(self, env: GSEnv):
         self._env = env
 
     def get_qpos(self) -> torch.Tensor:
         """float32 [B, 9]: 7 arm joints + 2 fingers."""
-        return self._env._outputs["state/agent/qpos"]
+        return self._env._outputs.state["agent"]["qpos"]
 
     def get_qvel(self) -> torch.Tensor:
-        return self._env._outputs["state/agent/qvel"]
+        return self._env._outputs.state["agent"]["qvel"]
 
 
 class _AgentView:
-    def __init__(self, env: "GSEnv"):
+    def __init__(self, env: GSEnv):
         self.robot = _RobotView(env)
 
 
@@ -77,6 +65,7 @@ class GSEnv(gym.Env):
         device: where observations live (default "cuda" when available, else "cpu").
         render_mode: "rgb_array" for render().
         num_workers: physx_cpu worker processes (default: about one per core).
+        pin_workers: pin physx_cpu worker w to usable CPU w (default: as GSENV_PIN_WORKERS says).
         scene_density: density of the embedded default scene (1.0 = full size).
         cache_background: render the static background once per camera and composite (default True).
         asset_root: where datasets and built scenes live (default: $GSENV_ASSETS or the user cache).
@@ -92,7 +81,7 @@ class GSEnv(gym.Env):
         self,
         num_envs: int = 1,
         obs_mode: str = "rgb",
-        control_mode: str = "pd_ee_target_delta_pose",
+        control_mode: str = names.DEFAULT_CONTROL_MODE,
         reward_mode: str = "sparse",
         sim_backend: str = "auto",
         render_backend: str = "auto",
@@ -102,6 +91,7 @@ class GSEnv(gym.Env):
         device: str | torch.device | None = None,
         render_mode: str | None = None,
         num_workers: int | None = None,
+        pin_workers: bool | None = None,
         scene_density: float = 1.0,
         cache_background: bool = True,
         asset_root: str | None = None,
@@ -135,17 +125,17 @@ class GSEnv(gym.Env):
 
         self.scene = resolve_scene(scene, asset_root=asset_root, density=scene_density)
         self.camera_names = list(cameras) if cameras else [c.name for c in self.scene.cameras]
-        size = _image_size(image_size)
-        self._cameras = bundle_cameras(self.scene, self.camera_names, size and size[1], size and size[0],
-                                       self.num_envs, self.device)
+        size = None if image_size is None else image_size_hw(image_size)
+        self._cameras = bundle_cameras(self.scene, self.camera_names, self.num_envs, self.device, image_size=size)
         self._renderer = make_renderer(self.scene, self._render_backend, self.device, cache_background)
         self._sensor_param = sensor_params(self.camera_names, self._cameras.Ks, self._cameras.viewmats)
 
         task_kwargs = {"control_mode": control_mode, "reward_mode": reward_mode,
                        **task_kwargs_from_bundle(self.scene, asset_root), **task_kwargs}
-        self._physics = make_physics(sim_backend, self.num_envs, task_kwargs, self.device, num_workers)
+        self._physics = make_physics(sim_backend, self.num_envs, task_kwargs, self.device, num_workers,
+                                     pin_workers)
         self.sim_backend = self._physics.name
-        self.total_num_trials = int(task_kwargs.get("total_num_trials", 128))
+        self.total_num_trials = int(task_kwargs.get("total_num_trials", names.DEFAULT_TOTAL_NUM_TRIALS))
         self.reconfiguration_freq = 0  # scenes are fixed: partial resets never rebuild anything
         self.agent = _AgentView(self)
         self.single_action_space = gym.spaces.Box(self._physics.action_low, self._physics.action_high, dtype=np.float32)
@@ -176,12 +166,8 @@ class GSEnv(gym.Env):
         episode_ids = options.pop("episode_id", None)
         per_env = [dict(options) for _ in env_idx]
         if episode_ids is not None:
-            ids = np.asarray(episode_ids.cpu() if torch.is_tensor(episode_ids) else episode_ids).reshape(-1)
-            if len(ids) != len(env_idx):
-                raise ValueError(f'options["episode_id"] must hold one id per reset env: expected {len(env_idx)}, '
-                                 f"got {len(ids)}")
-            for opt, k in zip(per_env, ids):
-                opt["episode_id"] = [int(k)]
+            for opt, k in zip(per_env, checked_episode_ids(episode_ids, len(env_idx), self.total_num_trials)):
+                opt["episode_id"] = [k]
         self._outputs = self._physics.reset(env_idx, seeds, per_env)
         self._version += 1
         self._episode_seeds[env_idx] = seeds
@@ -190,13 +176,13 @@ class GSEnv(gym.Env):
 
     def step(self, action):
         self._check_open()
-        action = self._check_action(action)
+        action = checked_actions(action, self.num_envs, self.single_action_space.shape[0])
         self._outputs = self._physics.step(action)
         self._version += 1
         obs = self._observe()
         out = self._outputs
         truncated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        return obs, out["reward"], out["terminated"], truncated, self._info()
+        return obs, out.reward, out.terminated, truncated, self._info()
 
     def render(self) -> torch.Tensor:
         """uint8 [B, H, W, 3]: the first camera's frame of the current state (rendered at most once per step)."""
@@ -211,11 +197,27 @@ class GSEnv(gym.Env):
             self._closed = True
             self._physics.close()
 
+    # ------------------------------------------------------------------------------ rendering parts (read-only)
+    @property
+    def renderer(self):
+        """The SceneRenderer that draws every observation image."""
+        return self._renderer
+
+    @property
+    def cameras(self):
+        """Cameras [B, C] in `camera_names` order, at the observation image size."""
+        return self._cameras
+
+    @property
+    def render_backend(self) -> str:
+        """The splat rasteriser in use: "gsplat" or "torch"."""
+        return self._render_backend
+
     # ------------------------------------------------------------------------------ trainer attributes
     @property
     def elapsed_steps(self) -> torch.Tensor:
         """int32 [B]: steps since each env's last reset."""
-        return self._outputs["elapsed_steps"]
+        return self._outputs.elapsed_steps
 
     @property
     def seed(self) -> np.ndarray:
@@ -228,17 +230,17 @@ class GSEnv(gym.Env):
 
     def evaluate(self) -> dict[str, torch.Tensor]:
         """bool [B] tensors: cube_on_plate, is_grasped, cube_static, success (as of the last step)."""
-        return {k[len("info/"):]: v for k, v in self._outputs.items() if k.startswith("info/")}
+        return dict(self._outputs.info)
 
     def get_body_poses(self) -> dict[str, torch.Tensor]:
         """{body: float32 [B, 7]} position + wxyz of every robot link and object."""
-        return {k[len("pose/"):]: v for k, v in self._outputs.items() if k.startswith("pose/")}
+        return dict(self._outputs.body_poses)
 
     def get_expert_inputs(self) -> dict[str, torch.Tensor]:
         """Keyword tensors for gsenv.scripted_expert_action (all [B, ...])."""
-        out = self._outputs
-        return dict(tcp_pose=out["state/extra/tcp_pose"], cube_pose=out["state/extra/cube_pose"],
-                    plate_pose=out["state/extra/plate_pose"], gripper_qpos=out["state/agent/qpos"][:, 7:9])
+        extra, qpos = self._outputs.state["extra"], self._outputs.state["agent"]["qpos"]
+        return dict(tcp_pose=extra["tcp_pose"], cube_pose=extra["cube_pose"], plate_pose=extra["plate_pose"],
+                    gripper_qpos=qpos[:, names.NUM_ARM_JOINTS:names.NUM_JOINTS])
 
     # ------------------------------------------------------------------------------ internals
     def _check_open(self) -> None:
@@ -251,7 +253,8 @@ class GSEnv(gym.Env):
         idx = np.asarray(env_idx.cpu() if torch.is_tensor(env_idx) else env_idx).reshape(-1)
         if idx.dtype == np.bool_:
             if idx.shape != (self.num_envs,):
-                raise ValueError(f'a boolean options["env_idx"] must have shape [{self.num_envs}], got {list(idx.shape)}')
+                raise ValueError(f'a boolean options["env_idx"] must have shape [{self.num_envs}], '
+                                 f'got {list(idx.shape)}')
             idx = np.flatnonzero(idx)
         if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= self.num_envs):
             raise ValueError(f'options["env_idx"] must hold env indices in [0, {self.num_envs}), got {idx.tolist()}')
@@ -267,18 +270,6 @@ class GSEnv(gym.Env):
         if len(seeds) != len(env_idx):
             raise ValueError(f"seed must be an int or one int per reset env ({len(env_idx)}), got {len(seeds)}")
         return seeds
-
-    def _check_action(self, action) -> torch.Tensor:
-        shape = (self.num_envs,) + self.single_action_space.shape
-        if isinstance(action, np.ndarray) or isinstance(action, (list, tuple)):
-            action = torch.as_tensor(np.asarray(action, dtype=np.float32))
-        if not torch.is_tensor(action):
-            raise TypeError(f"action must be a torch tensor or numpy array of shape {list(shape)}, got {type(action).__name__}")
-        if tuple(action.shape) != shape:
-            raise ValueError(f"action must have shape {list(shape)} (num_envs x action dim), got {list(action.shape)}")
-        if not torch.isfinite(action).all():
-            raise ValueError(f"action contains NaN or infinity (shape {list(shape)})")
-        return action.to(torch.float32)
 
     def _render_images(self, depth: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         out = self._renderer.render(self.get_body_poses(), self._cameras, depth=depth)
@@ -296,7 +287,7 @@ class GSEnv(gym.Env):
         info["elapsed_steps"] = self.elapsed_steps
         info["language_instruction"] = self.get_language_instruction()
         if self._wants_images:  # RLinf's "raw" observation mode reads this
-            info["extracted_obs"] = {"main_images": self._frames, "states": self._outputs["state/agent/qpos"],
+            info["extracted_obs"] = {"main_images": self._frames, "states": self._outputs.state["agent"]["qpos"],
                                      "task_descriptions": info["language_instruction"]}
         return info
 

@@ -7,12 +7,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from gsenv.physics.task_outputs import STATE_PREFIX
+from gsenv.geometry import CV_TO_GL
+from gsenv.physics.outputs import PhysicsOutputs
 
 OBS_MODES = ("state", "state_dict", "rgb", "rgb+depth", "rgb+state", "none")
 
-# OpenCV camera axes -> OpenGL camera axes (x right, y up, z backward)
-_CV_TO_GL = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
 
 
 def parse_obs_mode(obs_mode: str) -> tuple[bool, bool, bool]:
@@ -22,25 +21,15 @@ def parse_obs_mode(obs_mode: str) -> tuple[bool, bool, bool]:
     return obs_mode.startswith("rgb"), obs_mode == "rgb+depth", obs_mode == "rgb+state"
 
 
-def state_dict(outputs: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-    """{"agent": {...}, "extra": {...}} from the physics outputs' ``state/<group>/<name>`` keys."""
-    out: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in outputs.items():
-        if key.startswith(STATE_PREFIX):
-            group, name = key[len(STATE_PREFIX):].split("/", 1)
-            out.setdefault(group, {})[name] = value
-    return out
-
-
 def sensor_params(names: list[str], Ks: torch.Tensor, viewmats: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
     """ManiSkill's sensor_param layout per camera from Ks [B, C, 3, 3] and viewmats [B, C, 4, 4]."""
-    cam2world_gl = torch.linalg.inv(viewmats) @ _CV_TO_GL.to(viewmats)
+    cam2world_gl = torch.linalg.inv(viewmats) @ CV_TO_GL.to(viewmats)
     return {name: {"extrinsic_cv": viewmats[:, c, :3, :].contiguous(),
                    "cam2world_gl": cam2world_gl[:, c].contiguous(),
                    "intrinsic_cv": Ks[:, c].contiguous()} for c, name in enumerate(names)}
 
 
-def build_obs(obs_mode: str, outputs: dict[str, torch.Tensor], camera_names: list[str] | None = None,
+def build_obs(obs_mode: str, outputs: PhysicsOutputs, camera_names: list[str] | None = None,
               rgb: torch.Tensor | None = None, depth: torch.Tensor | None = None,
               params: dict | None = None) -> Any:
     """The observation for obs_mode.
@@ -52,8 +41,8 @@ def build_obs(obs_mode: str, outputs: dict[str, torch.Tensor], camera_names: lis
     if obs_mode == "none":
         return {}
     if obs_mode == "state":
-        return outputs["obs"]
-    nested = state_dict(outputs)
+        return outputs.obs
+    nested = {group: dict(leaves) for group, leaves in outputs.state.items()}
     if obs_mode == "state_dict":
         return nested
     sensor_data = {}
@@ -63,7 +52,7 @@ def build_obs(obs_mode: str, outputs: dict[str, torch.Tensor], camera_names: lis
             sensor_data[name]["depth"] = depth[:, c, ..., None]
     obs = {**nested, "sensor_param": params or {}, "sensor_data": sensor_data}
     if obs_mode == "rgb+state":
-        obs["state"] = outputs["obs"]
+        obs["state"] = outputs.obs
     return obs
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 ENV_ID = "GSEnv/PutCubeOnPlate-v0"
 RLINF_ENV_ID = "GSEnv-PutCubeOnPlate-v0"
 """The id RLinf's GSEnv config uses ("gsenv:GSEnv-PutCubeOnPlate-v0")."""
-MAX_EPISODE_STEPS = 100
 
 
 def register_envs() -> None:
@@ -12,15 +11,17 @@ def register_envs() -> None:
     import gymnasium
     from gymnasium.envs.registration import WrapperSpec
 
+    from gsenv.sim.names import EPISODE_STEPS
+
     for env_id in (ENV_ID, RLINF_ENV_ID):
         if env_id in gymnasium.registry:
             continue
         gymnasium.register(
             id=env_id,
             entry_point="gsenv.env:GSEnv",
-            max_episode_steps=MAX_EPISODE_STEPS,
+            max_episode_steps=EPISODE_STEPS,
             # the passive checker expects numpy single-env data; ours is batched torch
             disable_env_checker=True,
             additional_wrappers=(WrapperSpec("BatchTimeLimit", "gsenv.wrappers.time_limit:BatchTimeLimit",
-                                             {"max_episode_steps": MAX_EPISODE_STEPS}),),
+                                             {"max_episode_steps": EPISODE_STEPS}),),
         )

@@ -216,7 +216,8 @@ class Run:
         rgb = None
         if self.check(f'obs["sensor_data"]["{CAMERA}"]["rgb"] present', lambda: None if isinstance(obs, dict)
                       and CAMERA in obs.get("sensor_data", {}) and "rgb" in obs["sensor_data"][CAMERA]
-                      else f"obs is {type(obs).__name__}" + (f" with keys {sorted(obs)}" if isinstance(obs, dict) else "")
+                      else f"obs is {type(obs).__name__}"
+                      + (f" with keys {sorted(obs)}" if isinstance(obs, dict) else "")
                       + " (RLinf's default mode reads this key)"):
             rgb = obs["sensor_data"][CAMERA]["rgb"]
             if self.tensor(f'obs rgb uint8 [B, {H}, {W}, 3]', rgb, (B, H, W, 3), torch.uint8):
@@ -224,7 +225,8 @@ class Run:
                            lambda: None if rgb.float().std() > 1.0 else f"std {rgb.float().std():.3f}")
             for key, shape in (("extrinsic_cv", (B, 3, 4)), ("cam2world_gl", (B, 4, 4)), ("intrinsic_cv", (B, 3, 3))):
                 self.check(f'obs["sensor_param"][cam]["{key}"] float32 {list(shape)}',
-                           lambda k=key, s=shape: tensor_failure(obs["sensor_param"][CAMERA][k], s, torch.float32, self.device))
+                           lambda k=key, s=shape: tensor_failure(obs["sensor_param"][CAMERA][k], s, torch.float32,
+                                                                 self.device))
             self.check('obs["agent"]["qpos"] float32 [B, 9]',
                        lambda: tensor_failure(obs["agent"]["qpos"], (B, 9), torch.float32, self.device))
         qpos = base.agent.robot.get_qpos()
@@ -239,7 +241,8 @@ class Run:
             self.check("render() == the obs camera frame (current state)",
                        lambda: None if torch.equal(frame, rgb) else f"differs from obs rgb ({where})")
             self.check("render() reuses the rendered frame (no re-render)",
-                       lambda: None if base.render().data_ptr() == frame.data_ptr() else "a second render() made a new image")
+                       lambda: None if base.render().data_ptr() == frame.data_ptr()
+                       else "a second render() made a new image")
         return rgb
 
     def _language(self):
@@ -252,7 +255,8 @@ class Run:
     def check_info(self, info, where):
         import torch
 
-        self.check('info["success"] bool [B]', lambda: tensor_failure(info["success"], (self.B,), torch.bool, self.device))
+        self.check('info["success"] bool [B]',
+                   lambda: tensor_failure(info["success"], (self.B,), torch.bool, self.device))
         evaluated = self.env.unwrapped.evaluate()
         self.check('evaluate()["success"] bool [B]',
                    lambda: tensor_failure(evaluated["success"], (self.B,), torch.bool, self.device))
@@ -277,7 +281,8 @@ class Run:
         self.check("unwrapped.total_num_trials positive int",
                    lambda: None if isinstance(base.total_num_trials, (int, np.integer)) and base.total_num_trials > 0
                    else f"{getattr(base, 'total_num_trials', 'missing')!r} (RLinf falls back to 127)")
-        self.check("unwrapped.seed has one entry per env", lambda: None if len(base.seed) == self.B else f"{base.seed!r}")
+        self.check("unwrapped.seed has one entry per env",
+                   lambda: None if len(base.seed) == self.B else f"{base.seed!r}")
         self.check("action_space Box [B, 7] float32", lambda: None if isinstance(self.env.action_space, gym.spaces.Box)
                    and self.env.action_space.shape == (self.B, 7) and self.env.action_space.dtype == np.float32
                    else f"{self.env.action_space}")
@@ -354,7 +359,8 @@ class Run:
         self.check("partial reset: elapsed_steps 0 for reset envs, unchanged for the others",
                    lambda: None if base.elapsed_steps.cpu().tolist() == counters.tolist()
                    else f"{base.elapsed_steps.tolist()} != {counters.tolist()} (reset {idx})")
-        self.check("partial reset: other envs' state untouched", lambda: None if torch.equal(after[keep], obs_before_state[keep])
+        self.check("partial reset: other envs' state untouched",
+                   lambda: None if torch.equal(after[keep], obs_before_state[keep])
                    else f"envs {keep} changed")
         self.check("partial reset: reset envs back to their episode_id's initial state",
                    lambda: None if torch.allclose(after[idx], self.initial[idx], atol=1e-5)

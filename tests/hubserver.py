@@ -5,7 +5,8 @@ huggingface_hub.snapshot_download uses (see shared/reference/hub-protocol.md), f
         env["HF_ENDPOINT"] = hub.endpoint
 
 Knobs for failure tests: `cut_once` ({path: n}: the first GET of path promises the whole file, sends
-n bytes and drops the connection; a later Range request is answered 206), `fail_tree` (an HTTP status the tree listing answers with instead, e.g. 404 as from a mirror without
+n bytes and drops the connection; a later Range request is answered 206), `fail_tree` (an HTTP status the tree
+listing answers with instead, e.g. 404 as from a mirror without
 that API; huggingface_hub then falls back quietly to a local copy).
 `requests` logs (method, path, Range header, Authorization header) of every request.
 Binds to 127.0.0.1 only.
@@ -47,7 +48,7 @@ class HubServer:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "HubServer":
+    def start(self) -> HubServer:
         self._thread.start()
         return self
 
@@ -55,7 +56,7 @@ class HubServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "HubServer":
+    def __enter__(self) -> HubServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

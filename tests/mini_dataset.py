@@ -51,7 +51,7 @@ def make_mini_dataset(root: Path, n: int = 20) -> MiniDataset:
         T = torch.as_tensor(fk[link], dtype=torch.float32)
         world = local.transform(T[:3, :3], T[:3, 3] - torch.as_tensor(OFFSET, dtype=torch.float32))
         save_ply(world, parts / f"{stem}.ply")
-    for j, (name, obj) in enumerate(layout.objects.items()):
+    for j, (_name, obj) in enumerate(layout.objects.items()):
         (root / obj.ply).parent.mkdir(parents=True, exist_ok=True)
         save_ply(random_gaussians(n, seed=100 + j, center=(0.4, 0.1 * j, 0.02), spread=0.01), root / obj.ply)
         import trimesh

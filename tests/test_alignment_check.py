@@ -15,7 +15,7 @@ from gsenv.scene.default import load_default_bundle
 from gsenv.sim import names
 
 DENSITY = 0.5
-SIZE = (224, 224)
+SIZE = (224, 224)  # height, width
 SAMPLES = 2
 LOWER_LINKS = ("fr3_link0", "fr3_link1", "fr3_link2", "fr3_link3")  # the 3rd-person camera does not see them
 
@@ -77,8 +77,8 @@ def test_report_json_and_overlay_images(aligned):
     blend = iio.imread(out / "00_3rd_view_camera_blend.png")
     diff = iio.imread(out / "00_3rd_view_camera_diff.png")
     panel = iio.imread(out / "00_3rd_view_camera_panel.png")
-    assert blend.shape == (SIZE[1], SIZE[0], 3) and diff.shape == blend.shape
-    assert panel.shape == (SIZE[1], 4 * SIZE[0] + 6, 3)
+    assert blend.shape == (*SIZE, 3) and diff.shape == blend.shape
+    assert panel.shape == (SIZE[0], 4 * SIZE[1] + 6, 3)
     # the difference map is mostly agreement (grey) where there are bodies
     grey = (diff == 150).all(-1).sum()
     colored = ((diff != 0).any(-1) & ~(diff == 150).all(-1)).sum()
@@ -127,7 +127,7 @@ def test_bad_arguments_are_value_errors(bundle):
 def test_splat_vs_mesh_side_by_side(bundle):
     from gsenv.alignment.overlay import splat_vs_mesh
 
-    img = splat_vs_mesh(bundle, image_size=(96, 72))
+    img = splat_vs_mesh(bundle, image_size=(72, 96))  # height, width
     assert img.shape == (72, 2 * 96 + 2, 3) and img.dtype == np.uint8
     left, right = img[:, :96].astype(float), img[:, 98:].astype(float)
     assert left.std() > 10 and right.std() > 10  # both halves show something
@@ -167,7 +167,7 @@ def test_check_is_right_after_a_maniskill_env_in_the_same_process(bundle, tmp_pa
     assert s[names.HAND_LINK]["judged"] == 1 and s[names.HAND_LINK]["min_iou"] >= 0.8, s[names.HAND_LINK]
     # the mesh colour is read right too (not clipped to black and white): shaded, with the red cube
     panel = iio.imread(tmp_path / "00_3rd_view_camera_panel.png")
-    mesh = panel[:, SIZE[0] + 2:2 * SIZE[0] + 2].astype(int)
+    mesh = panel[:, SIZE[1] + 2:2 * SIZE[1] + 2].astype(int)
     assert len(np.unique(mesh)) > 50
     red = (mesh[..., 0] > mesh[..., 1] + 60) & (mesh[..., 0] > mesh[..., 2] + 60)
     assert red.sum() > 50

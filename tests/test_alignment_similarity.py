@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from gsenv.alignment.check import mask_stats, parse_image_size, verdict
+from gsenv.alignment.check import mask_stats, verdict
 from gsenv.alignment.overlay import AGREE, DISAGREE, MESH_ONLY, SPLAT_ONLY, blend, difference
 from gsenv.alignment.similarity import fit_similarity, similarity_residuals
 
@@ -98,10 +98,3 @@ def test_blend_and_difference_pictures():
     d = difference(splat_any, mesh_any, same)
     assert tuple(d[0, 0]) == AGREE and tuple(d[0, 1]) == SPLAT_ONLY
     assert tuple(d[1, 0]) == MESH_ONLY and tuple(d[1, 1]) == DISAGREE
-
-
-@pytest.mark.parametrize("text", ["224", "axb", "4x4", "224x"])
-def test_image_size_parsing_rejects_bad_sizes(text):
-    with pytest.raises(ValueError, match="WIDTHxHEIGHT|at least 8x8"):
-        parse_image_size(text)
-    assert parse_image_size("320X240") == (320, 240)

@@ -9,14 +9,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from mini_dataset import make_mini_dataset
 
 from gsenv.alignment.structure import check_structure
-from gsenv.cli import build_parser, main
 from gsenv.scene.default import load_default_bundle
 from gsenv.scene.rlinf_dataset import load_rlinf_dataset
 from gsenv.sim import names
-
-from mini_dataset import make_mini_dataset
+from gsenv.tools.cli import build_parser, main
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +86,7 @@ def test_help_documents_every_option():
     options = [a for a in p._actions if a.option_strings and a.dest != "help"]
     assert {o for a in options for o in a.option_strings} >= {
         "--samples", "--image-size", "--out", "--min-iou", "--min-pixels", "--camera", "--seed", "--density",
-        "--backend", "--structure-only", "--no-images"}
+        "--render-backend", "--mesh-renderer", "--structure-only", "--no-images"}
     for a in options + [a for a in p._actions if not a.option_strings]:
         assert a.help and len(a.help) > 15, a
         assert any(o in text for o in a.option_strings) if a.option_strings else a.metavar in text
@@ -104,26 +103,30 @@ def test_cli_structure_only_on_the_miniature_dataset(mini, tmp_path, capsys):
 
 
 def test_cli_bad_input_exits_2_with_a_message(tmp_path, capsys):
-    assert main(["scene", "check", "--image-size", "224", "--out", str(tmp_path)]) == 2
-    assert "WIDTHxHEIGHT" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # argparse's usage error
+        main(["scene", "check", "--image-size", "224x", "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "HEIGHTxWIDTH" in capsys.readouterr().err
     assert main(["scene", "check", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "nowhere" in err and "scene.json" in err
 
 
 def test_cli_full_check_on_the_default_scene(tmp_path, monkeypatch, capsys):
+    import imageio.v3 as iio
+
     monkeypatch.setenv("GSENV_ASSETS", str(tmp_path / "assets"))
     out = tmp_path / "out"
-    rc = main(["scene", "check", "--samples", "1", "--image-size", "160x120", "--density", "0.3",
+    rc = main(["scene", "check", "--samples", "1", "--image-size", "120x160", "--density", "0.3",
                "--min-iou", "0.7", "--out", str(out)])
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "robot" in text and "aligned:" in text
     data = json.loads((out / "report.json").read_text())
-    assert data["passed"] and data["structure"]["passed"] and data["image_size"] == [160, 120]
-    assert (out / "00_3rd_view_camera_panel.png").is_file()
+    assert data["passed"] and data["structure"]["passed"] and data["image_size"] == [120, 160]  # height, width
+    panel = iio.imread(out / "00_3rd_view_camera_panel.png")
+    assert panel.shape == (120, 4 * 160 + 6, 3)  # HxW: 120 rows, four 160-pixel-wide images
     # a bar no splat render can reach: non-zero exit, the failing bodies named on stderr
-    rc = main(["scene", "check", "--samples", "1", "--image-size", "160x120", "--density", "0.3",
+    rc = main(["scene", "check", "--samples", "1", "--image-size", "120x160", "--density", "0.3",
                "--min-iou", "0.999", "--no-images", "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 1 and "robot is misaligned" in err

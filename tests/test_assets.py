@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from plyfile import PlyData, PlyElement
 
-from gsenv.assets import AssetError, ManifestError, asset_root, dataset_dir
+from gsenv.assets import ManifestError, asset_root, dataset_dir
 from gsenv.assets.manifest import DEFAULT_DATASET, known_datasets, load_manifest, parse_manifest
 from gsenv.assets.record import RECORD_NAME
 from gsenv.assets.verify import verify_dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hubserver import HubServer  # noqa: E402
+from hubserver import HubServer
 
 MANIFEST = load_manifest(DEFAULT_DATASET)
 TOKEN = "hf_loopback_test_token"
@@ -116,7 +116,7 @@ def gsenv(env: dict, *args: str, endpoint: str | None = None) -> subprocess.Comp
     e = dict(env)
     if endpoint:
         e["HF_ENDPOINT"] = endpoint
-    return subprocess.run([sys.executable, "-m", "gsenv.cli", "assets", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "gsenv.tools.cli", "assets", *args], capture_output=True, text=True,
                           env=e, timeout=120)
 
 
@@ -161,7 +161,8 @@ def test_shipped_manifest():
     assert (m.repo_id, m.repo_type, m.revision) == ("RLinf/gsenv-assets-v0", "dataset", None)
     links = [f.link for f in m.by_role("link_ply")]
     assert links == [f"fr3_link{i}" for i in range(8)] + ["fr3_hand", "fr3_leftfinger", "fr3_rightfinger"]
-    assert {f.object for f in m.by_role("object_ply")} == {f.object for f in m.by_role("object_mesh")} == {"cube", "plate"}
+    assert ({f.object for f in m.by_role("object_ply")} == {f.object for f in m.by_role("object_mesh")}
+            == {"cube", "plate"})
     assert [f.path for f in m.by_role("background_ply")] == ["object/table/table_abs.ply"]
     assert [f.path for f in m.by_role("backdrop_image")] == ["background/background_image/green_background.jpg"]
     assert [f.path for f in m.by_role("robot_urdf")] == ["robot/my_franka/fr3_wristcam.urdf"]
@@ -326,7 +327,8 @@ def test_unreachable_hub_without_local_copy(env, tmp_path):
     no_traceback(out)
     assert out.returncode == 3
     err = out.stderr
-    assert err.startswith("gsenv assets download: error: the hub at http://127.0.0.1:") and "could not be reached" in err
+    assert (err.startswith("gsenv assets download: error: the hub at http://127.0.0.1:")
+            and "could not be reached" in err)
     assert "set HF_ENDPOINT" in err and f"gsenv assets verify {tmp_path / 'ds'}" in err
     assert "NOT updated" not in err
     assert not (tmp_path / "ds" / RECORD_NAME).exists()

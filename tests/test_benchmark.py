@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imageio.v3 as imageio
+import numpy as np
 import pytest
 import torch
 
@@ -74,24 +76,40 @@ def test_outputs(quick_run):
     assert "performance bar" in stdout and stdout.rstrip().splitlines()[-1].startswith("results:")
 
 
+def test_plot_without_matplotlib(quick_run, tmp_path, monkeypatch):
+    from gsenv.tools.bench.plot import plot
+
+    res, _, _ = quick_run
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    assert plot(res, tmp_path / "plot.png") == "fallback"
+    img = imageio.imread(tmp_path / "plot.png")
+    assert img.shape == (400, 640, 3) and len(np.unique(img.reshape(-1, 3), axis=0)) > 3  # axes and series
+
+
 def test_replot_and_cli(quick_run, tmp_path):
     _, out, _ = quick_run
     src = tmp_path / "benchmark.json"
     src.write_bytes((out / "benchmark.json").read_bytes())
-    proc = subprocess.run([sys.executable, "-m", "gsenv.cli", "bench", "--replot", str(src)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "gsenv.tools.cli", "bench", "--replot", str(src)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "benchmark.png").is_file() and "(a) render-only" in proc.stdout
 
 
-def test_bad_sections_are_refused():
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--sections", "ax"],
-                          capture_output=True, text=True, timeout=60)
+@pytest.mark.parametrize("entry", [[str(ROOT / "scripts" / "benchmark.py")], ["-m", "gsenv.tools.bench"]])
+def test_bad_sections_are_refused(entry):
+    proc = subprocess.run([sys.executable, *entry, "--sections", "ax"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "sections are letters" in proc.stderr
+
+
+def test_pool_tool_refuses_bad_counts():
+    proc = subprocess.run([sys.executable, "-m", "gsenv.tools.bench.pool", "--workers", "16,x"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "comma-separated integers" in proc.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown where CUDA is missing")
 def test_render_profile_says_it_needs_cuda():
-    proc = subprocess.run([sys.executable, "-m", "gsenv.splat.profile", "--batch", "4"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "gsenv.tools.bench.profile", "--batch", "4"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "run it where CUDA is available" in proc.stderr

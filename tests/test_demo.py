@@ -7,12 +7,12 @@ import re
 import subprocess
 import sys
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
-import imageio.v3 as iio
-
-from gsenv import demo
+from gsenv import media
+from gsenv.tools import demo
 
 H, W = 48, 64
 ENVS, STEPS = 2, 10
@@ -20,7 +20,7 @@ ENVS, STEPS = 2, 10
 
 def _run(args, tmp_path, **env_extra):
     env = {**os.environ, "GSENV_ASSETS": str(tmp_path / "assets"), **env_extra}
-    return subprocess.run([sys.executable, "-m", "gsenv.cli", "demo", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "gsenv.tools.cli", "demo", *args], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=600)
 
 
@@ -69,7 +69,7 @@ def test_demo_writes_video_contact_sheet_and_side_by_side(demo_run):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--image-size", "big"], "--image-size must be one int"),
+    (["--image-size", "big"], "argument --image-size: image size must be one int"),
     (["--num-envs", "0"], "--num-envs must be >= 1"),
     (["--scene-density", "2"], "--scene-density must lie in (0, 1]"),
 ])
@@ -85,48 +85,54 @@ def test_unknown_option_is_a_usage_error(tmp_path):
     assert proc.returncode == 2 and "unrecognized arguments: --frobnicate" in proc.stderr
 
 
-def test_tile_grid_and_borders():
+def test_video_frame_grid_and_borders():
     frames = np.zeros((3, 10, 12, 3), np.uint8)
     frames[1] = 100
-    img = demo.tile(frames, success=[True, False, False])
+    img = demo.video_frame(frames, success=[True, False, False])
     # 3 tiles -> 2 x 2 grid; 2*10+2 = 22 rows, 2*12+2 = 26 columns (both even)
     assert img.shape == (22, 26, 3)
     assert tuple(img[0, 0]) == demo.SUCCESS_RGB and tuple(img[0, 14]) == demo.PENDING_RGB
     assert tuple(img[5, 20]) == (100, 100, 100)  # inside tile 1, past its border
     assert img[12:, 14:].min() == 255  # the fourth cell is empty (white)
-    odd = demo.tile(np.zeros((1, 9, 11, 3), np.uint8))
+    odd = demo.video_frame(np.zeros((1, 9, 11, 3), np.uint8))
     assert odd.shape == (10, 12, 3)  # padded to even for the video codec
 
 
-def test_sheet_columns_and_image_size():
+def test_sheet_columns_and_contact_sheet():
     assert demo.sheet_columns(11, 8) == [0, 1, 3, 4, 6, 7, 9, 10]
     assert demo.sheet_columns(5, 8) == [0, 1, 2, 3, 4]
     assert demo.sheet_columns(101, 8)[-1] == 100
-    assert demo.parse_image_size("224") == (224, 224)
-    assert demo.parse_image_size("48x64") == (48, 64)
-    with pytest.raises(demo.DemoError, match="HEIGHTxWIDTH"):
-        demo.parse_image_size("48x")
-    with pytest.raises(demo.DemoError, match="between 16 and 4096"):
-        demo.parse_image_size("8")
+    frames = np.zeros((3, 2, 4, 5, 3), np.uint8)  # [T, B, H, W, 3]: value 10 * t + b
+    frames += (10 * np.arange(3)[:, None] + np.arange(2)[None, :]).astype(np.uint8)[:, :, None, None, None]
+    sheet = demo.contact_sheet(frames, columns=2)  # frames 0 and 2
+    assert sheet.shape == (2 * 4 + demo.GAP, 2 * 5 + demo.GAP, 3)
+    assert sheet[0, 0, 0] == 0 and sheet[0, 5 + demo.GAP, 0] == 20  # env 0 at t = 0, 2
+    assert sheet[4 + demo.GAP, 0, 0] == 1 and sheet[-1, -1, 0] == 21  # env 1 at t = 0, 2
+    assert sheet[4, :].min() == 255  # the white gap between the rows
 
 
-def test_png_frames_where_ffmpeg_is_missing(tmp_path):
+def test_png_frames_where_mp4_is_not_wanted(tmp_path):
     frames = [np.full((10, 12, 3), v, np.uint8) for v in (0, 200)]
-    sink = demo.VideoSink(tmp_path, use_ffmpeg=False)
-    for f in frames:
-        sink.append(f)
-    sink.close()
+    with media.FrameWriter(tmp_path / demo.VIDEO_NAME, tmp_path / demo.FRAMES_DIR, prefer_mp4=False,
+                           png_name=demo.FRAME_NAME) as video:
+        for f in frames:
+            video.append(f)
+    assert not video.is_mp4 and video.path == tmp_path / demo.FRAMES_DIR and video.frames == 2
     pngs = sorted((tmp_path / demo.FRAMES_DIR).glob("frame_*.png"))
     assert [p.name for p in pngs] == ["frame_0000.png", "frame_0001.png"]
     assert iio.imread(pngs[1]).shape == (10, 12, 3) and iio.imread(pngs[1]).min() == 200
     assert not (tmp_path / demo.VIDEO_NAME).exists()
 
 
-def test_no_ffmpeg_is_detected(monkeypatch):
+def test_no_ffmpeg_is_detected_and_falls_back_to_png(monkeypatch, tmp_path):
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/nonexistent/ffmpeg")
-    assert demo.ffmpeg_exe() is None
+    assert media.ffmpeg_exe() is None and not media.ffmpeg_available()
+    video = media.FrameWriter(tmp_path / "v.mp4", tmp_path / "frames")
+    video.append(np.zeros((9, 11, 3), np.uint8))
+    video.close()
+    assert not video.is_mp4 and [p.name for p in (tmp_path / "frames").iterdir()] == ["000000.png"]
     monkeypatch.delenv("IMAGEIO_FFMPEG_EXE")
-    assert demo.ffmpeg_exe() is not None  # imageio-ffmpeg (a dependency) bundles a binary
+    assert media.ffmpeg_exe() is not None  # imageio-ffmpeg (a dependency) bundles a binary
 
 
 def test_unwritable_output_directory_fails_clearly(tmp_path):

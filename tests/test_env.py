@@ -2,11 +2,10 @@
 ManiSkillVectorEnv, worker lifecycle. Real physics workers, real splat rendering (torch backend)."""
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-
-import gymnasium as gym
 
 import gsenv
 from gsenv import scripted_expert_action
@@ -69,7 +68,8 @@ def test_obs_modes_with_the_expert(assets, obs_mode):
         if obs_mode.startswith("rgb"):  # RLinf's raw mode
             raw = info["extracted_obs"]
             assert torch.equal(raw["main_images"], obs["sensor_data"]["3rd_view_camera"]["rgb"])
-            assert torch.equal(raw["states"], obs["agent"]["qpos"]) and raw["task_descriptions"] == info["language_instruction"]
+            assert (torch.equal(raw["states"], obs["agent"]["qpos"])
+                    and raw["task_descriptions"] == info["language_instruction"])
         if obs_mode == "state":
             assert obs.shape == (1, 46) and obs.dtype == torch.float32
         if obs_mode.startswith("rgb"):

@@ -4,10 +4,9 @@ from __future__ import annotations
 import logging
 import time
 
+import gymnasium as gym
 import pytest
 import torch
-
-import gymnasium as gym
 
 import gsenv
 from gsenv import scripted_expert_action
@@ -26,7 +25,8 @@ def test_expert_with_gsplat_rgb_224(tmp_path):
         success_once = torch.zeros(64, dtype=torch.bool, device="cuda")
         t0 = time.perf_counter()
         for _ in range(100):
-            obs, reward, terminated, truncated, info = env.step(scripted_expert_action(**env.unwrapped.get_expert_inputs()))
+            obs, reward, terminated, truncated, info = env.step(
+                scripted_expert_action(**env.unwrapped.get_expert_inputs()))
             success_once |= info["success"]
         elapsed = time.perf_counter() - t0
         rgb = obs["sensor_data"]["3rd_view_camera"]["rgb"]

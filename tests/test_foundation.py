@@ -52,7 +52,7 @@ def test_maniskill_cpu_physics_steps():
 
 def test_doctor_reports_cpu_path(tmp_path):
     env = {**__import__("os").environ, "GSENV_ASSETS": str(tmp_path / "assets")}
-    out = subprocess.run([sys.executable, "-m", "gsenv.cli", "doctor"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "gsenv.tools.cli", "doctor"], capture_output=True, text=True,
                          cwd=tmp_path, timeout=300, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     for row in ("Python", "torch", "CUDA", "gsplat", "ManiSkill", "SAPIEN Vulkan", "physics backend", "render backend",
@@ -63,7 +63,7 @@ def test_doctor_reports_cpu_path(tmp_path):
 
 
 def test_cli_without_command_shows_usage():
-    out = subprocess.run([sys.executable, "-m", "gsenv.cli"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "gsenv.tools.cli"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "usage: gsenv" in out.stderr
 
 
@@ -82,12 +82,14 @@ def test_regular_install_works_outside_the_source_tree(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     target = tmp_path / "site"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(repo)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
+         str(repo)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert build.returncode == 0, build.stderr
     assert (target / "gsenv" / "assets_manifest").is_dir()
     env = {**__import__("os").environ, "PYTHONPATH": str(target)}
-    code = "import gsenv, sys; print(gsenv.__file__); sys.exit(__import__('gsenv.cli').cli.main(['doctor']))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    code = "import gsenv, sys; print(gsenv.__file__); from gsenv.tools.cli import main; sys.exit(main(['doctor']))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+                         timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.splitlines()[0].startswith(str(target)), "imported the source tree, not the installed copy"

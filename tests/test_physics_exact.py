@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from gsenv.physics.backend import OUTPUTS, TASK_MODULE
+from gsenv.physics.backend import task_factory
 from gsenv.physics.cpu_pool import CpuPhysicsPool
-from gsenv.physics.maniskill_instance import ManiSkillFactory
-from gsenv.physics.task_outputs import POSE_PREFIX, STATE_PREFIX
+from gsenv.physics.outputs import PhysicsOutputs, flatten, unflatten
 from gsenv.sim import names
 from gsenv.sim.expert import scripted_expert_action
 
@@ -28,21 +27,20 @@ def _leaves(state: dict) -> dict[str, torch.Tensor]:
     return {f"{group}/{name}": v for group, leaves in state.items() for name, v in leaves.items()}
 
 
-def _record(u, obs, reward, terminated, info) -> dict[str, np.ndarray]:
+def _record(u, obs, reward, terminated, info) -> PhysicsOutputs:
     """What a plain env shows, read through ManiSkill's own accessors (not gsenv's shortcuts)."""
-    out = {"obs": obs[0].numpy(), "reward": np.float32(reward[0]), "terminated": np.bool_(terminated[0]),
-           "elapsed_steps": np.int32(u.elapsed_steps[0])}
-    for k in ("success", "cube_on_plate", "is_grasped", "cube_static"):
-        out[f"info/{k}"] = info[k][0].numpy()
     robot = u.agent.robot
-    for link in robot.get_links():
-        out[f"{POSE_PREFIX}{link.name}"] = link.pose.raw_pose[0].numpy()
-    out[f"{POSE_PREFIX}{names.ROBOT_ROOT}"] = robot.pose.raw_pose[0].numpy()
-    out[f"{POSE_PREFIX}{names.CUBE}"] = u.cube.pose.raw_pose[0].numpy()
-    out[f"{POSE_PREFIX}{names.PLATE}"] = u.plate.pose.raw_pose[0].numpy()
-    for key, v in _leaves(u.get_obs(info, unflattened=True)).items():
-        out[f"{STATE_PREFIX}{key}"] = v[0].numpy()
-    return out
+    poses = {link.name: link.pose.raw_pose[0].numpy() for link in robot.get_links()}
+    poses[names.ROBOT_ROOT] = robot.pose.raw_pose[0].numpy()
+    poses[names.CUBE] = u.cube.pose.raw_pose[0].numpy()
+    poses[names.PLATE] = u.plate.pose.raw_pose[0].numpy()
+    state = {group: {name: v[0].numpy() for name, v in leaves.items()}
+             for group, leaves in u.get_obs(info, unflattened=True).items()}
+    return PhysicsOutputs(
+        obs=obs[0].numpy(), reward=np.float32(reward[0]), terminated=np.bool_(terminated[0]),
+        truncated=np.bool_(False), elapsed_steps=np.int32(u.elapsed_steps[0]),
+        info={k: info[k][0].numpy() for k in ("success", "cube_on_plate", "is_grasped", "cube_static")},
+        body_poses=poses, state=state)
 
 
 def _plain_episode(seed: int) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
@@ -74,23 +72,22 @@ def plain():
 
 def test_pool_is_bit_identical_to_a_plain_maniskill_run(plain):
     actions = np.stack([a for a, _ in plain], axis=1)  # [STEPS, B, 7]
-    grasped = sum(bool(f["info/is_grasped"]) for _, frames in plain for f in frames)
+    grasped = sum(bool(f.info["is_grasped"]) for _, frames in plain for f in frames)
     assert grasped > 0, "the reference episodes should grasp the cube (is_grasping's full test runs)"
-    factory = ManiSkillFactory(names.TASK_ID, {"render_backend": "none"}, import_module=TASK_MODULE,
-                               extra_outputs=OUTPUTS)
     b = len(SEEDS)
-    with CpuPhysicsPool(factory, num_envs=b, action_shape=(7,), num_workers=2) as pool:
-        got = [pool.reset(list(range(b)), list(SEEDS), [{}] * b)]
+    with CpuPhysicsPool(task_factory({}), num_envs=b, action_shape=(7,), num_workers=2) as pool:
+        got = [unflatten(pool.reset(list(range(b)), list(SEEDS), [{}] * b))]
         for t in range(STEPS):
-            got.append(pool.step(actions[t]))
+            got.append(unflatten(pool.step(actions[t])))
     for i in range(b):
         for t, want in enumerate(plain[i][1]):
-            for key, value in want.items():
-                assert key in got[t], f"pool output lacks {key}"
-                np.testing.assert_array_equal(got[t][key][i], value, err_msg=f"env {i} step {t} {key}")
-                assert got[t][key][i].dtype == np.asarray(value).dtype, key
-    pool_keys = {k for k in got[0] if k.startswith((POSE_PREFIX, STATE_PREFIX))}
-    assert pool_keys == {k for k in plain[0][1][0] if k.startswith((POSE_PREFIX, STATE_PREFIX))}
+            pooled = flatten(got[t].map(lambda v: v[i]))
+            for key, value in flatten(want).items():
+                assert key in pooled, f"pool output lacks {key}"
+                np.testing.assert_array_equal(pooled[key], value, err_msg=f"env {i} step {t} {key}")
+                assert pooled[key].dtype == np.asarray(value).dtype, key
+    assert set(got[0].body_poses) == set(plain[0][1][0].body_poses)
+    assert _leaves(got[0].state).keys() == _leaves(plain[0][1][0].state).keys()
 
 
 def test_state_dict_reuse_follows_the_info_it_was_built_for():

@@ -8,8 +8,14 @@ import time
 import numpy as np
 import pytest
 
-from gsenv.physics.cpu_pool import (PIN_ENV, CpuPhysicsPool, PhysicsWorkerError, default_num_workers,
-                                    split_envs, usable_cpus)
+from gsenv.physics.cpu_pool import (
+    PIN_ENV,
+    CpuPhysicsPool,
+    PhysicsWorkerError,
+    default_num_workers,
+    split_envs,
+    usable_cpus,
+)
 from gsenv.physics.maniskill_instance import ManiSkillFactory
 
 FACTORY = ManiSkillFactory("PickCube-v1", {"control_mode": "pd_ee_delta_pose"})

@@ -15,7 +15,11 @@ import torch
 
 from gsenv.scene.bundle import CameraSpec
 from gsenv.scene.default import (
-    build_default_bundle, default_bundle_dir, ensure_default_bundle, load_recipe, sapien_camera_to_opencv,
+    build_default_bundle,
+    default_bundle_dir,
+    ensure_default_bundle,
+    load_recipe,
+    sapien_camera_to_opencv,
 )
 from gsenv.scene.format import MANIFEST, SceneError, load_bundle, write_bundle
 from gsenv.sim import names
@@ -65,7 +69,8 @@ def test_build_is_deterministic_and_cached(tmp_path, light_bundle_dir):
     path = ensure_default_bundle(light_bundle_dir.parents[1], density=LIGHT, progress=False)
     assert path == light_bundle_dir  # reused, same key
     stamp = (path / MANIFEST).stat().st_mtime_ns
-    assert (ensure_default_bundle(light_bundle_dir.parents[1], density=LIGHT, progress=False) / MANIFEST).stat().st_mtime_ns == stamp
+    assert (ensure_default_bundle(light_bundle_dir.parents[1], density=LIGHT, progress=False)
+            / MANIFEST).stat().st_mtime_ns == stamp
     # another density (or recipe / builder version) is another key
     assert default_bundle_dir(tmp_path, 0.5) != default_bundle_dir(tmp_path, LIGHT)
 
@@ -226,7 +231,8 @@ def test_build_default_command(tmp_path):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "gsenv.cli", "assets", "build-default", "--density", "0.005", "--root", str(tmp_path)]
+    cmd = [sys.executable, "-m", "gsenv.tools.cli", "assets", "build-default", "--density", "0.005",
+           "--root", str(tmp_path)]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "built in" in first.stdout

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from gsenv.geometry import rotmat_to_quat
 from gsenv.scene.default import load_default_bundle
 from gsenv.scene.rendering import bundle_cameras, make_renderer
 from gsenv.scene.rlinf_dataset import default_joint_config, link_world_transforms
 from gsenv.sim import names
-from gsenv.splat.rotations import rotmat_to_quat
 
 W, H = 128, 96
 CUBE_POS = (0.40, 0.20, names.CUBE_HALF_SIZE)
@@ -30,7 +30,7 @@ def scene(tmp_path_factory):
     poses = {link: _pose(fk[link]) for link in bundle.links}
     for name, pos in ((names.CUBE, CUBE_POS), (names.PLATE, PLATE_POS)):
         poses[name] = torch.tensor([[*pos, 1.0, 0.0, 0.0, 0.0]])
-    cams = bundle_cameras(bundle, None, W, H, batch_size=1)
+    cams = bundle_cameras(bundle, None, 1, image_size=(H, W))
     out = make_renderer(bundle, backend="torch").render(poses, cams, depth=True, alpha=True, body_alpha=True)
     return bundle, poses, cams, out
 
@@ -62,7 +62,7 @@ def test_bodies_are_where_the_camera_maths_says(scene):
         assert abs(out.depth[0, 0, r, c] - cam_z) < 0.05
     # the hand: project the centre of its gaussians as posed; the pixel belongs to the robot
     hand = poses[names.HAND_LINK][0]
-    from gsenv.splat.rotations import quat_to_rotmat
+    from gsenv.geometry import quat_to_rotmat
 
     centre = quat_to_rotmat(hand[3:]) @ bundle.links[names.HAND_LINK].means.mean(0) + hand[:3]
     r, c = _project(cams, centre.tolist())
@@ -83,3 +83,43 @@ def test_moving_the_cube_moves_its_pixels(scene):
     cube = out.body_names.index(names.CUBE)
     r, c = _project(cams, (0.30, 0.25, names.CUBE_HALF_SIZE))
     assert out2.body_ids()[0, 0, r, c] == cube and out.body_ids()[0, 0, r, c] != cube
+
+
+def test_bundle_cameras_sizes_and_errors(scene):
+    import dataclasses
+
+    bundle = scene[0]
+    cam = bundle.cameras[0]
+    calibrated = bundle_cameras(bundle, None, 3)  # every env the same cameras, at the calibrated size
+    assert (calibrated.height, calibrated.width) == (cam.height, cam.width)
+    C = len(bundle.cameras)
+    assert calibrated.Ks.shape == (3, C, 3, 3) and calibrated.viewmats.shape == (3, C, 4, 4)
+    assert torch.equal(calibrated.Ks[2, 0], torch.tensor(cam.K, dtype=torch.float32))
+    assert torch.equal(calibrated.viewmats[1, 0], torch.tensor(cam.world_to_cam, dtype=torch.float32))
+    half = bundle_cameras(bundle, [cam.name], 1, image_size=(cam.height // 2, cam.width // 4))  # (height, width)
+    assert (half.height, half.width) == (cam.height // 2, cam.width // 4)
+    assert torch.allclose(half.Ks[0, 0, 0], calibrated.Ks[0, 0, 0] / 4)  # row 0 (fx, cx) scales with the width
+    assert torch.allclose(half.Ks[0, 0, 1], calibrated.Ks[0, 0, 1] / 2)  # row 1 (fy, cy) with the height
+    with pytest.raises(ValueError, match="no camera 'nope'"):
+        bundle_cameras(bundle, ["nope"], 1)
+    other = dataclasses.replace(cam, name="other", width=cam.width // 2, height=cam.height // 2)
+    mixed = dataclasses.replace(bundle, cameras=[cam, other])
+    with pytest.raises(ValueError, match="different calibrated sizes"):
+        bundle_cameras(mixed, None, 1)
+    assert bundle_cameras(mixed, None, 1, image_size=(H, W)).Ks.shape == (1, 2, 3, 3)
+
+
+@pytest.mark.parametrize("bad", ["64", "48x64", 64.5, (48.0, 64), (48,), True, (0, 64), (48, -1)])
+def test_image_sizes_are_ints_or_pairs_of_ints_never_coerced(bad):
+    from gsenv.splat.cameras import image_size_hw
+
+    with pytest.raises(ValueError, match="image_size must be"):
+        image_size_hw(bad)
+
+
+def test_image_size_forms():
+    from gsenv.splat.cameras import image_size_hw
+
+    assert image_size_hw(64) == (64, 64)
+    assert image_size_hw((48, 64)) == (48, 64)
+    assert image_size_hw(np.array([48, 64])) == (48, 64)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import gsenv
-import gsenv.sim.task  # noqa: F401  (registers the ManiSkill id)
+import gsenv.sim.task
 from gsenv.sim import names
 from gsenv.sim.expert import scripted_expert_action
 
@@ -51,7 +51,8 @@ def test_expert_is_batched_and_pure():
     b = 6
     tcp = torch.cat([torch.rand(b, 3, generator=g) * 0.3 + torch.tensor([0.3, -0.1, 0.02]),
                      torch.tensor([[0.0, 1.0, 0.0, 0.0]]).repeat(b, 1)], dim=1)
-    cube = torch.cat([torch.tensor([[0.4, 0.2, 0.02]]).repeat(b, 1), torch.tensor([[1.0, 0, 0, 0]]).repeat(b, 1)], dim=1)
+    cube = torch.cat([torch.tensor([[0.4, 0.2, 0.02]]).repeat(b, 1), torch.tensor([[1.0, 0, 0, 0]]).repeat(b, 1)],
+                     dim=1)
     tcp[0, :3] = cube[0, :3]  # at the grasp pose -> closes
     plate = torch.tensor([[0.45, 0.0, 0.01, 1.0, 0, 0, 0]]).repeat(b, 1)
     fingers = torch.full((b, 2), 0.04)

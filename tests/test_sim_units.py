@@ -7,12 +7,12 @@ import xml.etree.ElementTree as ET
 import pytest
 import torch
 
+from gsenv.geometry import matrix_to_rotvec, quat_to_rotmat
 from gsenv.sim import names
 from gsenv.sim.initial_state import SpawnConfig, episode_generator, sample_batch, sample_one
 from gsenv.sim.objects import ObjectSpec, default_cube_spec, default_plate_spec
 from gsenv.sim.rewards import DENSE_REWARD_MAX, dense_reward, dense_reward_terms
 from gsenv.sim.robot_description import default_fr3_urdf
-from gsenv.sim.rotations import matrix_to_rotvec, quat_to_matrix
 
 
 def test_names_are_consistent():
@@ -86,8 +86,9 @@ def test_episode_table_is_fixed_and_distinct():
 def test_rotations_roundtrip():
     # 0.3 rad about z
     q = torch.tensor([[math.cos(0.15), 0.0, 0.0, math.sin(0.15)]])
-    m = quat_to_matrix(q)
-    assert torch.allclose(m[0], torch.tensor([[math.cos(0.3), -math.sin(0.3), 0], [math.sin(0.3), math.cos(0.3), 0], [0, 0, 1.0]]), atol=1e-6)
+    m = quat_to_rotmat(q)
+    assert torch.allclose(m[0], torch.tensor([[math.cos(0.3), -math.sin(0.3), 0], [math.sin(0.3), math.cos(0.3), 0],
+                                              [0, 0, 1.0]]), atol=1e-6)
     assert torch.allclose(matrix_to_rotvec(m), torch.tensor([[0, 0, 0.3]]), atol=1e-5)
     assert torch.equal(matrix_to_rotvec(torch.eye(3)[None]), torch.zeros(1, 3))
 
@@ -104,7 +105,8 @@ def test_dense_reward_stages():
     assert r[0] < r[1] < r[2]  # reaching then grasping-and-carrying pay more
     assert t["reach"][1] == 1 and t["grasp"][2] == 1 and t["carry"][2] == pytest.approx(1.0)
     vel = torch.tensor([[0.0, 0, 0], [0.0, 0, 0], [0.0, 0.2, 0]])  # the last cube still slides
-    placed = dense_reward_terms(tcp, cube, plate, vel, torch.zeros(3, dtype=torch.bool), torch.ones(3, dtype=torch.bool))
+    placed = dense_reward_terms(tcp, cube, plate, vel, torch.zeros(3, dtype=torch.bool),
+                                torch.ones(3, dtype=torch.bool))
     assert placed["release"][0] == 1 and placed["release"][2] < 0.5 and torch.all(placed["place"] == 1)
     success = dense_reward(placed, torch.tensor([True, False, False]))
     assert success[0] == DENSE_REWARD_MAX and success[2] < DENSE_REWARD_MAX - 0.5

@@ -8,9 +8,9 @@ import tempfile
 import pytest
 import torch
 
-from gsenv.splat.bench import synthetic_poses, synthetic_tabletop, upstream_cameras
 from gsenv.splat.rasterize import rasterize
 from gsenv.splat.renderer import SceneRenderer
+from gsenv.tools.bench.render import synthetic_poses, synthetic_tabletop, upstream_cameras
 
 pytestmark = pytest.mark.gpu
 logger = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ def test_gsplat_matches_torch_on_random_gaussians():
     vms, Ks = vms.to(DEV), Ks.to(DEV)
     out = {}
     for backend in ("gsplat", "torch"):
-        out[backend] = rasterize(means, quats, scales, opac, colors, vms, Ks, W, H, backend=backend, render_mode="RGB+ED")
+        out[backend] = rasterize(means, quats, scales, opac, colors, vms, Ks, W, H, backend=backend,
+                                 render_mode="RGB+ED")
     (rg, ag), (rt, at) = out["gsplat"], out["torch"]
     p_rgb, p_alpha = psnr(rg[..., :3], rt[..., :3], 1.0), psnr(ag, at, 1.0)
     logger.warning("random gaussians: gsplat vs torch PSNR rgb %.1f dB, alpha %.1f dB", p_rgb, p_alpha)
@@ -62,7 +63,7 @@ def _realistic_scene():
                       "plate": torch.tensor([[0.45, 0.0, 0.01, 1, 0, 0, 0]], device=DEV)})
         poses = {n: poses[n] for n in bodies}
         return "default scene (density 0.25)", bundle.background_in_sim(), bodies, poses
-    except Exception as e:  # noqa: BLE001  (the scenes issue may not have landed)
+    except Exception as e:
         logger.warning("default scene unavailable (%s: %s); using the synthetic table-top", type(e).__name__, e)
         bg, bodies = synthetic_tabletop(0.25)
         return "synthetic table-top (25%)", bg, bodies, synthetic_poses(1, DEV)

@@ -177,7 +177,7 @@ def test_from_activated_colour():
 
 def test_transform_similarity():
     """Means, orientation, size and view-dependent colour all follow a similarity transform."""
-    from gsenv.splat.rotations import quat_to_rotmat
+    from gsenv.geometry import quat_to_rotmat
     from gsenv.splat.sh import eval_sh
 
     g = random_gaussians(20, 3, seed=3).to(dtype=torch.float64)

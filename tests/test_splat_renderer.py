@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
+from gsenv.geometry import quat_multiply, quat_to_rotmat
 from gsenv.splat.cameras import Cameras, look_at, opengl_pose_to_viewmat, sapien_pose_to_viewmat, scale_intrinsics
 from gsenv.splat.gaussians import Gaussians
 from gsenv.splat.renderer import SceneRenderer
-from gsenv.splat.rotations import pose_to_matrix, quat_multiply, quat_to_rotmat
 
 F, W, H = 100.0, 32, 32
 CX, CY = W / 2 + 0.25, H / 2 + 0.25  # off pixel boundaries: no argmax ties
@@ -64,7 +64,8 @@ def test_rotating_body_and_camera_together_keeps_the_image():
     g = torch.Generator().manual_seed(0)
     m = (torch.rand(80, 3, generator=g) - 0.5) * 0.3
     sh = torch.randn(80, 16, 3, generator=g) * 0.4
-    body = Gaussians(m, torch.randn(80, 4, generator=g), torch.full((80, 3), math.log(0.03)), torch.full((80,), 2.0), sh)
+    body = Gaussians(m, torch.randn(80, 4, generator=g), torch.full((80, 3), math.log(0.03)),
+                     torch.full((80,), 2.0), sh)
     r = SceneRenderer(None, {"obj": body}, backend="torch")
     vm = look_at(torch.tensor([0.3, -1.2, 0.5]), torch.zeros(3))
     base = r.render({"obj": pose(0, 0, 0)}, cams(vm=vm)).rgb
@@ -109,18 +110,23 @@ def _scene():
     bg = Gaussians.from_activated(bg_m, torch.randn(n, 4, generator=g), torch.rand(n, 3, generator=g) * 0.08 + 0.02,
                                   torch.rand(n, generator=g) * 0.5 + 0.5, colors=torch.rand(n, 3, generator=g))
     bodies = {}
-    for i, name in enumerate(["link0", "link1", "cube"]):
+    for _i, name in enumerate(["link0", "link1", "cube"]):
         m = (torch.rand(60, 3, generator=g) - 0.5) * 0.15
-        bodies[name] = Gaussians.from_activated(m, torch.randn(60, 4, generator=g), torch.rand(60, 3, generator=g) * 0.02 + 0.005,
-                                                torch.rand(60, generator=g) * 0.5 + 0.5, colors=torch.rand(60, 3, generator=g))
+        bodies[name] = Gaussians.from_activated(m, torch.randn(60, 4, generator=g),
+                                                torch.rand(60, 3, generator=g) * 0.02 + 0.005,
+                                                torch.rand(60, generator=g) * 0.5 + 0.5,
+                                                colors=torch.rand(60, 3, generator=g))
     return bg, bodies
 
 
 def _poses(B):
     t = torch.linspace(0, 1, B)[:, None]
-    return {"link0": torch.cat([torch.stack([-0.3 + 0 * t[:, 0], 0.1 * t[:, 0], 1.5 + t[:, 0]], -1), torch.tensor([[1.0, 0, 0, 0]]).repeat(B, 1)], -1),
-            "link1": torch.cat([torch.stack([0.2 * t[:, 0], -0.2 + 0 * t[:, 0], 2.0 + 0 * t[:, 0]], -1), torch.tensor([[0.9, 0.3, 0.1, 0.0]]).repeat(B, 1)], -1),
-            "cube": torch.cat([torch.stack([0.3 + 0 * t[:, 0], 0.2 * t[:, 0], 2.6 + 0 * t[:, 0]], -1), torch.tensor([[0.7, 0, 0.7, 0.0]]).repeat(B, 1)], -1)}
+    return {"link0": torch.cat([torch.stack([-0.3 + 0 * t[:, 0], 0.1 * t[:, 0], 1.5 + t[:, 0]], -1),
+                                torch.tensor([[1.0, 0, 0, 0]]).repeat(B, 1)], -1),
+            "link1": torch.cat([torch.stack([0.2 * t[:, 0], -0.2 + 0 * t[:, 0], 2.0 + 0 * t[:, 0]], -1),
+                                torch.tensor([[0.9, 0.3, 0.1, 0.0]]).repeat(B, 1)], -1),
+            "cube": torch.cat([torch.stack([0.3 + 0 * t[:, 0], 0.2 * t[:, 0], 2.6 + 0 * t[:, 0]], -1),
+                               torch.tensor([[0.7, 0, 0.7, 0.0]]).repeat(B, 1)], -1)}
 
 
 def test_batched_equals_one_by_one_and_cache_close_to_joint():
@@ -149,17 +155,18 @@ def test_background_cache_reused_and_invalidated_by_camera_change():
     bg, bodies = _scene()
     r = SceneRenderer(bg, bodies, backend="torch")
     c1 = cams(B=2, vm=look_at(torch.tensor([0.0, -0.1, 0.0]), torch.tensor([0.0, 0.0, 2.5])), f=40.0)
-    r.render(_poses(2), c1)
-    layer = r._camera_derived["background"][1]
-    assert layer.feats.shape[0] == 1  # shared cameras: background rendered once per camera, not per env
-    r.render(_poses(2), c1)
-    assert r._camera_derived["background"][1] is layer  # reused
+    first = r.render(_poses(2), c1).rgb
+    assert r.background_images_rendered == 1  # shared cameras: background rendered once per camera, not per env
+    assert torch.equal(r.render(_poses(2), c1).rgb, first)
+    assert r.background_images_rendered == 1  # reused
     # per-env cameras that differ: the cache is replaced and the image equals a fresh renderer's
     vms = torch.stack([look_at(torch.tensor([0.1 * i, -0.1, 0.0]), torch.tensor([0.0, 0.0, 2.5])) for i in range(2)])
     c2 = Cameras(c1.Ks, vms[:, None], W, H)
     got = r.render(_poses(2), c2).rgb
-    assert r._camera_derived["background"][1].feats.shape[0] == 2
+    assert r.background_images_rendered == 1 + 2  # one per env now
     assert torch.equal(got, SceneRenderer(bg, bodies, backend="torch").render(_poses(2), c2).rgb)
+    r.invalidate_cache()
+    assert torch.equal(r.render(_poses(2), c2).rgb, got) and r.background_images_rendered == 3 + 2
 
 
 def test_body_alpha_at_projected_points():
@@ -234,8 +241,7 @@ def test_bodies_outside_every_view_are_culled_without_changing_the_image(cache):
     b = only_near.render({"near": poses2["near"]}, cams(B=2), depth=True)
     assert torch.equal(a.rgb, b.rgb) and torch.equal(a.depth, b.depth)
     cams2 = cams(B=2)
-    poses_m = pose_to_matrix(both._stack_poses(poses2, 2, cams2.device))
-    kept = both._kept_bodies(poses_m, cams2.Ks, cams2.viewmats, W, H)
+    kept = both.visible_bodies(both.stack_poses(poses2, 2, cams2.device), cams2)
     assert len(kept.splats) == 2 and kept.index.tolist() == [0, 0]  # "far" was left out
     assert a.body_alpha[..., 1].max() == 0 and a.body_alpha[..., 0].max() > 0.5
     # as soon as one env's camera can see it, it is rendered (for every env)
@@ -251,7 +257,7 @@ def test_clusters_of_one_body_are_culled_separately():
     r = SceneRenderer(None, {"rod": rod}, backend="torch")
     p = {"rod": pose(-0.1, 0.0, 2.0)}
     c = cams()
-    splats = r._kept_bodies(pose_to_matrix(r._stack_poses(p, 1, c.device)), c.Ks, c.viewmats, W, H).splats
+    splats = r.visible_bodies(r.stack_poses(p, 1, c.device), c).splats
     half_width = (W - CX + 4) / F * 2.0  # the view's half width at 2 m, plus the margin
     assert 0 < len(splats) < len(rod) and splats.means[:, 0].max() - 0.1 <= half_width + 0.1
     whole = SceneRenderer(None, {"rod": rod}, backend="torch", cull=False)
@@ -263,8 +269,10 @@ def test_a_body_reaching_into_the_view_is_kept():
     x_edge = (W - CX) / F * 2.0
     body = blob([[0.0, 0.0, 0.0]], (0.0, 1.0, 0.0), scale=0.03)
     r = SceneRenderer(None, {"b": body}, backend="torch")
-    out = r.render({"b": pose(x_edge + 2.0 / F * 2.0, 0.0, 2.0)}, cams(), alpha=True)
-    assert out.alpha[0, 0, :, -1].max() > 0.05 and r._culled is None
+    p = {"b": pose(x_edge + 2.0 / F * 2.0, 0.0, 2.0)}
+    out = r.render(p, cams(), alpha=True)
+    assert out.alpha[0, 0, :, -1].max() > 0.05
+    assert r.visible_bodies(r.stack_poses(p, 1, torch.device("cpu")), cams()) is r.body_splats  # none left out
 
 
 def test_cameras_changed_in_place_are_not_taken_from_the_cache():
@@ -281,16 +289,3 @@ def test_cameras_changed_in_place_are_not_taken_from_the_cache():
     fresh = SceneRenderer(bg, bodies, backend="torch").render(_poses(2), Cameras(c.Ks, c.viewmats.clone(), W, H)).rgb
     assert not torch.equal(after, before) and torch.equal(after, fresh)
 
-
-def test_rotation_matrices_agree_with_quaternion_rotation():
-    from gsenv.splat.rotations import quat_normalize, quat_rotate
-
-    g = torch.Generator().manual_seed(5)
-    q = torch.randn(500, 4, generator=g, dtype=torch.float64) * 3.0  # any norm
-    v = torch.randn(500, 3, generator=g, dtype=torch.float64)
-    R = quat_to_rotmat(q)
-    assert torch.allclose((R @ v[:, :, None])[..., 0], quat_rotate(quat_normalize(q), v), atol=1e-12)
-    assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(500, 3, 3), atol=1e-12)
-    T = pose_to_matrix(torch.cat([v, q], -1))
-    assert torch.equal(T[:, :3, 3], v) and torch.equal(T[:, :3, :3], R)
-    assert torch.equal(T[:, 3], torch.tensor([0, 0, 0, 1.0], dtype=torch.float64).expand(500, 4))

@@ -1,15 +1,14 @@
 """RecordVideo on the real GSEnv: tiled frames of env.render(), one file per episode, overlay, PNG and mp4."""
 from __future__ import annotations
 
+import gymnasium as gym
 import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-import gymnasium as gym
-
 import gsenv
+from gsenv.media import ffmpeg_available, tile_frames
 from gsenv.wrappers import RecordVideo
-from gsenv.wrappers.video import ffmpeg_available, tile_frames
 
 H, W = 48, 64
 B = 2
@@ -44,7 +43,7 @@ def test_tile_frames_layout():
 
 
 def test_png_frames_overlay_partial_reset_and_no_extra_renders(env, tmp_path, monkeypatch):
-    renderer = env.unwrapped._renderer
+    renderer = env.unwrapped.renderer
     calls = []
     original = renderer.render
     monkeypatch.setattr(renderer, "render", lambda *a, **k: calls.append(1) or original(*a, **k))
@@ -67,7 +66,7 @@ def test_png_frames_overlay_partial_reset_and_no_extra_renders(env, tmp_path, mo
     assert plain_frames[0].shape == (H, B * W, 3)
     assert np.array_equal(plain_frames[-1], last)  # lossless: exactly the tiled render() output
     assert not np.array_equal(plain_frames[1], plain_frames[2]), "the arm moved between steps"
-    for p, o in zip(plain_frames, over_frames):
+    for p, o in zip(plain_frames, over_frames, strict=True):
         for i in range(B):  # text at each tile's top left, the rest untouched
             tile_p, tile_o = p[:, i * W:(i + 1) * W], o[:, i * W:(i + 1) * W]
             assert (tile_p[:H // 3, :W // 2] != tile_o[:H // 3, :W // 2]).any(axis=-1).sum() > 20
@@ -105,7 +104,7 @@ def test_mp4_one_file_per_episode(env, tmp_path):  # last: closes the env throug
     rec.step(_actions(rng))
     rec.close()  # flushes the running video
     assert rec.paths == [tmp_path / "episode_0.mp4", tmp_path / "episode_1.mp4"]
-    for path, n in zip(rec.paths, (4, 2)):
+    for path, n in zip(rec.paths, (4, 2), strict=True):
         frames = list(imageio.get_reader(str(path), format="FFMPEG").iter_data())
         assert len(frames) == n and frames[0].shape == (H, B * W, 3)
     last = np.asarray(list(imageio.get_reader(str(rec.paths[0]), format="FFMPEG").iter_data())[-1], np.float32)

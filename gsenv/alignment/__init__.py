@@ -6,7 +6,8 @@
 - :func:`similarity.fit_similarity`: least-squares similarity (Umeyama) from >= 3 point pairs,
   for scene.json's ``splat_to_sim``.
 - :func:`overlay.splat_vs_mesh`: the side-by-side of one state (used by ``gsenv demo``).
-- ``gsenv scene check`` (:mod:`cli`).
+
+The command line, ``gsenv scene check``, lives in :mod:`gsenv.tools.scene_cli`.
 
 Cheap to import: heavy modules load on first use.
 """

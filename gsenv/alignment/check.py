@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from gsenv.scene.bundle import CameraSpec, SceneBundle
+from gsenv.scene.bundle import SceneBundle
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ ROBOT = "robot"
 DEFAULT_MIN_IOU = 0.85
 DEFAULT_MIN_PIXELS = 200
 DEFAULT_IMAGE_SIZE = (224, 224)
+"""(height, width) of the renders."""
 STATUSES = ("pass", "fail", "small", "out_of_view")
 
 PoseTransform = Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
@@ -89,8 +90,12 @@ class BodyResult(MaskStats):
 
 @dataclass
 class AlignmentReport:
+    """What check_alignment found: the settings, the sampled states, one BodyResult per body, camera
+    and state, and the overlay image files written (names under out_dir)."""
+
     scene: str
     image_size: tuple[int, int]
+    """(height, width) of the renders."""
     cameras: list[str]
     min_iou: float
     min_pixels: int
@@ -168,66 +173,25 @@ class AlignmentReport:
         for body, s in self.summary().items():
             fmt = lambda v, p=3: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
             rows.append(f"{body:<16} {s['verdict']:<12} {s['judged']:>6} {fmt(s['min_iou']):>8} "
-                        f"{fmt(s['pooled_iou']):>7} {fmt(s['mean_centroid_offset_px'], 1):>9} {s['max_mesh_pixels']:>7}")
+                        f"{fmt(s['pooled_iou']):>7} {fmt(s['mean_centroid_offset_px'], 1):>9} "
+                        f"{s['max_mesh_pixels']:>7}")
         return "\n".join(rows)
 
 
 # ----------------------------------------------------------------------------------------- check
-def parse_image_size(text: str) -> tuple[int, int]:
-    """"224x224" -> (224, 224) (width, height)."""
-    try:
-        w, h = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise ValueError(f"image size must be WIDTHxHEIGHT, e.g. 224x224, got {text!r}") from None
-    if w < 8 or h < 8:
-        raise ValueError(f"image size must be at least 8x8 pixels, got {text!r}")
-    return w, h
-
-
-def select_cameras(bundle: SceneBundle, names: Sequence[str] | None, image_size: tuple[int, int]) -> list[CameraSpec]:
-    """The bundle's cameras (default: all), at image_size (width, height)."""
-    if not bundle.cameras:
-        raise ValueError(f"scene {bundle.name!r} has no cameras: add one to scene.json (name, width, height, K, "
-                         "cam_to_base)")
-    specs = []
-    for n in names or [c.name for c in bundle.cameras]:
-        try:
-            specs.append(bundle.camera(n))
-        except KeyError as exc:
-            raise ValueError(exc.args[0]) from None
-    return [c.at_resolution(*image_size) for c in specs]
-
-
-def body_renderer(bundle: SceneBundle, backend: str = "auto", device: str | torch.device = "cpu"):
-    """A SceneRenderer of the bundle's bodies only (robot links and objects, no background)."""
-    from gsenv.splat.renderer import SceneRenderer
-
-    return SceneRenderer(None, {n: g.to(device) for n, g in bundle.body_gaussians().items()}, backend=backend,
-                         backdrop=bundle.background_color, cache_background=False, device=device,
-                         eps2d=bundle.eps2d)
-
-
-def _cameras_tensor(specs: Sequence[CameraSpec], device) -> "Cameras":
-    from gsenv.splat.cameras import Cameras
-
-    Ks = torch.tensor(np.stack([c.K for c in specs]), dtype=torch.float32, device=device)
-    vms = torch.tensor(np.stack([c.world_to_cam for c in specs]), dtype=torch.float32, device=device)
-    return Cameras(Ks[None], vms[None], int(specs[0].width), int(specs[0].height))
-
-
 def check_alignment(
     bundle: SceneBundle,
     samples: int = 10,
-    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+    image_size: tuple[int, int] | None = DEFAULT_IMAGE_SIZE,
     min_iou: float = DEFAULT_MIN_IOU,
     min_pixels: int = DEFAULT_MIN_PIXELS,
     seed: int = 0,
     cameras: Sequence[str] | None = None,
     out_dir: str | Path | None = None,
-    backend: str = "auto",
+    render_backend: str = "auto",
     device: str | torch.device | None = None,
     pose_transform: PoseTransform | None = None,
-    render_backend: str | None = None,
+    mesh_renderer: str | None = None,
     progress: bool = True,
 ) -> AlignmentReport:
     """Compare the splat render with the simulator's mesh segmentation over `samples` random states.
@@ -235,18 +199,22 @@ def check_alignment(
     Args:
         bundle: the scene (robot links and objects in their body frames, calibrated cameras).
         samples: number of random states N (>= 1).
-        image_size: (width, height) of the renders; the cameras' intrinsics are rescaled to it.
+        image_size: (height, width) of the renders; the cameras' intrinsics are rescaled to it. None:
+            the cameras' calibrated size (which must then agree).
         min_iou: a judged body below this IoU fails (0 < min_iou <= 1).
         min_pixels: a body is judged where it covers at least this many pixels (mesh or splat view).
         seed: seeds the states.
         cameras: bundle camera names (default: all).
-        out_dir: where to write overlay images (per state and camera: splat | mesh | 50% blend |
-            difference panel, and the blend and difference alone); None writes none.
-        backend, device: the splat renderer's ("auto": gsplat on CUDA, torch on CPU; device default:
-            CUDA if available).
+        out_dir: where to write report.json and the overlay images (per state and camera: splat |
+            mesh | 50% blend | difference panel, and the blend and difference alone); None writes
+            nothing.
+        render_backend: the splat rasteriser, as the env's ("auto": gsplat on CUDA, torch on CPU;
+            or "gsplat", "torch").
+        device: where the splat renderer runs (default: CUDA if available).
         pose_transform: applied to the simulator's body poses {name: [1, 7]} before the splat render;
             for testing the check (e.g. a quaternion-order mistake) and diagnosing conventions.
-        render_backend: SAPIEN's render backend (default: CUDA if available, else CPU/lavapipe).
+        mesh_renderer: ManiSkill's render backend for SAPIEN's mesh render, e.g. "sapien_cpu"
+            (lavapipe) or "sapien_cuda" (default: sapien_cuda if CUDA is available, else sapien_cpu).
         progress: show a progress bar.
     Returns:
         AlignmentReport (report.passed, report.failures, report.summary(), report.write_json(path)).
@@ -256,6 +224,7 @@ def check_alignment(
     from gsenv.alignment.mesh_view import MeshView
     from gsenv.alignment.overlay import write_overlays
     from gsenv.alignment.sampling import sample_states
+    from gsenv.scene.rendering import body_renderer, bundle_cameras, camera_specs
 
     if not (isinstance(samples, (int, np.integer)) and samples >= 1):
         raise ValueError(f"samples must be an int >= 1, got {samples!r}")
@@ -266,13 +235,14 @@ def check_alignment(
     if not bundle.body_gaussians():
         raise ValueError(f"scene {bundle.name!r} has no robot links or objects to check")
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    specs = select_cameras(bundle, cameras, tuple(image_size))
-    report = AlignmentReport(bundle.name, tuple(int(v) for v in image_size), [c.name for c in specs],
-                             float(min_iou), int(min_pixels), int(seed))
-    renderer = body_renderer(bundle, backend, device)
-    cams = _cameras_tensor(specs, device)
+    specs = camera_specs(bundle, cameras, image_size)
+    names = [c.name for c in specs]
+    report = AlignmentReport(bundle.name, (specs[0].height, specs[0].width), names, float(min_iou),
+                             int(min_pixels), int(seed))
+    renderer = body_renderer(bundle, render_backend, device)
+    cams = bundle_cameras(bundle, names, 1, device, image_size)  # [1, C]
     out = Path(out_dir) if out_dir is not None else None
-    with MeshView(bundle, specs, render_backend) as view:
+    with MeshView(bundle, specs, mesh_renderer) as view:
         report.states = sample_states(view, specs, int(samples), seed)
         robot_links = set(view.robot_link_names) | set(bundle.links)
         bodies = list(renderer.body_names)

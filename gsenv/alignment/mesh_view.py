@@ -15,16 +15,13 @@ process changes nothing here, and nothing here changes those settings.
 """
 from __future__ import annotations
 
-import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from gsenv.scene.bundle import CameraSpec, SceneBundle
-
-logger = logging.getLogger(__name__)
 
 # OpenCV camera axes (x right, y down, z forward) written in SAPIEN's camera frame (x fwd, y left, z up).
 _CV_IN_SAPIEN = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -71,8 +68,9 @@ def color_to_uint8(picture: np.ndarray) -> np.ndarray:
     return (np.clip(color, 0.0, 1.0) * 255.0).round().astype(np.uint8)
 
 
-def default_render_device() -> str:
-    """ManiSkill render backend: SAPIEN on CUDA where there is a GPU, else on the CPU (lavapipe)."""
+def default_mesh_renderer() -> str:
+    """ManiSkill render backend for the mesh render: SAPIEN on CUDA where there is a GPU, else on the
+    CPU (lavapipe)."""
     return "sapien_cuda" if torch.cuda.is_available() else "sapien_cpu"
 
 
@@ -82,10 +80,11 @@ class MeshView:
     Args:
         bundle: the scene bundle (its robot URDF and object collision geometry build the task).
         cameras: calibrated cameras (at the resolution to render; see CameraSpec.at_resolution).
-        render_backend: ManiSkill render backend (default: see default_render_device).
+        mesh_renderer: ManiSkill's render backend for SAPIEN, e.g. "sapien_cpu" or "sapien_cuda"
+            (default: see default_mesh_renderer).
     """
 
-    def __init__(self, bundle: SceneBundle, cameras: Sequence[CameraSpec], render_backend: str | None = None) -> None:
+    def __init__(self, bundle: SceneBundle, cameras: Sequence[CameraSpec], mesh_renderer: str | None = None) -> None:
         import gymnasium as gym
         import sapien
 
@@ -96,8 +95,8 @@ class MeshView:
         if not cameras:
             raise ValueError("MeshView needs at least one camera")
         self.cameras = list(cameras)
-        backend = render_backend or default_render_device()
-        self.env = gym.make(names.TASK_ID, num_envs=1, obs_mode="state", render_backend=backend,
+        self.env = gym.make(names.TASK_ID, num_envs=1, obs_mode="state",
+                            render_backend=mesh_renderer or default_mesh_renderer(),
                             sim_backend="physx_cpu", **task_kwargs_from_bundle(bundle))
         self.env.reset(seed=0)
         self.task = self.env.unwrapped
@@ -144,7 +143,8 @@ class MeshView:
             raise ValueError(f"qpos must have {self.task.agent.robot.max_dof} values, got {q.shape[1]}")
         self.task.agent.robot.set_qpos(q)
         self.task.agent.robot.set_qvel(torch.zeros_like(q))
-        for actor, pose, label in ((self.task.cube, cube_pose, "cube_pose"), (self.task.plate, plate_pose, "plate_pose")):
+        for actor, pose, label in ((self.task.cube, cube_pose, "cube_pose"),
+                                   (self.task.plate, plate_pose, "plate_pose")):
             p = torch.as_tensor(np.asarray(pose, dtype=np.float32)).reshape(1, -1)
             if p.shape[1] != 7:
                 raise ValueError(f"{label} must be 7 values (xyz + quaternion wxyz), got {p.shape[1]}")
@@ -155,9 +155,6 @@ class MeshView:
         from gsenv.sim.poses import body_poses
 
         return {k: v.detach().cpu() for k, v in body_poses(self.task).items()}
-
-    def link_position(self, name: str) -> np.ndarray:
-        return self.body_poses()[name][0, :3].numpy().astype(np.float64)
 
     # ------------------------------------------------------------------ render
     def render(self) -> list[MeshFrame]:
@@ -176,7 +173,7 @@ class MeshView:
     def close(self) -> None:
         self.env.close()
 
-    def __enter__(self) -> "MeshView":
+    def __enter__(self) -> MeshView:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -6,13 +6,10 @@ but not the same one; black = neither.
 """
 from __future__ import annotations
 
-import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-
-logger = logging.getLogger(__name__)
 
 AGREE = (150, 150, 150)
 SPLAT_ONLY = (255, 0, 255)
@@ -69,8 +66,8 @@ def write_overlays(out_dir: str | Path, stem: str, splat_rgb, mesh_rgb, splat_an
 
 
 def splat_vs_mesh(bundle, qpos=None, cube_pose=None, plate_pose=None, camera: str | None = None,
-                  image_size: tuple[int, int] | None = None, background: bool = True, backend: str = "auto",
-                  device=None, render_backend: str | None = None) -> np.ndarray:
+                  image_size: tuple[int, int] | None = None, background: bool = True,
+                  render_backend: str = "auto", device=None, mesh_renderer: str | None = None) -> np.ndarray:
     """Side by side, one state, one camera: the splat render (left) and SAPIEN's render of the
     simulator's meshes (right). uint8 [H, 2W + 2, 3].
 
@@ -79,35 +76,35 @@ def splat_vs_mesh(bundle, qpos=None, cube_pose=None, plate_pose=None, camera: st
         qpos: [9] joint configuration (default: the task's default configuration, fingers open).
         cube_pose, plate_pose: [7] xyz + quaternion wxyz (default: resting at their spawn centres).
         camera: bundle camera name (default: the first).
-        image_size: (width, height) (default: the camera's calibrated size).
-        background: include the splat background (the table, the room) on the left.
+        image_size: (height, width) (default: the camera's calibrated size).
+        background: include the splat background and backdrop (the table, the room) on the left;
+            False: the bodies only, over the background colour.
+        render_backend: the splat rasteriser, as the env's ("auto", "gsplat", "torch").
+        device: where the splat renderer runs (default: CUDA if available).
+        mesh_renderer: ManiSkill's render backend for SAPIEN (see MeshView).
     """
     import torch
 
-    from gsenv.alignment.check import _cameras_tensor, select_cameras
     from gsenv.alignment.mesh_view import MeshView
-    from gsenv.scene.rendering import make_renderer
+    from gsenv.scene.rendering import body_renderer, bundle_cameras, camera_specs, make_renderer
     from gsenv.sim import names
 
     if not bundle.cameras:
         raise ValueError(f"scene {bundle.name!r} has no cameras")
-    cam = bundle.camera(camera) if camera else bundle.cameras[0]
-    size = tuple(image_size) if image_size else (cam.width, cam.height)
-    spec = select_cameras(bundle, [cam.name], size)[0]
+    cam_names = [camera or bundle.cameras[0].name]
+    spec = camera_specs(bundle, cam_names, image_size)[0]
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    with MeshView(bundle, [spec], render_backend) as view:
+    with MeshView(bundle, [spec], mesh_renderer) as view:
         q = np.asarray(names.FR3_DEFAULT_QPOS if qpos is None else qpos, dtype=np.float64)
-        cube = np.r_[names.CUBE_SPAWN_CENTER, view.cube_spec.rest_height, 1, 0, 0, 0] if cube_pose is None else cube_pose
+        cube = (np.r_[names.CUBE_SPAWN_CENTER, view.cube_spec.rest_height, 1, 0, 0, 0]
+                if cube_pose is None else cube_pose)
         plate = (np.r_[names.PLATE_SPAWN_CENTER, view.plate_spec.rest_height, 1, 0, 0, 0]
                  if plate_pose is None else plate_pose)
         view.set_state(q, cube, plate)
         mesh = view.render()[0].rgb
         poses = {k: v.to(device) for k, v in view.body_poses().items()}
-    if background:
-        renderer = make_renderer(bundle, backend, device)
-    else:
-        from gsenv.alignment.check import body_renderer
-
-        renderer = body_renderer(bundle, backend, device)
-    splat = renderer.render(poses, _cameras_tensor([spec], device)).rgb[0, 0].cpu().numpy()
+    make = make_renderer if background else body_renderer
+    renderer = make(bundle, render_backend, device)
+    cams = bundle_cameras(bundle, cam_names, 1, device, image_size)  # [1, 1]
+    splat = renderer.render(poses, cams).rgb[0, 0].cpu().numpy()
     return hstack([splat, mesh])

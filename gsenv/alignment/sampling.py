@@ -7,16 +7,13 @@ on the table in their spawn regions with random yaw, apart from each other.
 """
 from __future__ import annotations
 
-import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from gsenv.scene.bundle import CameraSpec
-
-logger = logging.getLogger(__name__)
 
 # Half-width (rad) of the uniform offset around the default configuration, per arm joint.
 JOINT_SPREAD = (0.7, 0.45, 0.7, 0.5, 0.9, 0.5, 1.2)
@@ -87,7 +84,8 @@ def sample_states(view, cameras: Sequence[CameraSpec], n: int, seed: int = 0) ->
             q[7:] = rng.uniform(*names.FINGER_LIMITS)
             # objects: spawn regions, random yaw, apart
             while True:
-                c = np.asarray(names.CUBE_SPAWN_CENTER) + rng.uniform(-1, 1, 2) * np.asarray(names.CUBE_SPAWN_HALF_RANGE)
+                c = np.asarray(names.CUBE_SPAWN_CENTER) + rng.uniform(-1, 1, 2) * np.asarray(
+                    names.CUBE_SPAWN_HALF_RANGE)
                 p = np.asarray(names.PLATE_SPAWN_CENTER) + rng.uniform(-1, 1, 2) * np.asarray(
                     (0.08, 0.08))
                 if np.linalg.norm(c - p) > clearance:

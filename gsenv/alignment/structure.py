@@ -16,14 +16,11 @@ miniature dataset of the tests). It checks that
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from gsenv.scene.bundle import SceneBundle
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_MARGIN = 0.05  # metres
 
@@ -154,7 +151,8 @@ def check_structure(bundle: SceneBundle, margin: float = DEFAULT_MARGIN) -> Stru
     hand = names.HAND_LINK
     hand_point = None
     if hand in fk:
-        local = bundle.links[hand].means.detach().cpu().double().mean(0).numpy() if hand in bundle.links else np.zeros(3)
+        local = (bundle.links[hand].means.detach().cpu().double().mean(0).numpy()
+                 if hand in bundle.links else np.zeros(3))
         hand_point = fk[hand][:3, :3] @ local + fk[hand][:3, 3]
     for cam in bundle.cameras:
         K, T = np.asarray(cam.K, np.float64), np.asarray(cam.cam_to_base, np.float64)

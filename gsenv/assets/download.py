@@ -164,8 +164,13 @@ def _classify(exc: Exception, manifest: Manifest, revision: str, directory: Path
               during: bool) -> Exception:
     """Turn a huggingface_hub / transport exception into one clear `HubError`."""
     from huggingface_hub import constants
-    from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     endpoint = constants.ENDPOINT
     if isinstance(exc, OfflineModeIsEnabled) or (constants.HF_HUB_OFFLINE and isinstance(exc, LocalEntryNotFoundError)):

@@ -175,7 +175,8 @@ def _validate(raw: Any, problems: list[str]) -> Manifest | None:
             problems.append(f"hub.repo_type: expected one of {', '.join(REPO_TYPES)}, got {repo_type!r}")
         revision = hub.get("revision")
         if revision is not None and (not isinstance(revision, str) or not revision.strip()):
-            problems.append(f"hub.revision: expected null (default branch) or a branch, tag or commit, got {revision!r}")
+            problems.append("hub.revision: expected null (default branch) or a branch, tag or commit, "
+                            f"got {revision!r}")
 
     extra = raw.get("extra_patterns", [])
     if not isinstance(extra, list) or not all(isinstance(p, str) and p and not p.startswith("/") for p in extra):

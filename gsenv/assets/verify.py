@@ -15,7 +15,6 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from gsenv.assets import record as rec
 from gsenv.assets.manifest import Manifest
 

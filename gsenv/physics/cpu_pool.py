@@ -15,9 +15,10 @@ import multiprocessing as mp
 import os
 import traceback
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class _SharedArrays:
 
     def __init__(self, layout: dict[str, _Field], num_envs: int):
         import torch
-        import torch.multiprocessing  # noqa: F401  (registers the reductions that share storage)
+        import torch.multiprocessing
 
         self.tensors = {k: torch.from_numpy(np.zeros((num_envs, *f.shape), np.dtype(f.dtype))).share_memory_()
                         for k, f in layout.items()}
@@ -259,7 +260,9 @@ class CpuPhysicsPool:
         self._gather("ok", workers)
         return self.read()
 
-    def reset(self, env_idx: Sequence[int], seeds: Sequence[int | None], options: Sequence[dict]) -> dict[str, np.ndarray]:
+    def reset(
+        self, env_idx: Sequence[int], seeds: Sequence[int | None], options: Sequence[dict]
+    ) -> dict[str, np.ndarray]:
         """Reset the envs env_idx, each with its own seed and options; returns copies of all outputs [B, ...]."""
         self._check_open()
         if not len(env_idx) == len(seeds) == len(options):
@@ -356,7 +359,7 @@ class CpuPhysicsPool:
         self.close()
         raise PhysicsWorkerError(message)
 
-    def __enter__(self) -> "CpuPhysicsPool":
+    def __enter__(self) -> CpuPhysicsPool:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -14,9 +14,6 @@ import numpy as np
 
 from gsenv.splat.gaussians import Gaussians
 
-# What the embedded scene calls the research code's calibrated third-person camera.
-DEFAULT_CAMERA_NAME = "3rd_view_camera"
-
 
 @dataclass(frozen=True)
 class Similarity:
@@ -60,7 +57,7 @@ class CameraSpec:
     K: np.ndarray
     cam_to_base: np.ndarray
 
-    def at_resolution(self, width: int, height: int) -> "CameraSpec":
+    def at_resolution(self, width: int, height: int) -> CameraSpec:
         """The same camera rendering at another resolution: K's rows scale with width and height."""
         import torch
 

@@ -116,7 +116,9 @@ def link_visual_meshes(urdf: Path) -> dict[str, list]:
     return out
 
 
-def build_robot(urdf: Path, total: int, seed: int, link_weights: dict[str, float] | None = None) -> dict[str, Gaussians]:
+def build_robot(
+    urdf: Path, total: int, seed: int, link_weights: dict[str, float] | None = None
+) -> dict[str, Gaussians]:
     """Sample `total` gaussians over all links' visual surfaces, in link frames. Counts follow area x
     weight (default 1): a higher weight gives a small link denser, smaller gaussians that hug its edges."""
     meshes = link_visual_meshes(urdf)
@@ -136,6 +138,7 @@ def _colored(mesh, rgb):
 def object_meshes(spec) -> list:
     """trimesh meshes of a simulator ObjectSpec's geometry (box or dish) in the object frame."""
     import trimesh
+
     from gsenv.sim.objects import _dish_parts
 
     if spec.kind == "box":
@@ -181,7 +184,7 @@ def _quad(center, u, v, normal_sign=1.0):
 def build_background(recipe: dict, density: float, seed: int) -> Gaussians:
     """Table top (wood texture), table front, floor and wall, in the world (= robot base) frame."""
     parts = []
-    for i, (name, part) in enumerate(sorted(recipe.items())):
+    for i, (_name, part) in enumerate(sorted(recipe.items())):
         lo, hi = np.asarray(part["min"], float), np.asarray(part["max"], float)
         c = (lo + hi) / 2
         h = (hi - lo) / 2
@@ -228,7 +231,8 @@ def build_default_bundle(density: float = 1.0, recipe: dict | None = None, progr
     bar.update(1)
     objects = {}
     for i, (name, spec) in enumerate(((names.CUBE, default_cube_spec()), (names.PLATE, default_plate_spec()))):
-        g = sample_meshes(object_meshes(spec), _count(recipe["objects"][name]["gaussians"], density), seed + 17 * (i + 1))
+        g = sample_meshes(object_meshes(spec), _count(recipe["objects"][name]["gaussians"], density),
+                          seed + 17 * (i + 1))
         objects[name] = SceneObject(name, g, {"type": "builtin"})
     bar.update(1)
     background = build_background(recipe["background"], density, seed + 5)

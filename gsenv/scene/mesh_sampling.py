@@ -8,7 +8,7 @@ the same gaussians bit for bit.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

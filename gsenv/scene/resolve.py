@@ -45,7 +45,8 @@ def resolve_scene(scene: str | os.PathLike | SceneBundle = DEFAULT_SCENE, asset_
         from gsenv.scene.rlinf_dataset import load_rlinf_dataset
 
         return load_rlinf_dataset(path)
-    raise SceneError(path, ["neither a scene bundle (no scene.json) nor a dataset in the RLinf layout (no robot/my_franka)"])
+    raise SceneError(path, ["neither a scene bundle (no scene.json) nor a dataset in the RLinf layout "
+                            "(no robot/my_franka)"])
 
 
 def _object_spec(obj: SceneObject | None, default):

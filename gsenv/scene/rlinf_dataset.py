@@ -105,7 +105,9 @@ def _to_frame(g: Gaussians, T_world_frame: np.ndarray, world_offset: np.ndarray)
     return g.transform(R, t)
 
 
-def load_rlinf_dataset(root: str | Path, layout: RLinfLayout | None = None, name: str = "gsenv-assets-v0") -> SceneBundle:
+def load_rlinf_dataset(
+    root: str | Path, layout: RLinfLayout | None = None, name: str = "gsenv-assets-v0"
+) -> SceneBundle:
     """Read a directory in the RLinf/gsenv-assets-v0 layout into a SceneBundle (link and object
     gaussians converted into their body frames). Raises SceneError listing every missing or
     malformed file."""
@@ -156,7 +158,8 @@ def load_rlinf_dataset(root: str | Path, layout: RLinfLayout | None = None, name
         if g is None:
             continue
         # centre on the centroid, then the research code's offset and per-axis scale of the centres
-        means = (g.means - g.means.mean(0) + torch.tensor(spec.offset, dtype=g.dtype)) * torch.tensor(spec.scale, dtype=g.dtype)
+        means = ((g.means - g.means.mean(0) + torch.tensor(spec.offset, dtype=g.dtype))
+                 * torch.tensor(spec.scale, dtype=g.dtype))
         g = Gaussians(means, g.quats, g.log_scales, g.opacity_logits, g.sh)
         collision = {"type": "mesh", "path": str(mesh)} if mesh else {"type": "builtin"}
         objects[obj_name] = SceneObject(obj_name, g, collision, spec.mass, spec.friction)

@@ -20,12 +20,10 @@ gripper):
 from __future__ import annotations
 
 from copy import deepcopy
-from typing import Optional
 
 import numpy as np
 import sapien
 import torch
-
 from mani_skill.agents.base_agent import Keyframe
 from mani_skill.agents.controllers import (
     PDEEPoseControllerConfig,
@@ -45,7 +43,6 @@ CONTROL_MODES: tuple[str, ...] = (
     "pd_joint_delta_pos",
     "pd_joint_target_delta_pos",
 )
-DEFAULT_CONTROL_MODE = "pd_ee_target_delta_pose"
 EE_POS_BOUND = 0.1  # m
 EE_ROT_BOUND = 0.1  # rad
 JOINT_DELTA_BOUND = 0.1  # rad
@@ -61,7 +58,7 @@ class MyFranka(Panda):
     """
 
     uid = names.ROBOT_UID
-    urdf_path: Optional[str] = None  # None -> the generated FR3-named Panda (resolved in __init__)
+    urdf_path: str | None = None  # None -> the generated FR3-named Panda (resolved in __init__)
     balance_passive_force: bool = True
     urdf_config = dict(
         _materials=dict(
@@ -206,7 +203,7 @@ register_agent()(MyFranka)
 
 
 def make_agent_class(
-    urdf_path: Optional[str] = None, balance_passive_force: bool = True
+    urdf_path: str | None = None, balance_passive_force: bool = True
 ) -> type[MyFranka]:
     """A MyFranka subclass bound to a robot URDF (None: the generated FR3) and gravity compensation.
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from gsenv.geometry import matrix_to_rotvec, quat_to_rotmat
 from gsenv.sim import names
-from gsenv.sim.rotations import matrix_to_rotvec, quat_to_matrix
 
 OPEN, CLOSE = 1.0, -1.0
 _PLACE_HEIGHT = (names.PLATE_BASE_THICKNESS - names.PLATE_HEIGHT / 2) + names.CUBE_HALF_SIZE
@@ -68,7 +68,7 @@ def scripted_expert_action(
             raise ValueError(f"{label} has batch size {t.shape[0]}, expected {tcp_pose.shape[0]} like tcp_pose")
     f = torch.float32
     tcp_p, cube_p, plate_p = tcp_pose[:, :3].to(f), cube_pose[:, :3].to(f), plate_pose[:, :3].to(f)
-    tcp_rot, cube_rot = quat_to_matrix(tcp_pose[:, 3:].to(f)), quat_to_matrix(cube_pose[:, 3:].to(f))
+    tcp_rot, cube_rot = quat_to_rotmat(tcp_pose[:, 3:].to(f)), quat_to_rotmat(cube_pose[:, 3:].to(f))
     width = gripper_qpos.to(f).sum(dim=1)
     b = tcp_p.shape[0]
     up = torch.tensor([0.0, 0.0, 1.0], device=tcp_p.device).expand(b, 3)

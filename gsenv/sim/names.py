@@ -115,6 +115,10 @@ TASK_ID = "GSEnvSim-PutCubeOnPlate-v0"
 """ManiSkill id of the physics task (distinct from the research code's and the product env's ids)."""
 LANGUAGE_INSTRUCTION = "pick up the cube and put it on the plate"
 EPISODE_STEPS = 100
+"""Steps per episode (max_episode_steps of every registered id)."""
+DEFAULT_TOTAL_NUM_TRIALS = 128
+"""Size of the fixed initial-state table that options["episode_id"] indexes."""
+DEFAULT_CONTROL_MODE = "pd_ee_target_delta_pose"
 SIM_FREQ = 500
 CONTROL_FREQ = 10
 

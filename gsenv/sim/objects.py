@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import sapien
@@ -42,7 +41,7 @@ class ObjectSpec:
     floor_thickness: float = 0.006
     rim_thickness: float = 0.008
     rim_segments: int = 16
-    mesh_path: Optional[str] = None
+    mesh_path: str | None = None
     mesh_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
     static_friction: float = names.OBJECT_STATIC_FRICTION
     dynamic_friction: float = names.OBJECT_DYNAMIC_FRICTION
@@ -144,7 +143,8 @@ def build_object(scene, spec: ObjectSpec, name: str, initial_pose: sapien.Pose):
         density = spec.mass / sum(p[3] for p in parts)
         for shape, pose, size, _ in parts:
             if shape == "cylinder":
-                builder.add_cylinder_collision(pose, radius=size[0], half_length=size[1], material=material, density=density)
+                builder.add_cylinder_collision(pose, radius=size[0], half_length=size[1], material=material,
+                                               density=density)
                 builder.add_cylinder_visual(pose, radius=size[0], half_length=size[1], material=render_mat)
             else:
                 builder.add_box_collision(pose, half_size=size, material=material, density=density)

@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 import sapien
 import torch
-
 from mani_skill.envs.sapien_env import BaseEnv
 from mani_skill.utils import common
 from mani_skill.utils.registration import register_env
@@ -42,8 +41,9 @@ from mani_skill.utils.structs.pose import Pose
 from mani_skill.utils.structs.types import SceneConfig, SimConfig
 
 from gsenv.sim import names
-from gsenv.sim.agent import DEFAULT_CONTROL_MODE, MyFranka, make_agent_class
+from gsenv.sim.agent import MyFranka, make_agent_class
 from gsenv.sim.initial_state import SpawnConfig, episode_generator, sample_batch, yaw_to_quat
+from gsenv.sim.inputs import checked_actions, checked_episode_ids
 from gsenv.sim.objects import ObjectSpec, build_object, build_table, default_cube_spec, default_plate_spec
 from gsenv.sim.poses import body_poses
 from gsenv.sim.rewards import DENSE_REWARD_MAX, dense_reward, dense_reward_terms
@@ -58,7 +58,6 @@ STATIC_LIN_VEL = 0.01
 """cube_static: linear speed below this (m/s)."""
 STATIC_ANG_VEL = 0.2
 """cube_static: angular speed below this (rad/s)."""
-DEFAULT_TOTAL_NUM_TRIALS = 128
 
 
 @register_env(names.TASK_ID, max_episode_steps=names.EPISODE_STEPS)
@@ -74,14 +73,14 @@ class PutCubeOnPlateEnv(BaseEnv):
         self,
         *args,
         robot_uids: str = names.ROBOT_UID,
-        control_mode: Optional[str] = DEFAULT_CONTROL_MODE,
-        robot_urdf: Optional[str] = None,
-        cube: Optional[ObjectSpec] = None,
-        plate: Optional[ObjectSpec] = None,
-        spawn: Optional[SpawnConfig] = None,
-        randomize_yaw: Optional[bool] = None,
-        robot_init_qpos_noise: Optional[float] = None,
-        total_num_trials: int = DEFAULT_TOTAL_NUM_TRIALS,
+        control_mode: str | None = names.DEFAULT_CONTROL_MODE,
+        robot_urdf: str | None = None,
+        cube: ObjectSpec | None = None,
+        plate: ObjectSpec | None = None,
+        spawn: SpawnConfig | None = None,
+        randomize_yaw: bool | None = None,
+        robot_init_qpos_noise: float | None = None,
+        total_num_trials: int = names.DEFAULT_TOTAL_NUM_TRIALS,
         sparse_reward_at_end: bool = False,
         episode_steps: int = names.EPISODE_STEPS,
         upstream_compat: bool = False,
@@ -115,11 +114,11 @@ class PutCubeOnPlateEnv(BaseEnv):
         self.total_num_trials = int(total_num_trials)
         self.sparse_reward_at_end = bool(sparse_reward_at_end)
         self.episode_steps = int(episode_steps)
-        self._generators: Optional[list[torch.Generator]] = None
-        self.episode_ids: Optional[torch.Tensor] = None
+        self._generators: list[torch.Generator] | None = None
+        self.episode_ids: torch.Tensor | None = None
         """int64 [B]: the episode_id each env was last reset to, -1 where it was sampled from its seed."""
-        self._last_state_dict: Optional[tuple[dict, dict]] = None  # (info, the state dict built for it)
-        self._action_bounds: Optional[tuple[str, torch.Tensor, torch.Tensor]] = None  # (control mode, low, high)
+        self._last_state_dict: tuple[dict, dict] | None = None  # (info, the state dict built for it)
+        self._action_bounds: tuple[str, torch.Tensor, torch.Tensor] | None = None  # (control mode, low, high)
         super().__init__(*args, robot_uids=robot_uids, control_mode=control_mode, **kwargs)
 
     # ---------------------------------------------------------------------------------------- #
@@ -173,32 +172,9 @@ class PutCubeOnPlateEnv(BaseEnv):
             for i in idx:
                 self._generators[i] = torch.Generator().manual_seed(int(self._episode_seed[i]))
 
-    def _episode_ids_from_options(self, options: dict, b: int) -> Optional[list[int]]:
+    def _episode_ids_from_options(self, options: dict, b: int) -> list[int] | None:
         ids = options.get("episode_id")
-        if ids is None:
-            return None
-        if isinstance(ids, (int, np.integer)) and not isinstance(ids, bool):
-            ids = [int(ids)]
-        elif isinstance(ids, (torch.Tensor, np.ndarray, list, tuple)):
-            arr = np.asarray(ids.detach().cpu() if isinstance(ids, torch.Tensor) else ids).reshape(-1)
-            if arr.size and arr.dtype.kind not in "iu":
-                raise TypeError(f'options["episode_id"] must hold integers, got dtype {arr.dtype}')
-            ids = [int(v) for v in arr]
-        else:
-            raise TypeError(
-                f'options["episode_id"] must be an int or a sequence/tensor of ints (one per reset env), '
-                f"got {type(ids).__name__}"
-            )
-        if len(ids) != b:
-            raise ValueError(
-                f'options["episode_id"] must hold one id per reset env: expected {b}, got {len(ids)}'
-            )
-        bad = [k for k in ids if not 0 <= k < self.total_num_trials]
-        if bad:
-            raise ValueError(
-                f'options["episode_id"] values must lie in [0, total_num_trials={self.total_num_trials}), got {bad}'
-            )
-        return ids
+        return None if ids is None else checked_episode_ids(ids, b, self.total_num_trials)
 
     def _initialize_episode(self, env_idx: torch.Tensor, options: dict):
         idx = common.to_numpy(env_idx).astype(np.int64).tolist()
@@ -230,26 +206,8 @@ class PutCubeOnPlateEnv(BaseEnv):
     def _step_action(self, action):
         if action is None or isinstance(action, dict):
             return super()._step_action(action)
-        if isinstance(action, (list, tuple)):
-            action = np.asarray(action, dtype=np.float32)
-        if not isinstance(action, (np.ndarray, torch.Tensor)):
-            raise TypeError(
-                f"action must be a torch.Tensor or numpy array of shape ({self.num_envs}, "
-                f"{self.single_action_space.shape[0]}), got {type(action).__name__}"
-            )
-        action = common.to_tensor(action, device=self.device).to(torch.float32)
-        a_dim = self.single_action_space.shape[0]
-        if self.num_envs == 1 and tuple(action.shape) == (a_dim,):
-            action = action[None]
-        if tuple(action.shape) != (self.num_envs, a_dim):
-            raise ValueError(
-                f"action must have shape ({self.num_envs}, {a_dim}) [num_envs, action dim] for control "
-                f"mode {self.control_mode!r}, got {tuple(action.shape)}"
-            )
-        if not torch.isfinite(action).all():
-            raise ValueError(
-                f"action of shape ({self.num_envs}, {a_dim}) contains NaN or inf: {action.cpu().numpy()}"
-            )
+        action = checked_actions(action, self.num_envs, self.single_action_space.shape[0], self.control_mode)
+        action = action.to(self.device)
         if not self.upstream_compat:
             if self._action_bounds is None or self._action_bounds[0] != self.control_mode:
                 space = self.single_action_space

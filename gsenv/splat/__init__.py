@@ -1,14 +1,20 @@
 """Gaussian-splatting core: gaussians, PLY IO, spherical harmonics, rasterisers and the scene renderer.
 
-Modules (import what you need; nothing heavy is imported here):
+Modules (import what you need; nothing heavy is imported here; rotations live in gsenv.geometry):
     gaussians   `Gaussians` (parameters of N 3D gaussians)
     ply         `load_ply`, `save_ply`, `PlyError`
     sh          spherical-harmonic evaluation and rotation
-    rotations   quaternion / rigid-transform maths
     cameras     `Cameras` and SAPIEN / OpenGL -> OpenCV conversions, intrinsics scaling
-    rasterize   `rasterize(..., backend="auto" | "gsplat" | "torch")`
+    rasterize   `rasterize(..., backend="auto" | "gsplat" | "torch")`, `DEFAULT_TILE_SIZE`
     gsplat_raster  the gsplat (CUDA) backend: one gsplat.rasterization call per render
     torch_raster   the pure-PyTorch reference rasteriser (gsplat's maths, CPU or CUDA)
-    renderer    `SceneRenderer`, `RenderOutput` (static background + named rigid bodies, background cache)
-    bench       GPU render benchmark (`python -m gsenv.splat.bench`) and a synthetic table-top scene
+    rigid_raster   rigid bodies through gsplat's stages, each body's pose folded into the view matrices
+    renderer    `SceneRenderer`, `RenderOutput` (static background + named rigid bodies, background cache),
+                built from:
+      render_splats    `RenderSplats`, `BodySplats`: the render-ready gaussian sets, background colours
+      body_transforms  body poses stacked, bodies' view-dependent colour, bodies moved to the world frame
+      culling          body gaussians by 5 cm cluster against the camera frusta
+      camera_cache     what is derived from the cameras (frusta, background layer), kept while they stay
+      compositing      `Layer`s: bodies over the cached background, depth-tested; uint8
+      backdrop         `Backdrop`: the colour or image behind everything
 """

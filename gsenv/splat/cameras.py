@@ -7,12 +7,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from gsenv.geometry import CV_TO_GL
+
 # Columns: the OpenCV camera axes (x right, y down, z forward) written in another camera frame.
 _CV_IN_SAPIEN = torch.tensor([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # SAPIEN: x fwd, y left, z up
-_CV_IN_OPENGL = torch.tensor([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])  # OpenGL: x right, y up, z back
+
+
+def image_size_hw(image_size) -> tuple[int, int]:
+    """An int (square) or (height, width) of positive ints -> (height, width); ValueError otherwise
+    (a string, a float or a bool is no size: nothing is silently converted)."""
+    def is_int(v) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+    if is_int(image_size):
+        image_size = (image_size, image_size)
+    if (isinstance(image_size, (str, bytes)) or not hasattr(image_size, "__len__") or len(image_size) != 2
+            or not all(is_int(v) for v in image_size)):
+        raise ValueError(f"image_size must be an int or (height, width) of ints, got {image_size!r}")
+    h, w = (int(v) for v in image_size)
+    if h <= 0 or w <= 0:
+        raise ValueError(f"image_size must be positive, got {image_size!r}")
+    return h, w
 
 
 @dataclass
@@ -52,17 +71,19 @@ class Cameras:
         return self.viewmats.device
 
     @classmethod
-    def shared(cls, Ks: Tensor, viewmats: Tensor, width: int, height: int, batch_size: int) -> "Cameras":
+    def shared(cls, Ks: Tensor, viewmats: Tensor, width: int, height: int, batch_size: int) -> Cameras:
         """The same C cameras in every env: Ks [C, 3, 3] (or [3, 3]), viewmats [C, 4, 4] (or [4, 4])."""
         Ks = Ks.reshape(-1, 3, 3)
         viewmats = viewmats.reshape(-1, 4, 4)
-        return cls(Ks[None].expand(batch_size, -1, -1, -1), viewmats[None].expand(batch_size, -1, -1, -1), width, height)
+        return cls(Ks[None].expand(batch_size, -1, -1, -1), viewmats[None].expand(batch_size, -1, -1, -1),
+                   width, height)
 
-    def scaled(self, width: int, height: int) -> "Cameras":
+    def scaled(self, width: int, height: int) -> Cameras:
         """The same cameras rendering `width` x `height` images (K rescaled)."""
-        return Cameras(scale_intrinsics(self.Ks, (self.width, self.height), (width, height)), self.viewmats, width, height)
+        return Cameras(scale_intrinsics(self.Ks, (self.width, self.height), (width, height)), self.viewmats,
+                       width, height)
 
-    def to(self, device: torch.device | str) -> "Cameras":
+    def to(self, device: torch.device | str) -> Cameras:
         return Cameras(self.Ks.to(device), self.viewmats.to(device), self.width, self.height)
 
 
@@ -81,9 +102,7 @@ def opengl_pose_to_viewmat(cam_to_world: Tensor) -> Tensor:
 
     cam_to_world: [..., 4, 4] -> [..., 4, 4].
     """
-    c2w = cam_to_world.clone()
-    c2w[..., :3, :3] = cam_to_world[..., :3, :3] @ _CV_IN_OPENGL.to(cam_to_world)
-    return torch.linalg.inv(c2w)
+    return torch.linalg.inv(cam_to_world @ CV_TO_GL.to(cam_to_world))  # CV_TO_GL is its own inverse
 
 
 def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:

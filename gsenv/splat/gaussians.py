@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor
 
-from gsenv.splat.rotations import quat_multiply, quat_normalize, rotmat_to_quat, quat_to_rotmat
+from gsenv.geometry import quat_multiply, quat_normalize, quat_to_rotmat, rotmat_to_quat
 from gsenv.splat.sh import num_sh_bases, rotate_sh, sh_degree_from_bases
 
 
@@ -88,7 +88,7 @@ class Gaussians:
     def from_activated(
         cls, means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor | None = None,
         sh: Tensor | None = None,
-    ) -> "Gaussians":
+    ) -> Gaussians:
         """Build from activated values: scales [N,3] > 0, opacities [N] in (0,1), and either
         colors [N,3] in [0,1] (degree-0 SH) or sh [N,K,3]."""
         if (colors is None) == (sh is None):
@@ -100,7 +100,7 @@ class Gaussians:
         return cls(means, quats, scales.log(), torch.log(op) - torch.log1p(-op), sh)
 
     @staticmethod
-    def concat(parts: Sequence["Gaussians"]) -> "Gaussians":
+    def concat(parts: Sequence[Gaussians]) -> Gaussians:
         """Concatenate gaussian sets; SH are zero-padded to the highest degree among the parts."""
         if len(parts) == 0:
             raise ValueError("Gaussians.concat needs at least one Gaussians")
@@ -115,19 +115,19 @@ class Gaussians:
         )
 
     @classmethod
-    def empty(cls, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> "Gaussians":
+    def empty(cls, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Gaussians:
         z = lambda *s: torch.zeros(s, device=device, dtype=dtype)  # noqa: E731
         return cls(z(0, 3), z(0, 4), z(0, 3), z(0), z(0, 1, 3))
 
     # ------------------------------------------------------------------ moves and selections
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Gaussians":
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Gaussians:
         return Gaussians(*(t.to(device=device, dtype=dtype) for t in self._tensors()))
 
-    def subset(self, index: Tensor | slice) -> "Gaussians":
+    def subset(self, index: Tensor | slice) -> Gaussians:
         """Select gaussians by a bool mask [N], an index tensor [M] or a slice."""
         return Gaussians(*(t[index] for t in self._tensors()))
 
-    def with_sh_degree(self, degree: int) -> "Gaussians":
+    def with_sh_degree(self, degree: int) -> Gaussians:
         """Truncate or zero-pad the SH coefficients to `degree` (0..3)."""
         k = num_sh_bases(degree)
         sh = self.sh[:, :k]
@@ -135,7 +135,7 @@ class Gaussians:
             sh = torch.nn.functional.pad(sh, (0, 0, 0, k - sh.shape[1]))
         return Gaussians(self.means, self.quats, self.log_scales, self.opacity_logits, sh)
 
-    def transform(self, rotation: Tensor, translation: Tensor | None = None, scale: float = 1.0) -> "Gaussians":
+    def transform(self, rotation: Tensor, translation: Tensor | None = None, scale: float = 1.0) -> Gaussians:
         """Apply x -> scale * R x + t to the whole set (a similarity transform).
 
         rotation: [4] quaternion (wxyz) or [3, 3] matrix; translation: [3] (default 0); scale: > 0.

@@ -18,7 +18,7 @@ def rasterize_gsplat(
     far_plane: float,
     eps2d: float,
     with_depth: bool,
-    tile_size: int = 16,
+    tile_size: int,
 ) -> tuple[Tensor, Tensor]:
     """Premultiplied features [..., C, H, W, D (+1 accumulated depth)] and alphas [..., C, H, W, 1]."""
     import gsplat  # imported lazily: its CUDA extension JIT-compiles on first use

@@ -65,7 +65,8 @@ def load_ply(path: str | os.PathLike, device: torch.device | str = "cpu") -> Gau
     missing = [n for n in _REQUIRED if n not in fields]
     if missing:
         raise PlyError(path, f"missing vertex fields {missing} (3DGS layout needs {_REQUIRED})")
-    rest_names = sorted((n for n in fields if n.startswith("f_rest_")), key=lambda n: int(n[7:]) if n[7:].isdigit() else -1)
+    rest_names = sorted((n for n in fields if n.startswith("f_rest_")),
+                        key=lambda n: int(n[7:]) if n[7:].isdigit() else -1)
     n_rest = len(rest_names)
     if n_rest not in _REST_COUNT_TO_DEGREE:
         raise PlyError(path, f"{n_rest} f_rest_* fields is no SH degree (expected 0, 9, 24 or 45 for degree 0..3)")

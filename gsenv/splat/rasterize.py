@@ -12,6 +12,11 @@ logger = logging.getLogger(__name__)
 
 RENDER_MODES = ("RGB", "RGB+D", "RGB+ED")
 
+# gsplat's tile edge in pixels. Any of TILE_SIZES gives the same image, not the same speed: 8 was the
+# fastest for the scene renderer at 224x224 and tied with 16 at 640x480 on an H100 (docs/benchmarks.md).
+TILE_SIZES = (8, 16, 32)
+DEFAULT_TILE_SIZE = 8
+
 
 def _check(cond: bool, msg: str) -> None:
     if not cond:
@@ -34,7 +39,7 @@ def rasterize(
     eps2d: float = 0.3,
     render_mode: str = "RGB",
     backend: str = "auto",
-    tile_size: int = 16,
+    tile_size: int = DEFAULT_TILE_SIZE,
 ) -> tuple[Tensor, Tensor]:
     """Rasterise gaussians into a batch of cameras: all leading batch dims and cameras in one call.
 
@@ -51,6 +56,7 @@ def rasterize(
         render_mode: "RGB" (features), "RGB+D" (plus accumulated depth sum_i w_i z_i) or "RGB+ED"
                    (plus expected depth = accumulated depth / alpha, 0 where alpha = 0).
         backend:   "auto" (gsplat on CUDA tensors, torch otherwise), "gsplat" (needs CUDA) or "torch".
+        tile_size: gsplat's tile edge in pixels, e.g. one of TILE_SIZES (the torch backend ignores it).
 
     Returns:
         render: [..., C, H, W, D] (or D+1 with depth) premultiplied by alpha (no background added).

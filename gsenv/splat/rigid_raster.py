@@ -27,7 +27,7 @@ class BodySegment:
     stop: int
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _projection():
     """gsplat's fused EWA projection for pinhole cameras, no gradients: fn(means, quats, scales,
     opacities, viewmats, Ks, width, height, eps2d, near, far) -> (radii, means2d, depths, conics).

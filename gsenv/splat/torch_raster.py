@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from gsenv.splat.rotations import quat_to_rotmat
+from gsenv.geometry import quat_to_rotmat
 
 ALPHA_THRESHOLD = 1.0 / 255.0
 TRANSMITTANCE_STOP = 1e-4
@@ -118,7 +118,8 @@ def _pixel_pairs(
     y1 = (torch.floor(my + ry - 0.5) + 1).clamp(0, height).long()
     nrows = (y1 - y0).clamp_min(0)
     rown = torch.repeat_interleave(torch.arange(len(pk), device=dev), nrows)  # [R]
-    row = y0.index_select(0, rown) + torch.arange(len(rown), device=dev) - (torch.cumsum(nrows, 0) - nrows).index_select(0, rown)
+    row = (y0.index_select(0, rown) + torch.arange(len(rown), device=dev)
+           - (torch.cumsum(nrows, 0) - nrows).index_select(0, rown))
     p = pk.index_select(0, rown)
     mx, a, b, c, op = p[:, 0], p[:, 2], p[:, 3], p[:, 4], p[:, 5]
     dy = p[:, 1] - (row.to(pk.dtype) + 0.5)
@@ -130,7 +131,8 @@ def _pixel_pairs(
     xe = (torch.floor(mx - dx_lo - 0.5 + 0.01) + 1).clamp(0, width).long()
     cnt = torch.where(disc >= 0, (xe - xs).clamp_min(0), 0)
     pown = torch.repeat_interleave(torch.arange(len(rown), device=dev), cnt)  # [K]
-    px = xs.index_select(0, pown) + torch.arange(len(pown), device=dev) - (torch.cumsum(cnt, 0) - cnt).index_select(0, pown)
+    px = (xs.index_select(0, pown) + torch.arange(len(pown), device=dev)
+          - (torch.cumsum(cnt, 0) - cnt).index_select(0, pown))
     return rown.index_select(0, pown), px, row.index_select(0, pown)
 
 

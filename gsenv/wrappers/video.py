@@ -17,51 +17,24 @@ available (imageio-ffmpeg missing: logged once).
 from __future__ import annotations
 
 import logging
-import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from gsenv.media import FrameWriter, ffmpeg_available, tile_frames
 
 logger = logging.getLogger(__name__)
 
 VIDEO_FORMATS = ("mp4", "png")
 
 
-def ffmpeg_available() -> bool:
-    """True when imageio can write mp4 (imageio-ffmpeg and its ffmpeg binary are present)."""
-    try:
-        import imageio_ffmpeg
-
-        imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception:  # ImportError, or RuntimeError when the binary is missing
-        return False
-    return True
-
-
 def _to_numpy(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
-
-
-def tile_frames(frames: np.ndarray, nrows: int | None = None) -> np.ndarray:
-    """uint8 [N, H, W, 3] -> one uint8 image [rows*H, cols*W, 3], row-major, empty cells black.
-
-    nrows defaults to floor(sqrt(N)) (as ManiSkill's tile_images), cols = ceil(N / nrows).
-    """
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {list(frames.shape)}")
-    n, h, w, _ = frames.shape
-    nrows = max(1, int(math.isqrt(n))) if nrows is None else int(nrows)
-    if nrows < 1:
-        raise ValueError(f"nrows must be >= 1, got {nrows}")
-    ncols = math.ceil(n / nrows)
-    grid = np.zeros((nrows * ncols, h, w, 3), np.uint8)
-    grid[:n] = frames
-    return grid.reshape(nrows, ncols, h, w, 3).transpose(0, 2, 1, 3, 4).reshape(nrows * h, ncols * w, 3)
 
 
 def overlay_text(frame: np.ndarray, lines: Sequence[str], colors: Sequence[tuple[int, int, int]] | None = None
@@ -81,37 +54,6 @@ def overlay_text(frame: np.ndarray, lines: Sequence[str], colors: Sequence[tuple
         color = colors[i] if colors else (255, 255, 255)
         cv2.putText(out, line, (2, y - base - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
     return out
-
-
-class _Writer:
-    """Streams frames to an mp4 (imageio-ffmpeg) or to numbered PNGs."""
-
-    def __init__(self, path: Path, fmt: str, fps: float):
-        self.path, self.fmt, self.frames = path, fmt, 0
-        if fmt == "mp4":
-            import imageio.v2 as imageio
-
-            # frames are padded to even sizes (yuv420p); macro_block_size=1 keeps the size exact
-            self._writer = imageio.get_writer(str(path), fps=fps, codec="libx264", quality=8,
-                                              macro_block_size=1, ffmpeg_log_level="error")
-        else:
-            path.mkdir(parents=True, exist_ok=True)
-
-    def append(self, image: np.ndarray) -> None:
-        if self.fmt == "mp4":
-            h, w = image.shape[:2]
-            if h % 2 or w % 2:
-                image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)))
-            self._writer.append_data(image)
-        else:
-            import imageio.v2 as imageio
-
-            imageio.imwrite(self.path / f"{self.frames:06d}.png", image)
-        self.frames += 1
-
-    def close(self) -> None:
-        if self.fmt == "mp4":
-            self._writer.close()
 
 
 class RecordVideo(gym.Wrapper):
@@ -160,7 +102,7 @@ class RecordVideo(gym.Wrapper):
         self.name_prefix = name_prefix
         self.paths: list[Path] = []
         self.frames_written: list[int] = []
-        self._writer: _Writer | None = None
+        self._writer: FrameWriter | None = None
         self._video_steps = 0
         self._episode = 0
 
@@ -226,10 +168,10 @@ class RecordVideo(gym.Wrapper):
         return tile_frames(frames, self.nrows)
 
     def _start(self) -> None:
-        suffix = ".mp4" if self.video_format == "mp4" else ""
-        path = self.output_dir / f"{self.name_prefix}_{self._episode}{suffix}"
+        name = f"{self.name_prefix}_{self._episode}"
         self._episode += 1
-        self._writer = _Writer(path, self.video_format, self.fps)
+        self._writer = FrameWriter(self.output_dir / f"{name}.mp4", self.output_dir / name, self.fps,
+                                   prefer_mp4=self.video_format == "mp4")
         self._video_steps = 0
 
     def _capture(self, info: dict | None, reward) -> None:

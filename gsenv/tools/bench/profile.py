@@ -1,10 +1,11 @@
 """Where a batched render's time goes (CUDA): the body layer's stages timed one by one.
 
-    python -m gsenv.splat.profile [--batch 256] [--res 224x224] [--density 1.0] [--kernels]
+    python -m gsenv.tools.bench.profile [--batch 256] [--image-size 224x224] [--density 1.0] [--tile 8] [--kernels]
 
 On the embedded default scene (background cached, as the env renders), one camera per env, the
-benchmark's varied poses. Stages, each timed alone with CUDA events (ms per render):
-  cull       which clusters of body gaussians some camera sees (SceneRenderer._kept_bodies)
+benchmark's varied poses. Stages, each timed alone with CUDA events (ms per render), through the
+renderer's public stages:
+  cull       which clusters of body gaussians some camera sees (SceneRenderer.visible_bodies)
   project    gsplat's fully_fused_projection, body by body with the pose folded into the view matrix
   sort       isect_tiles (tile hits + radix sort) and isect_offset_encode
   raster     rasterize_to_pixels (features + depth, alpha blending per tile)
@@ -18,6 +19,11 @@ from __future__ import annotations
 import argparse
 
 import torch
+
+from gsenv.geometry import pose_to_matrix
+from gsenv.splat.body_transforms import bodies_in_world, body_features
+from gsenv.splat.rasterize import DEFAULT_TILE_SIZE, TILE_SIZES
+from gsenv.tools.args import parse_image_size
 
 
 def _timed(fn, iters: int) -> tuple[float, object]:
@@ -35,22 +41,22 @@ def _timed(fn, iters: int) -> tuple[float, object]:
 
 def stage_times(renderer, poses: dict, cameras, iters: int = 20) -> dict:
     """ms per render of each stage (see the module doc) and the counts behind them."""
-    from gsenv.splat.rotations import pose_to_matrix
-
     B, C, W, H = cameras.batch_size, cameras.num_cameras, cameras.width, cameras.height
     Ks, vms = cameras.Ks.float(), cameras.viewmats.float()
     r, tile = renderer, renderer.tile_size
     total, _ = _timed(lambda: r.render(poses, cameras), iters)
-    stacked = r._stack_poses(poses, B, Ks.device)
-    t_cull, kept = _timed(lambda: r._kept_bodies(pose_to_matrix(stacked), Ks, vms, W, H), iters)
+    stacked = r.stack_poses(poses, B, cameras.device)
+    t_cull, kept = _timed(lambda: r.visible_bodies(stacked, cameras), iters)
+    if kept is None:
+        raise SystemExit("no camera sees any body at these poses: nothing to profile")
     rigid = kept.rigid()
-    feats = r._body_feats(kept, stacked, vms, 0)
+    feats = body_features(kept, stacked, vms, 0)
     project = lambda: rigid.project(pose_to_matrix(stacked), Ks, vms, W, H, near_plane=r.near_plane,  # noqa: E731
                                     far_plane=r.far_plane, eps2d=r.eps2d)
     t_project, projected = _timed(project, iters)
     t_sort, order = _timed(lambda: rigid.sort(projected, W, H, tile), iters)
     t_blend, _ = _timed(lambda: rigid.blend(projected, order, feats, W, H, tile), iters)
-    t_world, _ = _timed(lambda: r._body_splats(kept, stacked, vms, 0), iters)
+    t_world, _ = _timed(lambda: bodies_in_world(kept, stacked, vms, 0), iters)
     staged = t_cull + t_project + t_sort + t_blend
     return {
         "B": B, "C": C, "width": W, "height": H, "tile_size": tile,
@@ -85,25 +91,26 @@ def main() -> None:
     from gsenv.assets.root import asset_root
     from gsenv.scene.default import load_default_bundle
     from gsenv.scene.rendering import bundle_cameras, make_renderer
-    from gsenv.splat.bench import varied_poses
+    from gsenv.tools.bench.render import varied_poses
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, nargs="+", default=[256])
-    ap.add_argument("--res", nargs="+", default=["224x224"])
+    ap.add_argument("--image-size", type=parse_image_size, nargs="+", default=[(224, 224)], metavar="HxW",
+                    help="image sizes: one int (square) or HEIGHTxWIDTH each (default 224x224)")
     ap.add_argument("--density", type=float, default=1.0)
     ap.add_argument("--iters", type=int, default=20)
-    ap.add_argument("--tile", type=int, nargs="+", default=[16])
+    ap.add_argument("--tile", type=int, nargs="+", default=[DEFAULT_TILE_SIZE], choices=TILE_SIZES,
+                    help=f"gsplat tile sizes to profile (default {DEFAULT_TILE_SIZE}, the renderer's)")
     ap.add_argument("--kernels", action="store_true")
     args = ap.parse_args()
     if not torch.cuda.is_available():
-        raise SystemExit("gsenv.splat.profile times CUDA kernels: run it where CUDA is available")
+        raise SystemExit("gsenv.tools.bench.profile times CUDA kernels: run it where CUDA is available")
     bundle = load_default_bundle(asset_root(None), density=args.density)
     renderer = make_renderer(bundle, backend="gsplat", device="cuda")
-    for res, tile in ((r, t) for r in args.res for t in args.tile):
+    for image_size, tile in ((s, t) for s in args.image_size for t in args.tile):
         renderer.tile_size = tile
-        W, H = (int(v) for v in res.split("x"))
         for B in args.batch:
-            cams = bundle_cameras(bundle, None, W, H, B, "cuda")
+            cams = bundle_cameras(bundle, None, B, "cuda", image_size=image_size)
             poses = varied_poses(renderer.body_names, B, "cuda")
             print(format_stages(stage_times(renderer, poses, cams, args.iters)), flush=True)
             if args.kernels:

@@ -8,11 +8,11 @@ import sys
 
 # Modules that add sub-commands; each must be cheap to import (heavy imports inside the handlers).
 COMMAND_MODULES = [
-    "gsenv.doctor",
-    "gsenv.assets.cli",
-    "gsenv.alignment.cli",
-    "gsenv.bench",
-    "gsenv.demo",
+    "gsenv.tools.doctor",
+    "gsenv.tools.assets_cli",
+    "gsenv.tools.scene_cli",
+    "gsenv.tools.bench.cli",
+    "gsenv.tools.demo",
 ]
 
 

@@ -18,9 +18,12 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+
+from gsenv.media import FrameWriter, tile_frames
+from gsenv.tools.args import add_image_size
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ PENDING_RGB = (120, 120, 120)
 
 VIDEO_NAME = "demo.mp4"
 FRAMES_DIR = "frames"
+FRAME_NAME = "frame_{:04d}.png"  # in FRAMES_DIR
 SHEET_NAME = "contact_sheet.png"
 SIDE_BY_SIDE_NAME = "splat_vs_mesh.png"
 
@@ -92,56 +96,14 @@ class DemoResult:
 
 
 # ----------------------------------------------------------------------------------------- pictures
-def parse_image_size(text: str) -> tuple[int, int]:
-    """'224' -> (224, 224); '48x64' -> (48, 64): HEIGHTxWIDTH."""
-    s = str(text).strip().lower()
-    try:
-        if "x" in s:
-            h, w = (int(v) for v in s.split("x"))
-        else:
-            h = w = int(s)
-    except ValueError:
-        raise DemoError(f"--image-size must be one int (square) or HEIGHTxWIDTH such as 224 or 480x640, "
-                        f"got {text!r}") from None
-    if h < 16 or w < 16 or h > 4096 or w > 4096:
-        raise DemoError(f"--image-size must be between 16 and 4096 pixels a side, got {text!r}")
-    return h, w
-
-
-def grid_shape(n: int) -> tuple[int, int]:
-    """(rows, cols) of a near-square grid for n tiles, wider than tall."""
-    cols = math.ceil(math.sqrt(n))
-    return math.ceil(n / cols), cols
-
-
-def _bordered(img, ok: bool):
-    import numpy as np
-
-    out = np.array(img, dtype=np.uint8, copy=True)
-    colour = SUCCESS_RGB if ok else PENDING_RGB
-    b = min(BORDER, out.shape[0] // 4, out.shape[1] // 4)
-    if b > 0:
-        out[:b], out[-b:], out[:, :b], out[:, -b:] = colour, colour, colour, colour
-    return out
-
-
-def tile(frames, success: Sequence[bool] | None = None, gap: int = GAP):
-    """uint8 [B, H, W, 3] -> one uint8 image: a near-square grid, white gaps, even height and width
-    (video codecs need that). With `success`, each tile gets a green (success) or grey border."""
-    import numpy as np
-
-    frames = np.asarray(frames, dtype=np.uint8)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be [B, H, W, 3], got {list(frames.shape)}")
-    n, h, w, _ = frames.shape
-    rows, cols = grid_shape(n)
-    height, width = rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap
-    canvas = np.full((height + height % 2, width + width % 2, 3), 255, np.uint8)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        img = frames[i] if success is None else _bordered(frames[i], bool(success[i]))
-        canvas[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = img
-    return canvas
+def video_frame(frames, success: Sequence[bool] | None = None):
+    """uint8 [B, H, W, 3] -> one video frame: a near-square grid (never taller than wide), white
+    gaps, even height and width (video codecs need that). With `success` [B], each tile gets a green
+    (success) or grey border."""
+    n = len(frames)
+    rows = math.ceil(n / math.ceil(math.sqrt(n)))
+    borders = None if success is None else [SUCCESS_RGB if ok else PENDING_RGB for ok in success]
+    return tile_frames(frames, rows, gap=GAP, fill=255, borders=borders, border_width=BORDER, even=True)
 
 
 def sheet_columns(num_frames: int, columns: int = SHEET_COLUMNS) -> list[int]:
@@ -158,63 +120,9 @@ def contact_sheet(frames, columns: int = SHEET_COLUMNS, gap: int = GAP):
     frames = np.asarray(frames, dtype=np.uint8)
     if frames.ndim != 5:
         raise ValueError(f"frames must be [T, B, H, W, 3], got {list(frames.shape)}")
-    t_idx = sheet_columns(frames.shape[0], columns)
-    _, b, h, w, _ = frames.shape
-    k = len(t_idx)
-    canvas = np.full((b * h + (b - 1) * gap, k * w + (k - 1) * gap, 3), 255, np.uint8)
-    for row in range(b):
-        for col, t in enumerate(t_idx):
-            canvas[row * (h + gap): row * (h + gap) + h, col * (w + gap): col * (w + gap) + w] = frames[t, row]
-    return canvas
-
-
-def ffmpeg_exe() -> str | None:
-    """The ffmpeg executable imageio-ffmpeg would use, or None when there is none."""
-    try:
-        import imageio_ffmpeg
-
-        exe = imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception as exc:  # ImportError, RuntimeError("No ffmpeg exe could be found")
-        logger.info("no ffmpeg: %s", exc)
-        return None
-    import shutil
-
-    if exe and (Path(exe).is_file() or shutil.which(exe)):
-        return exe
-    logger.info("no ffmpeg: %r (from imageio-ffmpeg) is not an executable", exe)
-    return None
-
-
-class VideoSink:
-    """Writes frames to an mp4 through imageio-ffmpeg, or PNG files where no ffmpeg is available."""
-
-    def __init__(self, out_dir: Path, fps: int = VIDEO_FPS, use_ffmpeg: bool | None = None):
-        self.out_dir = Path(out_dir)
-        self.fps = fps
-        self.count = 0
-        self._writer = None
-        self.ffmpeg = ffmpeg_exe() is not None if use_ffmpeg is None else use_ffmpeg
-        self.path = self.out_dir / (VIDEO_NAME if self.ffmpeg else FRAMES_DIR)
-
-    def append(self, frame) -> None:
-        import imageio.v2 as iio2
-        import imageio.v3 as iio
-
-        if self.ffmpeg:
-            if self._writer is None:
-                self._writer = iio2.get_writer(self.path, format="FFMPEG", mode="I", fps=self.fps,
-                                               codec="libx264", macro_block_size=1, quality=8,
-                                               ffmpeg_log_level="error")
-            self._writer.append_data(frame)
-        else:
-            self.path.mkdir(parents=True, exist_ok=True)
-            iio.imwrite(self.path / f"frame_{self.count:04d}.png", frame)
-        self.count += 1
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+    picked = frames[sheet_columns(frames.shape[0], columns)]  # [K, B, H, W, 3]
+    by_env = picked.transpose(1, 0, 2, 3, 4).reshape((-1,) + frames.shape[2:])  # [B*K, H, W, 3], env-major
+    return tile_frames(by_env, frames.shape[1], gap=gap, fill=255)
 
 
 # ----------------------------------------------------------------------------------------- the run
@@ -252,7 +160,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, num_envs: int = DEFAULT_NUM_ENVS
                    scene_density=scene_density, asset_root=asset_root, num_workers=num_workers,
                    max_episode_steps=steps)
     t_setup = time.perf_counter() - t0
-    sink = VideoSink(out)
+    video = FrameWriter(out / VIDEO_NAME, out / FRAMES_DIR, VIDEO_FPS, png_name=FRAME_NAME)
     try:
         base = env.unwrapped
         camera = base.camera_names[0]
@@ -265,7 +173,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, num_envs: int = DEFAULT_NUM_ENVS
 
         success = info["success"].detach().cpu().numpy().astype(bool)
         frames = [rgb(obs)]
-        sink.append(tile(frames[-1], success))
+        video.append(video_frame(frames[-1], success))
         success_once = success.copy()
         first_success: list[int | None] = [0 if s else None for s in success]
         settled = np.zeros(num_envs, np.int64)
@@ -280,38 +188,37 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, num_envs: int = DEFAULT_NUM_ENVS
                 success_once |= success
                 settled = np.where(success, settled + 1, 0)
                 frames.append(rgb(obs))
-                sink.append(tile(frames[-1], success))
+                video.append(video_frame(frames[-1], success))
                 done_steps = t
                 bar.update(1)
                 bar.set_postfix(success=f"{int(success.sum())}/{num_envs}")
                 if early_stop and (settled >= SETTLE_STEPS).all():
                     logger.info("every env successful for %d steps: stopping after step %d", SETTLE_STEPS, t)
                     break
-        sink.close()
+        video.close()
         t_episode = time.perf_counter() - t0 - t_setup
         sheet_path = out / SHEET_NAME
         iio.imwrite(sheet_path, contact_sheet(np.stack(frames)))
         bundle = base.scene
-        render_backend = base._render_backend
+        render_backend = base.render_backend
         render_device = base.device
     finally:
-        sink.close()
+        video.close()
         env.close()
 
     sbs_path = None
     if side_by_side:
         from gsenv.alignment.overlay import splat_vs_mesh
 
-        h, w = image_size
         img = splat_vs_mesh(bundle, qpos=initial_qpos, cube_pose=initial["cube_pose"],
-                            plate_pose=initial["plate_pose"], camera=camera, image_size=(w, h),
-                            backend=render_backend, device=render_device)
+                            plate_pose=initial["plate_pose"], camera=camera, image_size=image_size,
+                            render_backend=render_backend, device=render_device)
         sbs_path = out / SIDE_BY_SIDE_NAME
         iio.imwrite(sbs_path, img)
 
     return DemoResult(num_envs=num_envs, steps=done_steps, success=success.tolist(),
-                      success_once=success_once.tolist(), video=sink.path if sink.ffmpeg else None,
-                      frames_dir=None if sink.ffmpeg else sink.path, contact_sheet=sheet_path,
+                      success_once=success_once.tolist(), video=video.path if video.is_mp4 else None,
+                      frames_dir=None if video.is_mp4 else video.path, contact_sheet=sheet_path,
                       side_by_side=sbs_path, seconds=time.perf_counter() - t0, first_success_step=first_success,
                       phase_seconds={"start-up": t_setup, "episode": t_episode,
                                      "pictures": time.perf_counter() - t0 - t_setup - t_episode})
@@ -333,9 +240,8 @@ def add_commands(sub) -> None:
                    help="run all --steps steps even when every env has succeeded")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                    help=f"output directory (default: ./{DEFAULT_OUT})")
-    p.add_argument("--image-size", default=DEFAULT_IMAGE_SIZE, metavar="HxW",
-                   help="camera image size: one int (square) or HEIGHTxWIDTH, e.g. 480x640; the camera "
-                        f"intrinsics are rescaled (default: {DEFAULT_IMAGE_SIZE}, fast enough on CPU)")
+    add_image_size(p, DEFAULT_IMAGE_SIZE, what="camera image size (the camera intrinsics are rescaled; the "
+                                             "default is fast enough on CPU)")
     p.add_argument("--device", default=None, metavar="DEVICE",
                    help="where observations live and images are rendered: cpu, cuda or cuda:N (default: cuda "
                         "when available, else cpu)")
@@ -352,8 +258,7 @@ def _demo(args: argparse.Namespace) -> int:
     from gsenv.scene.format import SceneError
 
     try:
-        size = parse_image_size(args.image_size)
-        result = run_demo(out_dir=args.out, num_envs=args.num_envs, steps=args.steps, image_size=size,
+        result = run_demo(out_dir=args.out, num_envs=args.num_envs, steps=args.steps, image_size=args.image_size,
                           device=args.device, scene_density=args.scene_density, seed=args.seed,
                           early_stop=args.early_stop, side_by_side=args.side_by_side)
     except DemoError as exc:

@@ -25,7 +25,8 @@ def add_commands(sub) -> None:
                                      "record the sha256 of every fetched file and verify the result. Re-running "
                                      "fetches only what is missing.")
     dl.add_argument("name", nargs="?", default=None,
-                    help="dataset name (see `gsenv assets list`) or path to a .json manifest; default: the default dataset")
+                    help="dataset name (see `gsenv assets list`) or path to a .json manifest; "
+                         "default: the default dataset")
     dl.add_argument("--dir", dest="directory", default=None,
                     help="directory the dataset's files go into (default: <asset root>/datasets/<name>)")
     dl.add_argument("--revision", default=None, help="branch, tag or commit (default: the manifest's, else main)")
@@ -111,8 +112,8 @@ def _verify_impl(args: argparse.Namespace) -> int:
         recorded = (rec.read_record(directory) or {}).get("dataset") if directory.is_dir() else None
         manifest = load_manifest(args.name or recorded or DEFAULT_DATASET)
     if not directory.is_dir():
-        raise ManifestError(f"no dataset directory at {directory}: run `gsenv assets download {manifest.name}`, or copy "
-                            f"the dataset's files there by hand, then verify again")
+        raise ManifestError(f"no dataset directory at {directory}: run `gsenv assets download {manifest.name}`, "
+                            "or copy the dataset's files there by hand, then verify again")
     report = verify_dataset(directory, manifest)
     print(report.summary())
     return 0 if report.ok else 1

@@ -1,8 +1,16 @@
-"""Quaternion and rigid-transform maths (pure functions; quaternions are w-first: [w, x, y, z])."""
+"""Rotations and rigid poses: the one home of gsenv's quaternion / rotation-matrix / pose maths.
+
+Pure torch functions, batched over any leading dims. Quaternions are w-first: [w, x, y, z]; a pose
+is [..., 7] = position xyz + quaternion wxyz. `CV_TO_GL` turns OpenCV camera axes (x right, y down,
+z forward) into OpenGL's (x right, y up, z back): cam_to_world_gl = cam_to_world_cv @ CV_TO_GL.
+"""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+# [4, 4] float32: flips the camera's y and z axes (its own inverse, so it also maps OpenGL -> OpenCV).
+CV_TO_GL = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
 
 
 def quat_normalize(q: Tensor) -> Tensor:
@@ -74,13 +82,18 @@ def rotmat_to_quat(R: Tensor) -> Tensor:
     cand = torch.stack(
         [
             torch.stack([t, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
-            torch.stack([m[..., 2, 1] - m[..., 1, 2], 1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2], m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
-            torch.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2], m[..., 1, 2] + m[..., 2, 1]], -1),
-            torch.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2]], -1),
+            torch.stack([m[..., 2, 1] - m[..., 1, 2], 1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2],
+                         m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
+            torch.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0],
+                         1 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2], m[..., 1, 2] + m[..., 2, 1]], -1),
+            torch.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1],
+                         1 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2]], -1),
         ],
         dim=-2,
     )  # [..., 4 candidates, 4]
-    diag = torch.stack([t, 1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2], 1 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2], 1 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2]], -1)
+    diag = torch.stack([t, 1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2],
+                        1 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2],
+                        1 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2]], -1)
     best = diag.argmax(dim=-1)  # the numerically largest component
     q = torch.gather(cand, -2, best[..., None, None].expand(best.shape + (1, 4))).squeeze(-2)
     q = quat_normalize(q)
@@ -91,7 +104,9 @@ def quat_rotate(q: Tensor, v: Tensor) -> Tensor:
     """Rotate vectors by unit quaternions. q: [..., 4], v: [..., 3] (broadcast) -> [..., 3]."""
     w = q[..., :1]
     u = q[..., 1:]
-    uv = torch.cross(u.expand(torch.broadcast_shapes(u.shape, v.shape)), v.expand(torch.broadcast_shapes(u.shape, v.shape)), dim=-1)
+    uv = torch.cross(
+        u.expand(torch.broadcast_shapes(u.shape, v.shape)), v.expand(torch.broadcast_shapes(u.shape, v.shape)), dim=-1
+    )
     uuv = torch.cross(u.expand_as(uv), uv, dim=-1)
     return v + 2.0 * (w * uv + uuv)
 
@@ -101,3 +116,18 @@ def pose_to_matrix(pose: Tensor) -> Tensor:
     top = torch.cat([quat_to_rotmat(pose[..., 3:]), pose[..., :3, None]], -1)  # [..., 3, 4]
     bottom = pose.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(pose.shape[:-1] + (1, 4))
     return torch.cat([top, bottom], -2)
+
+
+def matrix_to_rotvec(m: Tensor) -> Tensor:
+    """Rotation matrices [..., 3, 3] -> rotation vectors (axis x angle, rad) [..., 3].
+
+    Accurate for angles below about 3 rad (the expert's use); exactly zero for the identity.
+    """
+    cos = ((m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2] - 1) / 2).clamp(-1.0, 1.0)
+    angle = torch.acos(cos)
+    vee = torch.stack(
+        [m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], dim=-1
+    )
+    sin = torch.sin(angle)
+    scale = torch.where(sin.abs() > 1e-6, angle / (2 * sin.clamp(min=1e-6)), torch.full_like(sin, 0.5))
+    return vee * scale[..., None]

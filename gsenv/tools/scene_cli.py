@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gsenv.tools.args import add_image_size
+
 EPILOG = """\
 What it does: first a structural check (every robot link and object has gaussians, each body's
 gaussians sit in its own frame, splat_to_sim is a proper similarity, every camera sees the robot).
@@ -19,26 +21,29 @@ Per body: visible pixels, mask IoU, centroid offset in pixels ("robot" = all lin
 A body is judged where it covers >= --min-pixels in either render and fails below --min-iou;
 smaller bodies are reported as small / out_of_view, not failed.
 
-Writes DIR/report.json and, per state and camera, DIR/<state>_<camera>_blend.png (splat over mesh,
-50%), _diff.png (grey: same body; magenta: splat only; green: mesh only; yellow: different body)
-and _panel.png (splat | mesh | blend | diff).
+Writes DIR/report.json (DIR/structure.json instead with --structure-only or when the structural
+check fails) and, unless --no-images, per state and camera DIR/<state>_<camera>_blend.png (splat
+over mesh, 50%), _diff.png (grey: same body; magenta: splat only; green: mesh only; yellow:
+different body) and _panel.png (splat | mesh | blend | diff).
 
 Exit status: 0 aligned, 1 a body failed (named) or structural problems, 2 bad input."""
 
 
 def add_commands(sub) -> None:
-    scene = _scene_group(sub)
-    p = scene.add_parser("check", help="check that the splat scene lines up with the simulator's geometry",
-                         description="Compare the splat render of a scene with SAPIEN's render of the simulator's "
-                                     "meshes, body by body, over random states.",
-                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    scene = sub.add_parser("scene", help="scene tools: check the alignment of splats and simulator",
+                           description="Scene tools.")
+    actions = scene.add_subparsers(dest="scene_command", metavar="ACTION")
+    actions.required = True
+    p = actions.add_parser("check", help="check that the splat scene lines up with the simulator's geometry",
+                           description="Compare the splat render of a scene with SAPIEN's render of the simulator's "
+                                       "meshes, body by body, over random states.",
+                           epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("scene", nargs="?", default="default", metavar="SCENE",
                    help="'default' (the embedded scene, built on first use), a dataset name, a scene bundle "
                         "directory (with scene.json) or a directory in the RLinf dataset layout (default: default)")
     p.add_argument("--samples", type=int, default=10, metavar="N",
                    help="number of random states to compare (default: 10)")
-    p.add_argument("--image-size", default="224x224", metavar="WxH",
-                   help="render size, width x height; the cameras' intrinsics are rescaled (default: 224x224)")
+    add_image_size(p, "224x224", what="render size; the cameras' intrinsics are rescaled")
     p.add_argument("--out", default="scene-check", metavar="DIR",
                    help="directory for report.json and the overlay images (default: ./scene-check)")
     p.add_argument("--min-iou", type=float, default=0.85, metavar="X",
@@ -51,26 +56,16 @@ def add_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random states (default: 0)")
     p.add_argument("--density", type=float, default=1.0,
                    help="gaussian density of the default scene (ignored for other scenes; default: 1.0)")
-    p.add_argument("--backend", choices=("auto", "gsplat", "torch"), default="auto",
-                   help="splat rasteriser: gsplat (CUDA), the pure-torch reference, or auto (default: auto)")
+    p.add_argument("--render-backend", choices=("auto", "gsplat", "torch"), default="auto",
+                   help="splat rasteriser, as the env's render_backend: gsplat (CUDA), the pure-torch reference, "
+                        "or auto (gsplat on CUDA; default: auto)")
+    p.add_argument("--mesh-renderer", choices=("auto", "sapien_cpu", "sapien_cuda"), default="auto",
+                   help="SAPIEN's renderer for the simulator's meshes: sapien_cpu (lavapipe), sapien_cuda, or auto "
+                        "(sapien_cuda where CUDA is available; default: auto)")
     p.add_argument("--structure-only", action="store_true",
                    help="run only the structural check (no rendering): for scenes whose PLYs are placeholders")
     p.add_argument("--no-images", action="store_true", help="write report.json only, no overlay images")
     p.set_defaults(func=_check)
-
-
-def _scene_group(sub):
-    """The `gsenv scene` sub-command's action group (created here, or shared with another module)."""
-    existing = sub.choices.get("scene")
-    if existing is not None:
-        for action in existing._actions:  # another module made `gsenv scene`: add to its sub-commands
-            if isinstance(action, argparse._SubParsersAction):
-                return action
-    parser = sub.add_parser("scene", help="scene tools: check the alignment of splats and simulator",
-                            description="Scene tools.")
-    group = parser.add_subparsers(dest="scene_command", metavar="ACTION")
-    group.required = True
-    return group
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -80,11 +75,10 @@ def _check(args: argparse.Namespace) -> int:
     from gsenv.scene.format import SceneError
 
     try:
-        from gsenv.alignment.check import check_alignment, parse_image_size
+        from gsenv.alignment.check import check_alignment
         from gsenv.alignment.structure import check_structure
         from gsenv.scene.resolve import resolve_scene
 
-        size = parse_image_size(args.image_size)
         if args.samples < 1:
             raise ValueError(f"--samples must be >= 1, got {args.samples}")
         if not 0 < args.min_iou <= 1:
@@ -104,9 +98,10 @@ def _check(args: argparse.Namespace) -> int:
                 return 1
             print(f"structure OK; report: {out / 'structure.json'}")
             return 0
-        report = check_alignment(bundle, samples=args.samples, image_size=size, min_iou=args.min_iou,
+        report = check_alignment(bundle, samples=args.samples, image_size=args.image_size, min_iou=args.min_iou,
                                  min_pixels=args.min_pixels, seed=args.seed, cameras=args.camera,
-                                 out_dir=None if args.no_images else out, backend=args.backend)
+                                 out_dir=None if args.no_images else out, render_backend=args.render_backend,
+                                 mesh_renderer=None if args.mesh_renderer == "auto" else args.mesh_renderer)
         data = report.to_json()
         data["structure"] = structure.to_json()
         out.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import platform
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 # Runs in a child process: a broken Vulkan set-up can abort the interpreter, which must not take
 # the doctor down with it. Prints the Vulkan device, then steps a one-box CPU PhysX scene.
@@ -44,10 +45,10 @@ def _gsplat_extension_state(cuda: bool) -> tuple[str, bool, str]:
         return "CUDA extension prebuilt", True, ""
     except ImportError:
         pass
-    from torch.utils.cpp_extension import _get_build_directory
+    from torch.utils.cpp_extension import _get_build_directory  # where torch's JIT builds extensions
 
-    built = any((__import__("pathlib").Path(_get_build_directory("gsplat_cuda", False)) / f).exists()
-                for f in ("gsplat_cuda.so", "gsplat_cuda.lib"))
+    build_dir = Path(_get_build_directory("gsplat_cuda", False))
+    built = any((build_dir / f).exists() for f in ("gsplat_cuda.so", "gsplat_cuda.lib"))
     if built:
         return "CUDA extension compiled", True, ""
     return ("CUDA extension not compiled yet", True,
@@ -109,11 +110,9 @@ def collect() -> list[Row]:
 
 
 def _asset_rows() -> list[Row]:
-    """Asset root and scene bundles (empty until the scene package exists)."""
-    try:
-        from gsenv.scene.doctor import asset_rows
-    except ImportError:
-        return []
+    """The asset root, the default scene's build and the known datasets."""
+    from gsenv.scene.doctor import asset_rows
+
     return [Row(*r) for r in asset_rows()]
 
 

@@ -1,13 +1,16 @@
 """Render benchmarks (GPU): ms per batched render and env-frames/s, background cache on and off.
 
-    python -m gsenv.splat.bench [--batch 1 16 64 256] [--res 224x224 640x480] [--iters 10]
+    python -m gsenv.tools.bench.render [--batch 1 16 64 256] [--image-size 224x224 480x640] [--iters 10]
 
 `benchmark` uses a synthetic table-top with the default scene's gaussian counts (static background
 336k: table, apron, floor, wall; 9 robot links x 12.2k + cube 4k + plate 16k = 130k body gaussians),
-seen by upstream's calibrated third-person camera (K rescaled to each resolution).
+seen by upstream's calibrated third-person camera (K rescaled to each image size).
 
-The pieces of the full benchmark (`gsenv bench`, scripts/benchmark.py) also live here:
-- `render_sweep`: any SceneRenderer (e.g. the default scene's) vs B, resolution and cache, with the
+Image sizes are (height, width), as the env's image_size; result rows name them "WIDTHxHEIGHT" in
+`res` (as the stored results do) and also give `width` and `height`.
+
+The render sections of the full benchmark (`gsenv bench`, gsenv.tools.bench.run) live here too:
+- `render_sweep`: any SceneRenderer (e.g. the default scene's) vs B, image size and cache, with the
   peak GPU memory of each configuration;
 - `research_strategy_*`: the research code's strategy (every env's gaussians replicated into one
   world on a 5 m grid, each env's camera rasterising ALL of them, cameras in micro-batches of 4,
@@ -24,11 +27,14 @@ import time
 
 import torch
 
+from gsenv.geometry import quat_multiply
+from gsenv.splat.body_transforms import bodies_in_world
 from gsenv.splat.cameras import Cameras, sapien_pose_to_viewmat, scale_intrinsics
 from gsenv.splat.gaussians import Gaussians
 from gsenv.splat.rasterize import rasterize
 from gsenv.splat.renderer import SceneRenderer
 from gsenv.splat.sh import eval_sh
+from gsenv.tools.args import parse_image_size
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +61,8 @@ def _blob(n: int, half, colour, g: torch.Generator, size: float) -> Gaussians:
     m = (torch.rand(n, 3, generator=g) * 2 - 1) * half
     s = torch.full((n, 3), size) * (0.5 + torch.rand(n, 3, generator=g))
     c = (torch.tensor(colour) + 0.1 * torch.randn(n, 3, generator=g)).clamp(0, 1)
-    return Gaussians.from_activated(m, torch.randn(n, 4, generator=g), s, torch.rand(n, generator=g) * 0.5 + 0.5, colors=c)
+    return Gaussians.from_activated(m, torch.randn(n, 4, generator=g), s, torch.rand(n, generator=g) * 0.5 + 0.5,
+                                    colors=c)
 
 
 def synthetic_tabletop(scale: float = 1.0, seed: int = 0) -> tuple[Gaussians, dict[str, Gaussians]]:
@@ -83,7 +90,9 @@ def synthetic_poses(B: int, device, seed: int = 0) -> dict[str, torch.Tensor]:
         q = torch.nn.functional.normalize(torch.tensor([1.0, 0, 0, 0]) + 0.2 * torch.randn(B, 4, generator=g), dim=-1)
         poses[f"link{i}"] = torch.cat([p, q], -1)
     ident = torch.tensor([[1.0, 0, 0, 0]]).repeat(B, 1)
-    poses["cube"] = torch.cat([torch.tensor([0.4, 0.2, 0.02]) + torch.rand(B, 3, generator=g) * torch.tensor([0.1, 0.05, 0]), ident], -1)
+    poses["cube"] = torch.cat(
+        [torch.tensor([0.4, 0.2, 0.02]) + torch.rand(B, 3, generator=g) * torch.tensor([0.1, 0.05, 0]), ident], -1
+    )
     poses["plate"] = torch.cat([torch.tensor([0.45, 0.0, 0.01]).repeat(B, 1), ident], -1)
     return {k: v.to(device) for k, v in poses.items()}
 
@@ -94,13 +103,14 @@ def upstream_cameras(B: int, width: int, height: int, device) -> Cameras:
     return Cameras.shared(K, V, width, height, B).to(device)
 
 
-def benchmark(batch_sizes=(1, 16, 64, 256), resolutions=((224, 224), (640, 480)), iters: int = 10,
+def benchmark(batch_sizes=(1, 16, 64, 256), image_sizes=((224, 224), (480, 640)), iters: int = 10,
               device: str = "cuda", backend: str = "auto") -> list[dict]:
+    """ms per render and env-frames/s of the synthetic table-top (image_sizes: (height, width) each)."""
     bg, bodies = synthetic_tabletop()
     rows = []
     for cache in (True, False):
         r = SceneRenderer(bg, bodies, backend=backend, cache_background=cache, device=device, backdrop=(0.5, 0.5, 0.5))
-        for (w, h) in resolutions:
+        for (h, w) in image_sizes:
             for B in batch_sizes:
                 cams, poses = upstream_cameras(B, w, h, device), synthetic_poses(B, device)
                 try:
@@ -117,13 +127,13 @@ def benchmark(batch_sizes=(1, 16, 64, 256), resolutions=((224, 224), (640, 480))
                     rows.append(dict(cache=cache, res=f"{w}x{h}", B=B, ms=float("nan"), fps=float("nan")))
                     torch.cuda.empty_cache()
                 logger.info("%s", rows[-1])
-        del r
+        r = None  # free the renderer's GPU memory before the next one
         torch.cuda.empty_cache()
     return rows
 
 
 # ----------------------------------------------------------------------------------------------------
-# Generic pieces of the full benchmark (gsenv.bench)
+# Render sections of the full benchmark (gsenv.tools.bench.run)
 # ----------------------------------------------------------------------------------------------------
 REST_POSES: dict[str, list[float]] = {
     # Body poses (xyz + quaternion wxyz, world = robot base) of PutCubeOnPlate after reset(seed=0) with
@@ -160,9 +170,9 @@ def varied_poses(body_names, B: int, device, seed: int = 0, pos_noise: float = 0
             raise ValueError(f"no rest pose for body {name!r}; known: {sorted(REST_POSES)}")
         base = torch.tensor(REST_POSES[name])
         p = base[:3] + (torch.rand(B, 3, generator=g) * 2 - 1) * pos_noise
-        dq = torch.nn.functional.normalize(torch.cat([torch.ones(B, 1), 0.5 * rot_noise * torch.randn(B, 3, generator=g)], -1), dim=-1)
-        from gsenv.splat.rotations import quat_multiply
-
+        dq = torch.nn.functional.normalize(
+            torch.cat([torch.ones(B, 1), 0.5 * rot_noise * torch.randn(B, 3, generator=g)], -1), dim=-1
+        )
         q = torch.nn.functional.normalize(quat_multiply(dq, base[3:].expand(B, 4)), dim=-1)
         out[name] = torch.cat([p, q], -1).to(device)
     return out
@@ -219,12 +229,13 @@ def _mem_fields(base: int, peak: int | None, B: int) -> dict:
     return dict(peak_mem_mb=round(peak / 2**20, 1), mem_mb_per_env=round((peak - base) / 2**20 / B, 3))
 
 
-def render_sweep(make_renderer_fn, body_names, batch_sizes, resolutions, cameras_fn, device,
+def render_sweep(make_renderer_fn, body_names, batch_sizes, image_sizes, cameras_fn, device,
                  caches=(True, False), min_time: float = 0.5, max_iters: int = 50, budget_s: float | None = None,
                  seed: int = 0) -> list[dict]:
     """Render-only throughput and peak GPU memory of a scene.
 
-    make_renderer_fn(cache: bool) -> SceneRenderer; cameras_fn(B, width, height) -> Cameras [B, C].
+    make_renderer_fn(cache: bool) -> SceneRenderer; image_sizes: (height, width) each;
+    cameras_fn(B, (height, width)) -> Cameras [B, C].
     Per config: env-frames/s (B x C images per render), ms per render, peak memory
     (torch.cuda.max_memory_allocated, reset before each config) and its growth per env. A config
     that runs out of memory is recorded with error "out of memory"; once budget_s is spent, the rest
@@ -234,7 +245,7 @@ def render_sweep(make_renderer_fn, body_names, batch_sizes, resolutions, cameras
     t_start = time.perf_counter()
     for cache in caches:
         r = make_renderer_fn(cache)
-        for (w, h) in resolutions:
+        for (h, w) in image_sizes:
             for B in batch_sizes:
                 row = dict(cache=cache, res=f"{w}x{h}", width=w, height=h, B=B)
                 if budget_s is not None and time.perf_counter() - t_start > budget_s:
@@ -243,7 +254,7 @@ def render_sweep(make_renderer_fn, body_names, batch_sizes, resolutions, cameras
                     logger.warning("render sweep: skipped %s", row)
                     continue
                 try:
-                    cams = cameras_fn(B, w, h)
+                    cams = cameras_fn(B, (h, w))
                     poses = varied_poses(body_names, B, device, seed)
                     r.invalidate_cache()
                     base = _mem_start(device)
@@ -259,7 +270,7 @@ def render_sweep(make_renderer_fn, body_names, batch_sizes, resolutions, cameras
                     _free(device)
                 rows.append(row)
                 logger.info("render %s", row)
-        del r
+        r = None  # free the renderer's GPU memory before the next one
         _free(device)
     return rows
 
@@ -267,6 +278,7 @@ def render_sweep(make_renderer_fn, body_names, batch_sizes, resolutions, cameras
 # -- the research code's strategy ---------------------------------------------------------------------
 GRID_SPACING = 5.0
 RENDER_BS = 4
+RESEARCH_TILE_SIZE = 16  # gsplat.rasterization's default, which the research code (and its check) runs with
 
 
 def grid_offsets(B: int, device, spacing: float = GRID_SPACING) -> torch.Tensor:
@@ -275,22 +287,24 @@ def grid_offsets(B: int, device, spacing: float = GRID_SPACING) -> torch.Tensor:
     return torch.tensor([[spacing * (i % cols), spacing * (i // cols), 0.0] for i in range(B)], device=device)
 
 
-def research_strategy_world(renderer: SceneRenderer, poses: dict[str, torch.Tensor], B: int) -> tuple[torch.Tensor, ...]:
+def research_strategy_world(
+    renderer: SceneRenderer, poses: dict[str, torch.Tensor], B: int
+) -> tuple[torch.Tensor, ...]:
     """One world holding every env's gaussians (background copy + bodies at that env's poses),
     env i shifted to grid_offsets(B)[i]: (means, quats, scales, opacities, colors) [B*N, *] and the
     offsets [B, 3]. Colours are the SH DC term (the research code's RGB)."""
     dev = renderer.device
     off = grid_offsets(B, dev)
     parts = []
-    if renderer._bg is not None:
-        bg = renderer._bg
+    if renderer.background_splats is not None:
+        bg = renderer.background_splats
         cols = bg.rgb if bg.rgb is not None else eval_sh(bg.sh[:, :1], torch.ones_like(bg.means))
         parts.append((bg.means.expand(B, -1, -1), bg.quats.expand(B, -1, -1), bg.scales.expand(B, -1, -1),
                       bg.opacities.expand(B, -1), cols.expand(B, -1, -1)))
-    if renderer._body is not None:
-        stacked = renderer._stack_poses(poses, B, dev)
-        m, q, s, o, _ = renderer._body_splats(renderer._all_bodies, stacked, torch.eye(4, device=dev).expand(B, 1, 4, 4), 0)
-        body = renderer._body
+    if renderer.body_splats is not None:
+        stacked = renderer.stack_poses(poses, B, dev)
+        m, q, s, o, _ = bodies_in_world(renderer.body_splats, stacked, torch.eye(4, device=dev).expand(B, 1, 4, 4), 0)
+        body = renderer.body_splats.splats
         cols = body.rgb if body.rgb is not None else eval_sh(body.sh[:, :1], torch.ones_like(body.means))
         parts.append((m, q, s, o, cols.expand(B, -1, -1)))
     if not parts:
@@ -313,19 +327,20 @@ def research_strategy_render(world: tuple[torch.Tensor, ...], Ks: torch.Tensor, 
     out = []
     for k in range(0, B, render_bs):
         img, _ = rasterize(means, quats, scales, opac, cols, vms[k:k + render_bs], Ks[k:k + render_bs], width, height,
-                           near_plane=near_plane, eps2d=eps2d, backend=backend)
+                           near_plane=near_plane, eps2d=eps2d, backend=backend, tile_size=RESEARCH_TILE_SIZE)
         out.append(img)
     return torch.cat(out, 0)
 
 
-def research_strategy_sweep(renderer: SceneRenderer, body_names, batch_sizes, resolutions, cameras_fn, device,
+def research_strategy_sweep(renderer: SceneRenderer, body_names, batch_sizes, image_sizes, cameras_fn, device,
                             backend: str = "auto", min_time: float = 0.5, max_iters: int = 10,
                             max_config_s: float = 20.0, seed: int = 0) -> list[dict]:
     """The research code's strategy per step (build the replicated world from the poses, then every
-    camera rasterises all of it) on the same scene and poses as render_sweep (first camera of each env).
-    A config whose time, projected from the previous B by B^2, exceeds max_config_s is skipped."""
+    camera rasterises all of it) on the same scene and poses as render_sweep (first camera of each env;
+    image_sizes and cameras_fn as there). A config whose time, projected from the previous B by B^2,
+    exceeds max_config_s is skipped."""
     rows = []
-    for (w, h) in resolutions:
+    for (h, w) in image_sizes:
         prev = None  # (B, ms)
         for B in batch_sizes:
             row = dict(res=f"{w}x{h}", width=w, height=h, B=B)
@@ -336,7 +351,7 @@ def research_strategy_sweep(renderer: SceneRenderer, body_names, batch_sizes, re
                 logger.warning("research strategy: skipped %s", row)
                 continue
             try:
-                cams = cameras_fn(B, w, h)
+                cams = cameras_fn(B, (h, w))
                 Ks, vms = cams.Ks[:, 0].float(), cams.viewmats[:, 0].float()
                 poses = varied_poses(body_names, B, device, seed)
                 base = _mem_start(device)
@@ -438,10 +453,10 @@ def check_baseline(device, backend: str, cases=((100_000, 224, 224, 16), (100_00
     """Our research-strategy baseline (research_strategy_render on a world replicated like
     research_strategy_world does) vs seed_strategy_bench's f_research on its synthetic table-top: the
     same gaussians, camera and B, both timed around the rasterisation only (the reference builds its
-    world once). ratio = ours_ms / reference_ms (reference timed before and after ours, averaged);
-    ok when |ratio - 1| <= tolerance."""
+    world once). cases: (gaussians, height, width, B) each. ratio = ours_ms / reference_ms (reference
+    timed before and after ours, averaged); ok when |ratio - 1| <= tolerance."""
     rows = []
-    for (G, W, H, B) in cases:
+    for (G, H, W, B) in cases:
         gs = seed_tabletop(G, device)
         K, vm = seed_camera(W, H, device)
         ref = seed_reference_research_fn(gs, K, vm, W, H, B, backend)
@@ -459,7 +474,7 @@ def check_baseline(device, backend: str, cases=((100_000, 224, 224, 16), (100_00
                          ours_fps=B / t_ours * 1000.0, reference_fps=B / t_ref * 1000.0, ratio=round(ratio, 3),
                          ok=abs(ratio - 1.0) <= tolerance))
         logger.info("baseline check %s", rows[-1])
-        del gs, world, ref
+        gs = world = ref = None  # free GPU memory before the next size
         _free(device)
     return rows
 
@@ -474,14 +489,16 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 16, 64, 256])
-    ap.add_argument("--res", nargs="+", default=["224x224", "640x480"])
+    ap.add_argument("--image-size", type=parse_image_size, nargs="+", default=[(224, 224), (480, 640)], metavar="HxW",
+                    help="image sizes: one int (square) or HEIGHTxWIDTH each (default 224x224 480x640)")
     ap.add_argument("--iters", type=int, default=10)
     a = ap.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("gsenv.tools.bench.render times CUDA renders: run it where CUDA is available")
     logging.basicConfig(level=logging.INFO)
-    res = [tuple(int(v) for v in s.split("x")) for s in a.res]
-    rows = benchmark(a.batch, res, a.iters)
-    print(f"device: {torch.cuda.get_device_name()}")  # noqa: T201  (CLI output)
-    print(table(rows))  # noqa: T201
+    rows = benchmark(a.batch, a.image_size, a.iters)
+    print(f"device: {torch.cuda.get_device_name()}")
+    print(table(rows))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,114 @@
+"""Which body gaussians some camera can see: bodies culled in clusters against the camera frusta.
+
+Each body's gaussians are grouped by a CLUSTER_CELL_M grid in the body frame; a cluster whose
+bounding sphere (centre of its gaussians, radius to the farthest plus 3 of its largest standard
+deviations) lies outside every camera's frustum widened by CULL_MARGIN_PX (which covers the
+rasteriser's low-pass) cannot touch a pixel and is left out. The image stays the same.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from gsenv.splat.gaussians import Gaussians
+from gsenv.splat.render_splats import BodySplats
+
+CLUSTER_CELL_M = 0.05
+CULL_MARGIN_PX = 4.0
+
+
+class BodyClusters(NamedTuple):
+    """Clusters of the bodies' gaussians (bodies concatenated in order, Nb gaussians, NC clusters).
+
+    of_gaussian [Nb]: the cluster of each gaussian; body_of [NC]: the body of each cluster;
+    centres [NC, 3] in their body's frame; radii [NC] of the bounding spheres.
+    """
+
+    of_gaussian: Tensor
+    body_of: Tensor
+    centres: Tensor
+    radii: Tensor
+
+
+def cluster_bodies(parts: Sequence[Gaussians], cell: float = CLUSTER_CELL_M) -> BodyClusters:
+    """Group each body's gaussians (parts: one `Gaussians` per body, in its frame) by grid cell."""
+    of_gaussian, body_of, centres, radii = [], [], [], []
+    first = 0
+    for k, g in enumerate(parts):
+        if len(g) == 0:
+            continue
+        cells = torch.floor(g.means / cell).to(torch.int64)
+        _, local = torch.unique(cells, dim=0, return_inverse=True)  # [n] cluster within the body
+        n = int(local.max()) + 1
+        count = torch.zeros(n, device=g.device).index_add_(0, local, torch.ones(len(g), device=g.device))
+        c = torch.zeros(n, 3, device=g.device).index_add_(0, local, g.means) / count[:, None]
+        extent = (g.means - c[local]).norm(dim=1) + 3.0 * g.scales.max(dim=1).values
+        r = torch.zeros(n, device=g.device).scatter_reduce_(0, local, extent, "amax", include_self=True)
+        of_gaussian.append(local + first)
+        body_of.append(torch.full((n,), k, device=g.device, dtype=torch.int64))
+        centres.append(c)
+        radii.append(r)
+        first += n
+    return BodyClusters(torch.cat(of_gaussian), torch.cat(body_of), torch.cat(centres), torch.cat(radii))
+
+
+def frustum_planes(Ks: Tensor, viewmats: Tensor, width: int, height: int, near: float) -> Tensor:
+    """[B, C, 5, 4] each camera's frustum (widened by CULL_MARGIN_PX) as world-frame planes (n, d) with
+    unit n: a point x is inside where n . x + d >= 0 for all five (near, left, right, top, bottom).
+    Ks [B, C, 3, 3], viewmats [B, C, 4, 4] world-to-camera (OpenCV)."""
+    W, H, vms = width, height, viewmats
+    fx, fy, cx, cy = Ks[..., 0, 0], Ks[..., 1, 1], Ks[..., 0, 2], Ks[..., 1, 2]
+    m = CULL_MARGIN_PX
+    lo_x, hi_x = (-m - cx) / fx, (W + m - cx) / fx  # side planes as slopes x/z, y/z
+    lo_y, hi_y = (-m - cy) / fy, (H + m - cy) / fy
+    one, zero = torch.ones_like(fx), torch.zeros_like(fx)
+    cam = torch.stack([  # camera-frame normals (x, y, z) and offsets
+        torch.stack([zero, zero, one, -near * one], -1),
+        torch.stack([one, zero, -lo_x, zero], -1), torch.stack([-one, zero, hi_x, zero], -1),
+        torch.stack([zero, one, -lo_y, zero], -1), torch.stack([zero, -one, hi_y, zero], -1),
+    ], -2)  # [B, C, 5, 4]
+    cam = cam / cam[..., :3].norm(dim=-1, keepdim=True)
+    return cam @ vms  # (n_c, d) . (V x) = (V^T (n_c, d)) . x
+
+
+def visible_spheres(centres: Tensor, radii: Tensor, body_of: Tensor, body_to_world: Tensor, planes: Tensor) -> Tensor:
+    """bool [NS]: spheres that meet the frustum of any camera of any env.
+
+    centres [NS, 3], radii [NS] in the frames of their bodies body_of [NS]; body_to_world
+    [B, NB, 4, 4]; planes [B, C, 5, 4] from frustum_planes.
+    """
+    in_bodies = planes[:, :, None] @ body_to_world[:, None]  # [B, C, NB, 5, 4]: the planes in each body's frame
+    ones = torch.ones_like(radii)[:, None]
+    dist = in_bodies[:, :, body_of] @ torch.cat([centres, ones], -1)[..., None]  # [B, C, NS, 5, 1]
+    return (dist[..., 0] > -radii[:, None]).all(-1).flatten(0, 1).any(0)
+
+
+class BodyCulling:
+    """The body gaussians some camera of some env sees, by cluster, for one renderer's bodies.
+
+    Remembers the last visibility and its subset: consecutive steps mostly agree, so the gather of
+    the kept gaussians is redone only when the visible clusters change.
+    """
+
+    def __init__(self, bodies: BodySplats, clusters: BodyClusters) -> None:
+        self.bodies, self.clusters = bodies, clusters
+        self._last: tuple[bytes, BodySplats] | None = None  # last visibility and its subset
+
+    def kept(self, body_to_world: Tensor, planes: Tensor) -> BodySplats | None:
+        """All bodies, the visible subset, or None when no camera sees any. body_to_world [B, NB, 4, 4],
+        planes [B, C, 5, 4] from frustum_planes."""
+        of_gaussian, body_of, centres, radii = self.clusters
+        visible = visible_spheres(centres, radii, body_of, body_to_world, planes)
+        key = visible.cpu().numpy().tobytes()
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        if bool(visible.all()):
+            return self.bodies
+        if not bool(visible.any()):
+            return None
+        keep = visible[of_gaussian]
+        self._last = (key, self.bodies.subset(keep))
+        return self._last[1]

@@ -1,0 +1,30 @@
+"""Command-line argument conventions shared by every `gsenv` command."""
+from __future__ import annotations
+
+import argparse
+
+
+def parse_image_size(text: str, min_side: int = 8, max_side: int = 4096) -> tuple[int, int]:
+    """"224" -> (224, 224); "480x640" -> (480, 640): HEIGHTxWIDTH, as the env's image_size=(height, width).
+
+    Raises argparse.ArgumentTypeError (argparse turns it into a usage error) for anything else.
+    """
+    parts = str(text).strip().lower().split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2):
+        raise argparse.ArgumentTypeError(
+            f"image size must be one int (square) or HEIGHTxWIDTH such as 224 or 480x640, got {text!r}")
+    h, w = sizes * 2 if len(sizes) == 1 else sizes
+    if not (min_side <= h <= max_side and min_side <= w <= max_side):
+        raise argparse.ArgumentTypeError(
+            f"image size must be between {min_side} and {max_side} pixels a side, got {text!r}")
+    return h, w
+
+
+def add_image_size(parser: argparse.ArgumentParser, default: str, what: str = "camera image size") -> None:
+    """--image-size HxW (or one int), parsed to (height, width)."""
+    parser.add_argument("--image-size", type=parse_image_size, default=parse_image_size(default), metavar="HxW",
+                        help=f"{what}: one int (square) or HEIGHTxWIDTH, e.g. 480x640 (default {default})")
