@@ -333,7 +333,7 @@ def test_other_control_modes(mode, dim):
     else:
         assert (u.agent.tcp.pose.p[0, 2] - tcp0[0, 2]).item() > 0.1
     assert torch.allclose(q[1:6], q0[1:6], atol=0.05) or mode == "pd_ee_delta_pose"
-    with pytest.raises(ValueError, match=rf"\(1, {dim}\)"):
+    with pytest.raises(ValueError, match=rf"\[1, {dim}\]"):
         e.step(torch.zeros(1, dim + 1))
     e.close()
 
