@@ -26,7 +26,11 @@ def gpu_physx_library() -> Path:
 
 
 def resolve_physics_backend(requested: str = "auto") -> str:
-    """`auto` -> physx_cuda only with CUDA *and* SAPIEN's GPU PhysX library already on disk."""
+    """`auto` -> physx_cuda only with CUDA *and* SAPIEN's GPU PhysX library already on disk.
+
+    This only says what the machine has; whether the GPU library actually runs is checked on first use
+    by gsenv.physics.gpu_check.checked_physics_backend (what environments call), which falls back to
+    physx_cpu with a warning when it does not."""
     if requested not in PHYSICS_BACKENDS:
         raise ValueError(f"sim_backend must be one of {PHYSICS_BACKENDS}, got {requested!r}")
     if requested != "auto":

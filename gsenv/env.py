@@ -9,6 +9,7 @@ One step, as data:
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +19,14 @@ import torch
 
 from gsenv.observations import build_obs, parse_obs_mode, sensor_params, space_of
 from gsenv.sim import names
-from gsenv.sim.inputs import checked_actions, checked_episode_ids
+from gsenv.sim.inputs import (
+    checked_actions,
+    checked_env_indices,
+    checked_episode_ids,
+    checked_reset_options,
+    checked_seeds,
+    checked_task_kwargs,
+)
 from gsenv.splat.cameras import image_size_hw
 
 logger = logging.getLogger(__name__)
@@ -30,14 +38,14 @@ class _RobotView:
     """What trainers read as ``env.unwrapped.agent.robot``: the latest joint state."""
 
     def __init__(self, env: GSEnv):
-        self._env = env
+        self._env = weakref.ref(env)  # env.agent.robot -> env would be a cycle: workers alive until a full GC
 
     def get_qpos(self) -> torch.Tensor:
         """float32 [B, 9]: 7 arm joints + 2 fingers."""
-        return self._env._outputs.state["agent"]["qpos"]
+        return self._env()._outputs.state["agent"]["qpos"]
 
     def get_qvel(self) -> torch.Tensor:
-        return self._env._outputs.state["agent"]["qvel"]
+        return self._env()._outputs.state["agent"]["qvel"]
 
 
 class _AgentView:
@@ -66,6 +74,10 @@ class GSEnv(gym.Env):
         render_mode: "rgb_array" for render().
         num_workers: physx_cpu worker processes (default: about one per core).
         pin_workers: pin physx_cpu worker w to usable CPU w (default: as GSENV_PIN_WORKERS says).
+        physics_timeout_s, max_physics_restarts, physics_restart_window_s: physx_cpu recovery: a worker
+            that dies or does not answer a step within physics_timeout_s (default 30) is replaced, its envs
+            rebuilt, reset and reported truncated with info["physics_restarted"]; more than
+            max_physics_restarts (default 3) within physics_restart_window_s (default 600) raise.
         scene_density: density of the embedded default scene (1.0 = full size).
         cache_background: render the static background once per camera and composite (default True).
         asset_root: where datasets and built scenes live (default: $GSENV_ASSETS or the user cache).
@@ -92,22 +104,37 @@ class GSEnv(gym.Env):
         render_mode: str | None = None,
         num_workers: int | None = None,
         pin_workers: bool | None = None,
+        physics_timeout_s: float = 30.0,
+        max_physics_restarts: int = 3,
+        physics_restart_window_s: float = 600.0,
         scene_density: float = 1.0,
         cache_background: bool = True,
         asset_root: str | None = None,
         gs_kwargs: dict | None = None,
+        max_episode_steps: int | None = names.EPISODE_STEPS,
         **task_kwargs: Any,
     ):
         from gsenv.backends import resolve_render_backend
         from gsenv.physics.backend import make_physics
+        from gsenv.physics.cpu_pool import checked_num_workers
+        from gsenv.physics.gpu_check import checked_physics_backend
+        from gsenv.physics.limits import check_cpu_envs_fit
         from gsenv.scene.rendering import bundle_cameras, make_renderer
         from gsenv.scene.resolve import resolve_scene, task_kwargs_from_bundle
 
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        if max_episode_steps is not None and not (isinstance(max_episode_steps, int) and max_episode_steps >= 1):
+            raise ValueError(f"max_episode_steps must be an int >= 1 or None, got {max_episode_steps!r}")
+        user_task_kwargs = checked_task_kwargs({"control_mode": control_mode, "reward_mode": reward_mode,
+                                                **task_kwargs})
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.num_envs = int(num_envs)
+        physics_backend = checked_physics_backend(sim_backend)  # once; auto: self-checked on first use
+        if physics_backend == "physx_cpu":
+            num_workers = checked_num_workers(num_workers, self.num_envs)
+            check_cpu_envs_fit(self.num_envs, num_workers)
         self.obs_mode = obs_mode
         self.render_mode = render_mode
         gs_kwargs = dict(gs_kwargs or {})
@@ -130,12 +157,13 @@ class GSEnv(gym.Env):
         self._renderer = make_renderer(self.scene, self._render_backend, self.device, cache_background)
         self._sensor_param = sensor_params(self.camera_names, self._cameras.Ks, self._cameras.viewmats)
 
-        task_kwargs = {"control_mode": control_mode, "reward_mode": reward_mode,
-                       **task_kwargs_from_bundle(self.scene, asset_root), **task_kwargs}
-        self._physics = make_physics(sim_backend, self.num_envs, task_kwargs, self.device, num_workers,
-                                     pin_workers)
+        task_kwargs = {**task_kwargs_from_bundle(self.scene, asset_root), **user_task_kwargs}
+        self._physics = make_physics(physics_backend, self.num_envs, task_kwargs, self.device, num_workers,
+                                     pin_workers, physics_timeout_s, max_physics_restarts,
+                                     physics_restart_window_s)
         self.sim_backend = self._physics.name
         self.total_num_trials = int(task_kwargs.get("total_num_trials", names.DEFAULT_TOTAL_NUM_TRIALS))
+        self.max_episode_steps = max_episode_steps
         self.reconfiguration_freq = 0  # scenes are fixed: partial resets never rebuild anything
         self.agent = _AgentView(self)
         self.single_action_space = gym.spaces.Box(self._physics.action_low, self._physics.action_high, dtype=np.float32)
@@ -160,9 +188,13 @@ class GSEnv(gym.Env):
         [0, total_num_trials)) picks fixed initial states whatever the seed. seed: an int (env i gets
         seed + i) or one int per reset env."""
         self._check_open()
-        options = dict(options or {})
-        env_idx = self._env_indices(options.pop("env_idx", None))
-        seeds = self._seeds(seed, env_idx)
+        options = checked_reset_options(options)
+        env_idx = checked_env_indices(options.pop("env_idx", None), self.num_envs)
+        seeds = checked_seeds(seed, env_idx)
+        if seeds is None:
+            seeds = self._seed_rng.integers(0, 2**31 - 1, size=len(env_idx))
+        elif not isinstance(seed, (list, tuple, np.ndarray, torch.Tensor)):  # one int: it seeds later draws too
+            self._seed_rng = np.random.default_rng(int(seed))
         episode_ids = options.pop("episode_id", None)
         per_env = [dict(options) for _ in env_idx]
         if episode_ids is not None:
@@ -181,7 +213,11 @@ class GSEnv(gym.Env):
         self._version += 1
         obs = self._observe()
         out = self._outputs
-        truncated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        if self.max_episode_steps is None:
+            truncated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        else:
+            truncated = out.elapsed_steps >= self.max_episode_steps
+        truncated = truncated | out.restarted  # a rebuilt env's episode ended with its worker
         return obs, out.reward, out.terminated, truncated, self._info()
 
     def render(self) -> torch.Tensor:
@@ -247,30 +283,6 @@ class GSEnv(gym.Env):
         if self._closed:
             raise RuntimeError("this GSEnv is closed; create a new one")
 
-    def _env_indices(self, env_idx) -> np.ndarray:
-        if env_idx is None:
-            return np.arange(self.num_envs)
-        idx = np.asarray(env_idx.cpu() if torch.is_tensor(env_idx) else env_idx).reshape(-1)
-        if idx.dtype == np.bool_:
-            if idx.shape != (self.num_envs,):
-                raise ValueError(f'a boolean options["env_idx"] must have shape [{self.num_envs}], '
-                                 f'got {list(idx.shape)}')
-            idx = np.flatnonzero(idx)
-        if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= self.num_envs):
-            raise ValueError(f'options["env_idx"] must hold env indices in [0, {self.num_envs}), got {idx.tolist()}')
-        return idx.astype(np.int64)
-
-    def _seeds(self, seed, env_idx: np.ndarray) -> np.ndarray:
-        if seed is None:
-            return self._seed_rng.integers(0, 2**31 - 1, size=len(env_idx))
-        if isinstance(seed, (int, np.integer)):
-            self._seed_rng = np.random.default_rng(int(seed))
-            return int(seed) + env_idx
-        seeds = np.asarray(seed, dtype=np.int64).reshape(-1)
-        if len(seeds) != len(env_idx):
-            raise ValueError(f"seed must be an int or one int per reset env ({len(env_idx)}), got {len(seeds)}")
-        return seeds
-
     def _render_images(self, depth: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         out = self._renderer.render(self.get_body_poses(), self._cameras, depth=depth)
         return out.rgb, out.depth
@@ -285,6 +297,7 @@ class GSEnv(gym.Env):
     def _info(self) -> dict:
         info = self.evaluate()
         info["elapsed_steps"] = self.elapsed_steps
+        info["physics_restarted"] = self._outputs.restarted  # bool [B]: rebuilt after a worker died or hung
         info["language_instruction"] = self.get_language_instruction()
         if self._wants_images:  # RLinf's "raw" observation mode reads this
             info["extracted_obs"] = {"main_images": self._frames, "states": self._outputs.state["agent"]["qpos"],

@@ -8,7 +8,7 @@ gsenv/tools/bench/cli.py and docs/benchmarks.md.
 import sys
 from pathlib import Path
 
-if __name__ == "__main__":  # physics workers start with 'spawn': nothing may run on their import
+if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from gsenv.tools.bench.cli import main
 

@@ -470,5 +470,5 @@ def main(argv=None) -> int:
     return Run(args).main()
 
 
-if __name__ == "__main__":  # the physics workers start with 'spawn': envs are made only under this guard
+if __name__ == "__main__":
     sys.exit(main())

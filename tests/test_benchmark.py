@@ -113,3 +113,26 @@ def test_render_profile_says_it_needs_cuda():
     proc = subprocess.run([sys.executable, "-m", "gsenv.tools.bench.profile", "--batch", "4"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "run it where CUDA is available" in proc.stderr
+
+
+def test_soak_tiny(tmp_path):
+    """The soak benchmark (issue 18) with tiny sizes on CPU: samples of every process, finite growth."""
+    import math
+
+    out = tmp_path / "soak"
+    env = {**os.environ, "GSENV_ASSETS": str(tmp_path / "assets"), "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "gsenv.tools.bench.soak", "--env-steps", "40", "--num-envs", "2", "--num-workers",
+           "2", "--image-size", "24x32", "--density", "0.01", "--sample-every", "2", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"soak failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    res = json.loads((out / "soak.json").read_text())
+    samples = res["samples"]
+    assert res["config"]["env_steps"] == 40 and len(samples) == 11
+    for s in samples:
+        assert len(s["worker_pids"]) == 2 and _positive(s["main.rss_mb"]), s
+        for i in range(2):
+            assert all(_positive(s[f"worker{i}.{k}"]) for k in ("rss_mb", "pss_mb", "uss_mb")), s
+    series = res["summary"]["series"]
+    assert {"main.rss_mb", "worker0.uss_mb", "worker1.pss_mb"} <= set(series)
+    assert all(math.isfinite(v["growth"]) for v in series.values()), series
+    assert res["summary"]["verdict"] in ("PASS", "FAIL") and "growth after warm-up" in proc.stdout

@@ -60,6 +60,9 @@ def test_doctor_reports_cpu_path(tmp_path):
         assert row in out.stdout
     assert "the CPU path works" in out.stdout
     assert str(tmp_path / "assets") in out.stdout and "not downloaded (optional)" in out.stdout
+    (root_line,) = [ln for ln in out.stdout.splitlines() if "asset root" in ln]
+    assert root_line.startswith("OK") and "(not created yet)" in root_line and root_line.endswith("writable")
+    assert not (tmp_path / "assets").exists(), "doctor creates nothing"
 
 
 def test_cli_without_command_shows_usage():

@@ -50,7 +50,8 @@ def test_defaults_physics_and_scene(env):
     assert u.sim_config.scene_config.contact_offset == 0.005
     assert u.sim_config.scene_config.solver_position_iterations == 25
     assert u.sim_config.scene_config.solver_velocity_iterations == 2
-    assert u.control_mode == "pd_ee_target_delta_pose"
+    assert u.control_mode == names.DEFAULT_CONTROL_MODE == "pd_ee_target_delta_pose"
+    assert set(u.agent.supported_control_modes) == set(names.CONTROL_MODES)
     from mani_skill.utils.registration import REGISTERED_ENVS
 
     assert REGISTERED_ENVS[ID].max_episode_steps == 100
@@ -304,6 +305,7 @@ def test_gripper_action_maps_to_finger_targets(env):
     [("pd_ee_delta_pose", 7), ("pd_joint_pos", 8), ("pd_joint_delta_pos", 8), ("pd_joint_target_delta_pos", 8)],
 )
 def test_other_control_modes(mode, dim):
+    assert mode in names.CONTROL_MODES
     e = make(control_mode=mode)
     u = e.unwrapped
     assert u.single_action_space.shape == (dim,)

@@ -6,12 +6,12 @@ need them. Nothing here touches the network unless `download_dataset` is called.
 """
 from __future__ import annotations
 
-from gsenv.assets.errors import AssetError, HubError, HubUnreachableError, ManifestError
+from gsenv.assets.errors import AssetError, AssetRootError, HubError, HubUnreachableError, ManifestError
 from gsenv.assets.manifest import DEFAULT_DATASET, Manifest, ManifestFile, known_datasets, load_manifest
 from gsenv.assets.root import asset_root, dataset_dir
 
 __all__ = [
-    "AssetError", "HubError", "HubUnreachableError", "ManifestError",
+    "AssetError", "AssetRootError", "HubError", "HubUnreachableError", "ManifestError",
     "DEFAULT_DATASET", "Manifest", "ManifestFile", "known_datasets", "load_manifest",
     "asset_root", "dataset_dir",
 ]

@@ -39,9 +39,11 @@ class CpuPhysics:
     name = "physx_cpu"
 
     def __init__(self, num_envs: int, task_kwargs: dict, device: torch.device, num_workers: int | None = None,
-                 pin_workers: bool | None = None):
-        self.pool = CpuPhysicsPool(task_factory(task_kwargs), num_envs, action_shape=(7,), num_workers=num_workers,
-                                   pin_workers=pin_workers)
+                 pin_workers: bool | None = None, **pool_options):
+        """pool_options: CpuPhysicsPool's timeout_s, max_restarts, restart_window_s, start_method,
+        allow_many_workers. The action buffer takes the task's action shape (7 or 8 by control mode)."""
+        self.pool = CpuPhysicsPool(task_factory(task_kwargs), num_envs, num_workers=num_workers,
+                                   pin_workers=pin_workers, **pool_options)
         self.num_envs = num_envs
         self.device = device
         self.action_low = self.pool.meta["action_low"]
@@ -120,14 +122,20 @@ def gpu_physics(num_envs: int, task_kwargs: dict, device: torch.device) -> Batch
 
 
 def make_physics(backend: str, num_envs: int, task_kwargs: dict, device: torch.device,
-                 num_workers: int | None = None, pin_workers: bool | None = None):
+                 num_workers: int | None = None, pin_workers: bool | None = None,
+                 physics_timeout_s: float = 30.0, max_physics_restarts: int = 3,
+                 physics_restart_window_s: float = 600.0):
     """The physics backend `backend` ('auto', 'physx_cpu' or 'physx_cuda') for B = num_envs.
 
-    num_workers / pin_workers: physx_cpu only (see CpuPhysicsPool; pin_workers None follows the
-    environment variable GSENV_PIN_WORKERS)."""
-    from gsenv.backends import resolve_physics_backend
+    physx_cpu only (see CpuPhysicsPool): num_workers, pin_workers (None follows the environment
+    variable GSENV_PIN_WORKERS); physics_timeout_s (a worker that does not answer a reset/step within
+    it is replaced), max_physics_restarts within physics_restart_window_s seconds (more raise
+    PhysicsWorkerError)."""
+    from gsenv.physics.gpu_check import checked_physics_backend as resolve_physics_backend  # auto: self-checked
 
     choice = resolve_physics_backend(backend)
     if choice == "physx_cuda":
         return gpu_physics(num_envs, task_kwargs, device)
-    return CpuPhysics(num_envs, task_kwargs, device, num_workers=num_workers, pin_workers=pin_workers)
+    return CpuPhysics(num_envs, task_kwargs, device, num_workers=num_workers, pin_workers=pin_workers,
+                      timeout_s=physics_timeout_s, max_restarts=max_physics_restarts,
+                      restart_window_s=physics_restart_window_s)

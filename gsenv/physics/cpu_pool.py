@@ -2,32 +2,49 @@
 
 ManiSkill refuses num_envs > 1 on CPU PhysX, but several independent single-env instances live
 happily in one process. The pool spreads B instances over W processes (about one per core); the
-main process sees batched numpy/torch arrays in env order and never loops over envs itself.
+main process sees batched numpy arrays in env order and never loops over envs itself.
 
 Protocol of an instance (built inside its worker by ``factory(env_index)``; see PhysicsInstance):
 ``reset(seed, options) -> dict[str, np.ndarray]`` and ``step(action) -> dict[str, np.ndarray]``,
 always the same keys with fixed shapes/dtypes. The pool writes them into shared arrays [B, *shape].
+Workers start without the user's ``__main__`` (gsenv.physics.launch) and run gsenv.physics.worker.
+
+Recovery: a worker that dies (exit, signal) or does not answer a command within ``timeout_s`` is
+killed and replaced; its envs are rebuilt and reset (the options they were last reset with, so an
+``episode_id`` is kept; fresh seeds), and the command that noticed returns normally with
+``"restarted"`` True for exactly those envs. More than ``max_restarts`` replacements within
+``restart_window_s`` raise PhysicsWorkerError. A Python error inside a worker for one command
+reaches the caller as ValueError / TypeError / RuntimeError and the pool stays usable.
 """
 from __future__ import annotations
 
+import collections
 import logging
-import multiprocessing as mp
 import os
-import traceback
+import pickle
+import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from typing import Any, Protocol
 
 import numpy as np
 
+from gsenv.physics.launch import ServerError, WorkerHandle, describe_exit, resolve_method, start_worker
+from gsenv.physics.shared import Field, SharedArrays
+from gsenv.physics.worker import ACTION_KEY
+
 logger = logging.getLogger(__name__)
 
-ACTION_KEY = "__action__"
 PIN_ENV = "GSENV_PIN_WORKERS"
 """Environment variable: "1" pins worker w to the w-th usable CPU (round robin) when the pool's
 ``pin_workers`` is left at None; anything else (or unset) leaves placement to the OS."""
+MANY_WORKERS_ENV = "GSENV_ALLOW_MANY_WORKERS"
+"""Environment variable: "1" lifts the cap of MAX_WORKERS_PER_CORE workers per usable core (as
+``allow_many_workers=True`` does)."""
+MAX_WORKERS_PER_CORE = 4
+RESTARTED_KEY = "restarted"
+"""The output key (PhysicsOutputs.restarted) the pool sets True for envs rebuilt in that call."""
 
 
 class PhysicsInstance(Protocol):
@@ -39,106 +56,13 @@ class PhysicsInstance(Protocol):
 
     def close(self) -> None: ...
 
-    # optional: describe() -> dict, sent once to the main process (e.g. the action space)
+    # optional: describe() -> dict, sent once to the main process (e.g. the action space's
+    # "action_low" / "action_high", which also fix the action buffer's shape)
 
 
 class PhysicsWorkerError(RuntimeError):
-    """A physics worker died or raised; the pool is unusable afterwards (close it and make a new one)."""
-
-
-@dataclass(frozen=True)
-class _Field:
-    shape: tuple[int, ...]
-    dtype: str
-
-
-def _layout_of(result: dict[str, np.ndarray]) -> dict[str, _Field]:
-    return {k: _Field(tuple(np.shape(v)), np.asarray(v).dtype.str) for k, v in result.items()}
-
-
-class _SharedArrays:
-    """Shared-memory arrays [B, *shape], one per key (torch shared storage, viewed as numpy).
-
-    Built in the main process; sent to workers through their pipe (torch's reductions pass the
-    shared storage, not the data).
-    """
-
-    def __init__(self, layout: dict[str, _Field], num_envs: int):
-        import torch
-        import torch.multiprocessing
-
-        self.tensors = {k: torch.from_numpy(np.zeros((num_envs, *f.shape), np.dtype(f.dtype))).share_memory_()
-                        for k, f in layout.items()}
-        self.arrays = {k: t.numpy() for k, t in self.tensors.items()}
-
-    def __getstate__(self) -> dict:
-        return {"tensors": self.tensors}
-
-    def __setstate__(self, state: dict) -> None:
-        self.tensors = state["tensors"]
-        self.arrays = {k: t.numpy() for k, t in self.tensors.items()}
-
-    def release(self) -> None:
-        self.arrays.clear()
-        self.tensors.clear()
-
-
-def _worker_main(conn: Connection, factory: Callable[[int], PhysicsInstance], env_ids: list[int],
-                 action_field: _Field, cpu: int | None = None) -> None:
-    """Worker loop: build this worker's instances, then serve reset/step/close commands."""
-    if cpu is not None:
-        try:
-            os.sched_setaffinity(0, {cpu})
-        except (AttributeError, OSError) as exc:  # not Linux, or the CPU went away: run unpinned
-            logger.warning("physics worker could not pin itself to CPU %d: %s", cpu, exc)
-    try:
-        import torch
-
-        torch.set_num_threads(1)  # B/W instances per core; intra-op threads only fight each other
-    except ImportError:
-        pass
-    instances: list[PhysicsInstance] = []
-    shared: _SharedArrays | None = None
-    try:
-        instances = [factory(i) for i in env_ids]
-        first = instances[0].reset(None, {})
-        describe = getattr(instances[0], "describe", None)
-        conn.send(("layout", (_layout_of(first), describe() if describe else {})))
-        cmd, payload = conn.recv()
-        shared = payload["shared"]
-        conn.send(("ready", None))
-        while True:
-            cmd, payload = conn.recv()
-            if cmd == "close":
-                break
-            if cmd == "reset":  # payload: {env_id: (seed, options)}
-                for env_id, (seed, options) in payload.items():
-                    _write(shared, env_id, instances[env_ids.index(env_id)].reset(seed, options))
-            elif cmd == "step":  # payload: env ids to step (default: all of this worker's)
-                action = shared.arrays[ACTION_KEY]
-                for env_id in payload or env_ids:
-                    _write(shared, env_id, instances[env_ids.index(env_id)].step(action[env_id]))
-            conn.send(("ok", None))
-    except (EOFError, KeyboardInterrupt, BrokenPipeError):
-        pass
-    except BaseException as exc:  # report, then exit: the main process raises PhysicsWorkerError
-        try:
-            conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
-        except (BrokenPipeError, OSError):
-            pass
-    finally:
-        for inst in instances:
-            try:
-                inst.close()
-            except Exception:  # closing is best effort while the worker exits
-                pass
-        if shared is not None:
-            shared.release()
-
-
-def _write(shared: _SharedArrays, env_id: int, result: dict[str, np.ndarray]) -> None:
-    for key, value in result.items():
-        shared.arrays[key][env_id] = value
+    """The physics pool cannot continue (a worker failed to start, or restarted too often); close
+    it and make a new one."""
 
 
 def usable_cpus() -> list[int]:
@@ -153,6 +77,27 @@ def default_num_workers(num_envs: int, workers_per_core: float = 1.0) -> int:
     if workers_per_core <= 0:
         raise ValueError(f"workers_per_core must be > 0, got {workers_per_core}")
     return max(1, min(num_envs, round(len(usable_cpus()) * workers_per_core)))
+
+
+def checked_num_workers(num_workers: Any, num_envs: int, allow_many_workers: bool = False) -> int:
+    """W for B = num_envs: None gives the default (about one per core); else an int in [1, B] and at
+    most MAX_WORKERS_PER_CORE per usable core unless allow_many_workers (or GSENV_ALLOW_MANY_WORKERS=1)."""
+    if num_workers is None:
+        return default_num_workers(num_envs)
+    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)):
+        raise ValueError(f"num_workers must be an int (or None for about one per core), got {num_workers!r}")
+    w = int(num_workers)
+    if not 1 <= w <= num_envs:
+        raise ValueError(f"num_workers must be in [1, num_envs={num_envs}] (or None for about one per core), "
+                         f"got {w}")
+    cap = MAX_WORKERS_PER_CORE * len(usable_cpus())
+    allowed = allow_many_workers or os.environ.get(MANY_WORKERS_ENV, "").strip() == "1"
+    if w > cap and not allowed:
+        raise ValueError(f"num_workers={w} is more than {MAX_WORKERS_PER_CORE} per usable CPU core "
+                         f"({len(usable_cpus())} cores here, so at most {cap}); each worker is a process of "
+                         f"several hundred MB. Use fewer, or pass allow_many_workers=True (or set "
+                         f"{MANY_WORKERS_ENV}=1) to go beyond it")
+    return w
 
 
 def _pin_from_env() -> bool:
@@ -170,15 +115,30 @@ def split_envs(num_envs: int, num_workers: int) -> list[list[int]]:
     return out
 
 
+def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
 class CpuPhysicsPool:
     """Batched front of B single-env physics instances spread over W worker processes.
 
     Args:
-        factory: picklable callable ``factory(env_index) -> PhysicsInstance`` run in the workers.
+        factory: picklable callable ``factory(env_index) -> PhysicsInstance`` run in the workers
+            (it must be importable by module name: workers never import the user's ``__main__``).
         num_envs: B.
-        action_shape: shape of one env's action, e.g. (7,).
-        num_workers: W (default: about one per core, at most B).
-        timeout_s: how long one command may take before the pool gives up (a hung worker).
+        action_shape: shape of one env's action, e.g. (7,); None: from the instance's describe()
+            ("action_low"), which must then be there.
+        num_workers: W (default: about one per core; else 1..B, at most MAX_WORKERS_PER_CORE per core
+            unless allow_many_workers or GSENV_ALLOW_MANY_WORKERS=1).
+        timeout_s: how long one reset/step may take before its worker counts as hung (killed and
+            replaced). A SIGSTOPped worker is noticed after this long.
+        start_timeout_s: the same for starting a worker (building its instances is slower).
+        max_restarts / restart_window_s: more than max_restarts worker replacements within
+            restart_window_s seconds raise PhysicsWorkerError.
+        start_method: "auto", "server" or "subprocess" (gsenv.physics.launch; None: as the
+            environment variable GSENV_WORKER_START says, default auto).
         pin_workers: pin worker w to usable CPU w mod #CPUs (os.sched_setaffinity). None: as the
             environment variable GSENV_PIN_WORKERS says ("1" = pin), else off. Results are the same
             either way; only speed can differ.
@@ -187,78 +147,78 @@ class CpuPhysicsPool:
     fixes the output layout); reset every env before stepping it.
     """
 
-    def __init__(self, factory: Callable[[int], PhysicsInstance], num_envs: int, action_shape: Sequence[int],
-                 num_workers: int | None = None, timeout_s: float = 600.0, start_method: str = "spawn",
-                 pin_workers: bool | None = None):
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        self.num_envs = num_envs
-        self.num_workers = num_workers or default_num_workers(num_envs)
-        if not 1 <= self.num_workers <= num_envs:
-            raise ValueError(f"num_workers must be in [1, num_envs={num_envs}], got {self.num_workers}")
-        self.timeout_s = timeout_s
-        self.env_ids = split_envs(num_envs, self.num_workers)
+    def __init__(self, factory: Callable[[int], PhysicsInstance], num_envs: int,
+                 action_shape: Sequence[int] | None = None, num_workers: int | None = None,
+                 timeout_s: float = 30.0, start_timeout_s: float = 600.0, max_restarts: int = 3,
+                 restart_window_s: float = 600.0, start_method: str | None = None,
+                 pin_workers: bool | None = None, allow_many_workers: bool = False):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+        if isinstance(max_restarts, bool) or not isinstance(max_restarts, (int, np.integer)) or max_restarts < 0:
+            raise ValueError(f"max_physics_restarts must be an int >= 0, got {max_restarts!r}")
+        self.num_envs = int(num_envs)
+        self.num_workers = checked_num_workers(num_workers, self.num_envs, allow_many_workers)
+        self.timeout_s = _positive("physics_timeout_s", timeout_s)
+        self.start_timeout_s = _positive("start_timeout_s", start_timeout_s)
+        self.restart_window_s = _positive("physics_restart_window_s", restart_window_s)
+        self.max_restarts = int(max_restarts)
+        self.start_method = resolve_method(start_method)
+        self.env_ids = split_envs(self.num_envs, self.num_workers)
         self.pin_workers = _pin_from_env() if pin_workers is None else bool(pin_workers)
         cpus = usable_cpus()
         self.worker_cpus: list[int | None] = [cpus[w % len(cpus)] if self.pin_workers else None
                                               for w in range(self.num_workers)]
         """The CPU each worker is pinned to (None: not pinned)."""
         self._owner_of = np.concatenate([np.full(len(ids), w) for w, ids in enumerate(self.env_ids)])
+        self._factory = factory
+        self._preload = tuple(m for m in [getattr(factory, "import_module", None)] if isinstance(m, str))
         self._closed = False
-        self._shared: _SharedArrays | None = None
-        ctx = mp.get_context(start_method)
-        action_field = _Field(tuple(action_shape), np.dtype(np.float32).str)
-        self._conns: list[Connection] = []
-        self._procs: list[mp.process.BaseProcess] = []
-        for w, ids in enumerate(self.env_ids):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(child, factory, ids, action_field, self.worker_cpus[w]),
-                               name=f"gsenv-physics-{w}", daemon=True)
-            proc.start()
-            child.close()
-            self._conns.append(parent)
-            self._procs.append(proc)
-        self._finalizer = weakref.finalize(self, _shutdown, self._conns, self._procs, [None])
-        self._starting = True
+        self._workers: list[WorkerHandle | None] = [None] * self.num_workers
+        self._shared_box: list[SharedArrays | None] = [None]
+        # the finaliser holds only these containers, never self: dropping the pool ends its workers
+        self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._shared_box)
+        self._options: list[dict] = [{} for _ in range(self.num_envs)]
+        """The options each env was last reset with (a rebuilt env is reset with them again)."""
+        self._restarts: collections.deque[float] = collections.deque()
+        self._seed_rng = np.random.default_rng()
+        self.restart_count = 0
+        """How many workers were replaced over the pool's life."""
         try:
-            replies = self._gather("layout", range(self.num_workers))
-            layouts = [r[0] for r in replies]
+            for w in range(self.num_workers):
+                self._workers[w] = self._launch(w)
+            replies = self._start_gather(range(self.num_workers))
             self.meta: dict = replies[0][1]
             """What the first instance's describe() returned (e.g. its spaces), {} without one."""
-            layout = layouts[0]
-            if any(lay != layout for lay in layouts):
-                raise PhysicsWorkerError("physics instances disagree on their output shapes: "
-                                         f"{layouts[0]} vs {next(l for l in layouts if l != layout)}")
-            self.layout = layout
-            self._shared = _SharedArrays({**layout, ACTION_KEY: action_field}, num_envs)
-            self._finalizer.detach()
-            self._finalizer = weakref.finalize(self, _shutdown, self._conns, self._procs, [self._shared])
-            for conn in self._conns:
-                conn.send(("attach", {"shared": self._shared}))
-            self._gather("ready", range(self.num_workers))
-            self._starting = False
+            self.layout = replies[0][0]
+            for w, (lay, _) in enumerate(replies):
+                if lay != self.layout:
+                    raise PhysicsWorkerError(f"physics instances disagree on their output shapes: "
+                                             f"{self.layout} vs {lay} (worker {w})")
+            self.action_shape = self._action_shape(action_shape)
+            self._shared_box[0] = SharedArrays(self._shared_layout(), self.num_envs)
+            self._attach(range(self.num_workers))
         except BaseException:
             self.close()
             raise
-        logger.info("physics pool: %d envs in %d worker processes%s", num_envs, self.num_workers,
-                    " (pinned)" if self.pin_workers else "")
+        logger.info("physics pool: %d envs in %d worker processes (%s start)%s", self.num_envs, self.num_workers,
+                    self.start_method, " (pinned)" if self.pin_workers else "")
 
     # -- commands -------------------------------------------------------------------------------
     def step(self, actions: np.ndarray, env_idx: Sequence[int] | None = None) -> dict[str, np.ndarray]:
-        """Step envs (all, or env_idx) with actions [B, *action_shape]; returns copies of all outputs [B, ...]."""
+        """Step envs (all, or env_idx) with actions [B, *action_shape]; returns copies of all outputs [B, ...].
+
+        Envs whose worker had to be replaced come back reset, with outputs["restarted"] True."""
         self._check_open()
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs, *self.action_shape):
+            raise ValueError(f"actions must have shape {[self.num_envs, *self.action_shape]}, "
+                             f"got {list(actions.shape)}")
         self._shared.arrays[ACTION_KEY][...] = actions
         if env_idx is None:
-            workers = range(self.num_workers)
-            for w in workers:
-                self._send(w, ("step", None))
+            commands = {w: ("step", None) for w in range(self.num_workers)}
         else:
-            by_worker = self._group(env_idx)
-            workers = list(by_worker)
-            for w, ids in by_worker.items():
-                self._send(w, ("step", ids))
-        self._gather("ok", workers)
-        return self.read()
+            commands = {w: ("step", ids) for w, ids in self._group(env_idx).items()}
+        return self._run(commands, {})
 
     def reset(
         self, env_idx: Sequence[int], seeds: Sequence[int | None], options: Sequence[dict]
@@ -268,15 +228,14 @@ class CpuPhysicsPool:
         if not len(env_idx) == len(seeds) == len(options):
             raise ValueError("env_idx, seeds and options must have the same length")
         payloads: dict[int, dict[int, tuple[Any, dict]]] = {}
+        requested: dict[int, tuple[Any, dict]] = {}
         for i, seed, opt in zip(env_idx, seeds, options):
             i = int(i)
             if not 0 <= i < self.num_envs:
                 raise ValueError(f"env index {i} out of range [0, {self.num_envs})")
-            payloads.setdefault(int(self._owner_of[i]), {})[i] = (None if seed is None else int(seed), opt)
-        for w, payload in payloads.items():
-            self._send(w, ("reset", payload))
-        self._gather("ok", list(payloads))
-        return self.read()
+            requested[i] = (None if seed is None else int(seed), dict(opt))
+            payloads.setdefault(int(self._owner_of[i]), {})[i] = requested[i]
+        return self._run({w: ("reset", p) for w, p in payloads.items()}, requested)
 
     def read(self) -> dict[str, np.ndarray]:
         """Copies of the latest outputs, {key: [B, *shape]} in env order."""
@@ -289,13 +248,169 @@ class CpuPhysicsPool:
         self._finalizer()
 
     @property
-    def processes(self) -> list[mp.process.BaseProcess]:
-        return list(self._procs)
+    def processes(self) -> list[WorkerHandle]:
+        """The current worker of each slot (pid, is_alive(), join())."""
+        return [h for h in self._workers if h is not None]
+
+    # -- one command, with recovery ---------------------------------------------------------------
+    def _run(self, commands: dict[int, tuple], requested: dict[int, tuple[Any, dict]]) -> dict[str, np.ndarray]:
+        try:
+            failed: dict[int, str | None] = {}
+            for w, message in commands.items():
+                try:
+                    self._workers[w].conn.send(message)
+                except (BrokenPipeError, ConnectionResetError, OSError):
+                    failed[w] = None
+            replies, more_failed, errors = self._collect([w for w in commands if w not in failed], self.timeout_s)
+            failed.update(more_failed)
+            for w in errors:  # the command failed, the worker lives: its envs keep what they had
+                requested = {i: r for i, r in requested.items() if int(self._owner_of[i]) != w}
+            for i, (_, opt) in requested.items():
+                self._options[i] = opt
+            restarted = self._recover(failed, requested) if failed else []
+        except KeyboardInterrupt:  # replies are now out of step with commands: nothing to resume
+            self.close()
+            raise
+        out = self.read()
+        if RESTARTED_KEY in out:
+            out[RESTARTED_KEY][restarted] = True
+        if errors:
+            raise self._command_error(errors)
+        return out
+
+    def _collect(self, workers: Sequence[int], timeout: float, expected: str = "ok"
+                 ) -> tuple[dict[int, Any], dict[int, str | None], dict[int, tuple[str, str, str]]]:
+        """One reply from each worker within timeout: (replies, failed {w: cause or None if it died},
+        errors {w: (type, message, traceback)})."""
+        replies: dict[int, Any] = {}
+        failed: dict[int, str | None] = {}
+        errors: dict[int, tuple[str, str, str]] = {}
+        pending = {self._workers[w].conn: w for w in workers}
+        deadline = time.monotonic() + timeout
+        while pending:
+            remaining = deadline - time.monotonic()
+            ready = wait(list(pending), timeout=max(remaining, 0)) if remaining > 0 else []
+            if not ready:
+                for w in pending.values():
+                    failed[w] = f"did not answer within {timeout:g} s"
+                break
+            for conn in ready:
+                w = pending.pop(conn)
+                try:
+                    kind, payload = conn.recv()
+                except (EOFError, OSError):
+                    failed[w] = None
+                    continue
+                if kind == "error":
+                    errors[w] = payload
+                elif kind != expected:
+                    failed[w] = f"answered {kind!r} instead of {expected!r}"
+                else:
+                    replies[w] = payload
+        return replies, failed, errors
+
+    def _recover(self, failed: dict[int, str | None], requested: dict[int, tuple[Any, dict]]) -> list[int]:
+        """Replace the failed workers, rebuild and reset their envs; the env ids rebuilt."""
+        for w, cause in sorted(failed.items()):
+            handle = self._workers[w]
+            handle.kill()
+            code = handle.wait(10.0)
+            handle.close_channel()
+            cause = cause or describe_exit(code)
+            now = time.monotonic()
+            while self._restarts and now - self._restarts[0] > self.restart_window_s:
+                self._restarts.popleft()
+            if len(self._restarts) >= self.max_restarts:
+                self._fail(f"physics worker {w} (pid {handle.pid}, envs {self._span(w)}) {cause}, and "
+                           f"{len(self._restarts)} workers were already replaced within the last "
+                           f"{self.restart_window_s:g} s (max_physics_restarts={self.max_restarts}). Something keeps "
+                           "killing or hanging the simulator: look for the out-of-memory killer (dmesg), lower "
+                           "num_envs or num_workers, or raise max_physics_restarts / physics_restart_window_s "
+                           "(or physics_timeout_s if steps are just slow). Close this environment and create a "
+                           "new one")
+            self._restarts.append(now)
+            self.restart_count += 1
+            logger.warning("physics worker %d (pid %d, envs %s) %s; replacing it and resetting envs %s "
+                           "(restart %d of at most %d per %g s)", w, handle.pid, self._span(w), cause,
+                           self.env_ids[w], len(self._restarts), self.max_restarts, self.restart_window_s)
+            self._workers[w] = None
+        workers = sorted(failed)
+        try:
+            for w in workers:
+                self._workers[w] = self._launch(w)
+            for w, (lay, _) in zip(workers, self._start_gather(workers)):
+                if lay != self.layout:
+                    raise PhysicsWorkerError(f"replacement physics worker {w} reports other output shapes: {lay}")
+            self._attach(workers)
+            resets: dict[int, dict[int, tuple[Any, dict]]] = {}
+            for w in workers:
+                for i in self.env_ids[w]:
+                    seed, opt = requested.get(i, (int(self._seed_rng.integers(0, 2**31 - 1)), self._options[i]))
+                    resets.setdefault(w, {})[i] = (seed, opt)
+                self._workers[w].conn.send(("reset", resets[w]))
+            _, dead, errors = self._collect(workers, self.timeout_s)
+        except (PhysicsWorkerError, ServerError, OSError) as exc:
+            self._fail(f"could not replace physics worker(s) {workers}: {exc}")
+        if dead or errors:
+            self._fail(f"replacement physics worker(s) {sorted({*dead, *errors})} failed their first reset: "
+                       f"{dead or errors}")
+        return [i for w in workers for i in self.env_ids[w]]
+
+    # -- starting workers ---------------------------------------------------------------------------
+    def _launch(self, w: int) -> WorkerHandle:
+        config = pickle.dumps({"factory": self._factory, "env_ids": self.env_ids[w],
+                               "cpu": self.worker_cpus[w]})
+        return start_worker(self.start_method, config, self._preload, self.start_timeout_s)
+
+    def _start_gather(self, workers: Sequence[int]) -> list[Any]:
+        replies, failed, errors = self._collect(workers, self.start_timeout_s, expected="layout")
+        for w, (_, _, tb) in sorted(errors.items()):
+            raise PhysicsWorkerError(f"physics worker {w} (envs {self._span(w)}) raised while starting:\n{tb}")
+        for w, cause in sorted(failed.items()):
+            handle = self._workers[w]
+            handle.kill()
+            raise PhysicsWorkerError(f"physics worker {w} (pid {handle.pid}, envs {self._span(w)}) "
+                                     f"{cause or describe_exit(handle.wait(5.0))} while starting (building its "
+                                     "simulator instances); out of memory or a crash in the simulator are the usual "
+                                     "causes")
+        return [replies[w] for w in workers]
+
+    def _attach(self, workers: Sequence[int]) -> None:
+        message = ("attach", {"layout": self._shared_layout(), "num_envs": self.num_envs})
+        for w in workers:
+            handle = self._workers[w]
+            handle.conn.send(message)
+            self._shared.send_fd(handle.sock)
+        _, failed, errors = self._collect(workers, self.start_timeout_s, expected="ready")
+        if failed or errors:
+            raise PhysicsWorkerError(f"physics worker(s) {sorted({*failed, *errors})} could not map the shared "
+                                     f"memory: {failed or errors}")
+
+    def _action_shape(self, action_shape: Sequence[int] | None) -> tuple[int, ...]:
+        described = self.meta.get("action_low")
+        if action_shape is None:
+            if described is None:
+                raise ValueError("action_shape is needed: the physics instance's describe() gives no 'action_low'")
+            return tuple(np.shape(described))
+        shape = tuple(int(n) for n in action_shape)
+        if described is not None and shape != tuple(np.shape(described)):
+            raise ValueError(f"action_shape {shape} does not match the task's action space "
+                             f"{tuple(np.shape(described))}; leave it None to take the task's")
+        return shape
+
+    def _shared_layout(self) -> dict[str, Field]:
+        return {**self.layout, ACTION_KEY: Field(self.action_shape, np.dtype(np.float32).str)}
 
     # -- plumbing ---------------------------------------------------------------------------------
+    @property
+    def _shared(self) -> SharedArrays:
+        return self._shared_box[0]
+
     def _group(self, env_idx: Sequence[int]) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {}
         for i in env_idx:
+            if not 0 <= int(i) < self.num_envs:
+                raise ValueError(f"env index {int(i)} out of range [0, {self.num_envs})")
             out.setdefault(int(self._owner_of[int(i)]), []).append(int(i))
         return out
 
@@ -303,57 +418,16 @@ class CpuPhysicsPool:
         if self._closed:
             raise PhysicsWorkerError("the physics pool is closed; create a new environment")
 
-    def _send(self, w: int, message: tuple) -> None:
-        try:
-            self._conns[w].send(message)
-        except (BrokenPipeError, OSError):
-            self._fail(self._death_message(w))
-
-    def _gather(self, expected: str, workers) -> list[Any]:
-        """Wait for one reply from each worker; a dead or failing worker raises PhysicsWorkerError."""
-        workers = list(workers)
-        replies: dict[int, Any] = {}
-        pending = {self._conns[w]: w for w in workers}
-        sentinels = {self._procs[w].sentinel: w for w in workers}
-        while pending:
-            ready = wait(list(pending) + list(sentinels), timeout=self.timeout_s)
-            if not ready:
-                self._fail(f"physics worker(s) {sorted(pending.values())} did not answer within {self.timeout_s:.0f} s")
-            for r in ready:
-                if r in pending:
-                    w = pending[r]
-                    try:
-                        kind, payload = r.recv()
-                    except (EOFError, OSError):
-                        self._fail(self._death_message(w))
-                    if kind == "error":
-                        self._fail(f"physics worker {w} (envs {self._span(w)}) raised:\n{payload}")
-                    if kind != expected:
-                        self._fail(f"physics worker {w} answered {kind!r}, expected {expected!r}")
-                    replies[w] = payload
-                    del pending[r]
-                    sentinels = {s: v for s, v in sentinels.items() if v != w}
-                elif r in sentinels and sentinels[r] in pending.values():
-                    w = sentinels[r]
-                    if self._conns[w].poll():  # its last words (an error report) are still in the pipe
-                        continue
-                    self._fail(self._death_message(w))
-        return [replies[w] for w in workers]
-
     def _span(self, w: int) -> str:
         ids = self.env_ids[w]
         return f"{ids[0]}-{ids[-1]}" if len(ids) > 1 else str(ids[0])
 
-    def _death_message(self, w: int) -> str:
-        proc = self._procs[w]
-        proc.join(timeout=1.0)
-        message = (f"physics worker {w} (pid {proc.pid}, envs {self._span(w)}) died with exit code {proc.exitcode}; "
-                   "the environment cannot continue: close it and create a new one "
-                   "(out of memory or a crash in the simulator are the usual causes)")
-        if getattr(self, "_starting", False):
-            message += (". It died while starting: workers are started with 'spawn' and import your main "
-                        "module, so a script must create environments under `if __name__ == \"__main__\":`")
-        return message
+    def _command_error(self, errors: dict[int, tuple[str, str, str]]) -> Exception:
+        w = min(errors)
+        kind, message, tb = errors[w]
+        cls = {"ValueError": ValueError, "TypeError": TypeError}.get(kind, RuntimeError)
+        return cls(f"physics worker {w} (envs {self._span(w)}) raised {kind}: {message}\n"
+                   f"(the worker keeps running; its traceback:)\n{tb}")
 
     def _fail(self, message: str) -> None:
         self.close()
@@ -366,23 +440,22 @@ class CpuPhysicsPool:
         self.close()
 
 
-def _shutdown(conns: list[Connection], procs: list[mp.process.BaseProcess], shared: list) -> None:
-    """Ask workers to close, then terminate stragglers; free shared memory. Runs at close() or GC."""
-    for conn in conns:
+def _shutdown(workers: list[WorkerHandle | None], shared_box: list[SharedArrays | None]) -> None:
+    """Ask workers to close, then kill stragglers; free shared memory. Runs at close(), on the
+    pool's last reference going away, or at exit."""
+    handles = [h for h in workers if h is not None]
+    for h in handles:
         try:
-            conn.send(("close", None))
-        except (BrokenPipeError, OSError):
+            h.conn.send(("close", None))
+        except (BrokenPipeError, ConnectionResetError, OSError):
             pass
-    for proc in procs:
-        proc.join(timeout=5.0)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(timeout=5.0)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-    for conn in conns:
-        conn.close()
-    for s in shared:
-        if s is not None:
-            s.release()
+    deadline = time.monotonic() + 5.0
+    for h in handles:
+        if h.wait(max(deadline - time.monotonic(), 0.0)) is None:
+            h.kill()
+            h.wait(5.0)
+        h.close_channel()
+    workers[:] = [None] * len(workers)
+    if shared_box[0] is not None:
+        shared_box[0].release()
+        shared_box[0] = None

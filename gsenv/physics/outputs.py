@@ -16,6 +16,7 @@ U = TypeVar("U")
 
 _SCALARS = ("obs", "reward", "terminated", "truncated", "elapsed_steps")
 _INFO, _POSE, _STATE = "info/", "pose/", "state/"
+_RESTARTED = "restarted"
 
 
 @dataclass
@@ -31,6 +32,9 @@ class PhysicsOutputs(Generic[T]):
     body_poses:    {body: float32 [B, 7]} position (m) + quaternion wxyz of every robot link, the
                    robot root and the objects (keys: gsenv.sim.names).
     state:         {group: {name: [B, ...]}} the task's state-dict observation (agent/qpos, extra/tcp_pose, ...).
+    restarted:     bool [B] the env's physics worker died or hung and was replaced in this call: the env
+                   was rebuilt and reset (its other fields are those of that reset). Packers set False;
+                   only the CPU pool sets True. None only in records built by hand.
     """
 
     obs: T
@@ -41,6 +45,7 @@ class PhysicsOutputs(Generic[T]):
     info: dict[str, T] = field(default_factory=dict)
     body_poses: dict[str, T] = field(default_factory=dict)
     state: dict[str, dict[str, T]] = field(default_factory=dict)
+    restarted: T | None = None
 
     def map(self, fn: Callable[[T], U]) -> PhysicsOutputs[U]:
         """The same record with fn applied to every array."""
@@ -50,6 +55,8 @@ class PhysicsOutputs(Generic[T]):
 def flatten(outputs: PhysicsOutputs[T]) -> dict[str, T]:
     """{key: array} with one key per array (the CPU pool's shared-memory layout)."""
     flat: dict[str, Any] = {name: getattr(outputs, name) for name in _SCALARS}
+    if outputs.restarted is not None:
+        flat[_RESTARTED] = outputs.restarted
     flat.update({_INFO + k: v for k, v in outputs.info.items()})
     flat.update({_POSE + k: v for k, v in outputs.body_poses.items()})
     for group, leaves in outputs.state.items():
@@ -70,6 +77,7 @@ def unflatten(flat: dict[str, T]) -> PhysicsOutputs[T]:
         elif key.startswith(_STATE):
             group, name = key[len(_STATE):].split("/", 1)
             state.setdefault(group, {})[name] = value
-        elif key not in _SCALARS:
+        elif key not in _SCALARS and key != _RESTARTED:
             raise KeyError(f"not a physics output key: {key!r}")
-    return PhysicsOutputs(*(flat[name] for name in _SCALARS), info=info, body_poses=poses, state=state)
+    return PhysicsOutputs(*(flat[name] for name in _SCALARS), info=info, body_poses=poses, state=state,
+                          restarted=flat.get(_RESTARTED))

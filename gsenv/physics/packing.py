@@ -44,7 +44,8 @@ class StepPacker:
             self._info_keys = scalar_info_keys(info)
         out = PhysicsOutputs(obs=obs.float(), reward=reward.float(), terminated=terminated.bool(),
                              truncated=truncated.bool(), elapsed_steps=env.elapsed_steps.int(),
-                             info={k: info[k] for k in self._info_keys})
+                             info={k: info[k] for k in self._info_keys},
+                             restarted=torch.zeros(obs.shape[0], dtype=torch.bool, device=obs.device))
         if self.task_state:
             out.body_poses, out.state = _task_state(env, info)
         return out

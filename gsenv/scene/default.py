@@ -9,7 +9,8 @@ by construction.
 The bundle is built on first use into ``<asset root>/default-scene/<key>`` where the key hashes the
 recipe, the density and BUILDER_VERSION (so a changed recipe or builder rebuilds), and is written
 atomically: it is built in a temporary sibling directory that is renamed into place only when
-complete, so a killed build leaves nothing that looks complete.
+complete, so a killed build leaves nothing that looks complete (and the next build removes what it left:
+gsenv.scene.staging).
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from importlib import resources
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gsenv.scene import staging
 from gsenv.scene.bundle import CameraSpec, SceneBundle, SceneObject
 from gsenv.scene.format import MANIFEST, load_bundle, write_bundle
 from gsenv.scene.mesh_sampling import merge_meshes, sample_meshes, sample_surface
@@ -258,33 +259,44 @@ def default_bundle_dir(asset_root: Path, density: float = 1.0, recipe: dict | No
 def ensure_default_bundle(asset_root: str | os.PathLike, density: float = 1.0, force: bool = False,
                           progress: bool = True) -> Path:
     """Path of the built default bundle under asset_root, building it (atomically) when missing,
-    outdated or forced."""
+    outdated or forced.
+
+    A build first proves the root writable and removes stale staging folders left by killed builds
+    (gsenv.scene.staging); any failure of the root (cannot be created, not a directory, read-only,
+    unwritable, full) raises gsenv.assets.errors.AssetRootError with the path and the fix. The built
+    folder gets the umask's permissions. An up-to-date build is only read (a read-only cache works)."""
+    from gsenv.assets.root import require_writable, root_write_errors
+
     recipe = load_recipe()
     final = default_bundle_dir(Path(asset_root), density, recipe)
     if (final / MANIFEST).is_file() and not force:
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.building-"))
-    try:
-        t0 = time.perf_counter()
-        bundle = build_default_bundle(density, recipe, progress=progress, asset_root=asset_root)
-        write_bundle(bundle, tmp, extra={"builder_version": BUILDER_VERSION, "density": density,
-                                         "recipe_key": final.name,
-                                         "seconds": round(time.perf_counter() - t0, 2)})
-        if final.exists():  # forced rebuild: move the old one aside first
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-            shutil.rmtree(old, ignore_errors=True)
+    require_writable(asset_root)
+    with root_write_errors(asset_root):
+        require_writable(final.parent)
+        staging.remove_stale(final.parent)
+        tmp = staging.new_staging_dir(final.parent, final.name)
         try:
-            os.replace(tmp, final)
-        except OSError:  # another process finished the same build first: keep theirs
-            if not (final / MANIFEST).is_file():
-                raise
+            t0 = time.perf_counter()
+            bundle = build_default_bundle(density, recipe, progress=progress, asset_root=asset_root)
+            write_bundle(bundle, tmp, extra={"builder_version": BUILDER_VERSION, "density": density,
+                                             "recipe_key": final.name,
+                                             "seconds": round(time.perf_counter() - t0, 2)})
+            if final.exists():  # forced rebuild: move the old one aside first
+                old = staging.new_staging_dir(final.parent, final.name, kind="old")
+                os.replace(final, old)
+                shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.replace(tmp, final)
+            except OSError:  # another process finished the same build first: keep theirs
+                if not (final / MANIFEST).is_file():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+            logger.info("default scene (density %s) built in %.1f s at %s", density, time.perf_counter() - t0,
+                        final)
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-        logger.info("default scene (density %s) built in %.1f s at %s", density, time.perf_counter() - t0, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            raise
     return final
 
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 def asset_rows() -> list[tuple[str, str, bool, str]]:
     """(name, value, ok, fix) rows. Nothing here downloads or builds anything."""
     from gsenv.assets.manifest import known_datasets, load_manifest
-    from gsenv.assets.root import asset_root, dataset_dir
+    from gsenv.assets.root import FIX, asset_root, dataset_dir, free_bytes, writability_problem
     from gsenv.assets.status import dataset_status
     from gsenv.scene.default import default_bundle_dir
     from gsenv.scene.format import MANIFEST
 
     root = asset_root()
-    rows = [("asset root", str(root), True, "")]
+    problem = writability_problem(root)  # creates and removes a small file: existing is not enough
+    free = free_bytes(root)
+    where = f"{root}{'' if root.is_dir() else ' (not created yet)'}" + (
+        f", {_size(free)} free" if free is not None else "")
+    rows = [("asset root", f"{where}: {problem}" if problem else f"{where}, writable", problem is None,
+             FIX if problem else "")]
     built = (default_bundle_dir(root) / MANIFEST).is_file()
     rows.append(("default scene", "built" if built else "not built yet (built on first use, ~10-30 s)", True,
                  "" if built else "optional: gsenv assets build-default"))
@@ -23,3 +28,7 @@ def asset_rows() -> list[tuple[str, str, bool, str]]:
             f"gsenv assets download {name}" if not present else f"gsenv assets verify {dataset_dir(name, root)}")
         rows.append((f"dataset {name}", value, True, fix))
     return rows
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"

@@ -36,13 +36,6 @@ from mani_skill.utils import sapien_utils
 
 from gsenv.sim import names
 
-CONTROL_MODES: tuple[str, ...] = (
-    "pd_ee_target_delta_pose",
-    "pd_ee_delta_pose",
-    "pd_joint_pos",
-    "pd_joint_delta_pos",
-    "pd_joint_target_delta_pos",
-)
 EE_POS_BOUND = 0.1  # m
 EE_ROT_BOUND = 0.1  # rad
 JOINT_DELTA_BOUND = 0.1  # rad

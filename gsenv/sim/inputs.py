@@ -57,3 +57,93 @@ def checked_episode_ids(ids: Any, count: int, total_num_trials: int) -> list[int
         raise ValueError(f'options["episode_id"] values must lie in [0, total_num_trials={total_num_trials}), '
                          f"got {bad}")
     return values
+
+
+SEED_LIMIT = 2**32
+"""Seeds are ints in [0, 2**32) (numpy's and ManiSkill's range), the derived seed + i included."""
+
+RESET_OPTIONS = ("env_idx", "episode_id", "reconfigure")
+"""Keys a reset's options may have (reconfigure is accepted; scenes are fixed, nothing is rebuilt)."""
+
+TASK_KEYWORDS: tuple[str, ...] = (
+    # gsenv.sim.task.PutCubeOnPlateEnv's own
+    "robot_uids", "control_mode", "robot_urdf", "cube", "plate", "spawn", "randomize_yaw",
+    "robot_init_qpos_noise", "total_num_trials", "sparse_reward_at_end", "episode_steps", "upstream_compat",
+    # ManiSkill's BaseEnv's that mean something to a physics-only task
+    "reward_mode", "sim_config", "enhanced_determinism",
+)
+"""Keywords the task takes (tests/test_sim_inputs.py holds this against the real signatures)."""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def checked_env_indices(env_idx: Any, num_envs: int) -> np.ndarray:
+    """options["env_idx"] -> int64 [n] distinct env indices in [0, num_envs) (None: all envs).
+
+    Takes ints, a sequence / array / tensor of ints, or a boolean mask [num_envs].
+    """
+    if env_idx is None:
+        return np.arange(num_envs)
+    idx = np.asarray(env_idx.detach().cpu() if torch.is_tensor(env_idx) else env_idx).reshape(-1)
+    if idx.dtype == np.bool_:
+        if idx.shape != (num_envs,):
+            raise ValueError(f'a boolean options["env_idx"] must have shape [{num_envs}], got {list(idx.shape)}')
+        idx = np.flatnonzero(idx)
+    if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= num_envs):
+        raise ValueError(f'options["env_idx"] must hold env indices in [0, {num_envs}), got {idx.tolist()}')
+    if len(np.unique(idx)) != len(idx):
+        dupes = sorted({int(i) for i in idx if (idx == i).sum() > 1})
+        raise ValueError(f'options["env_idx"] names envs {dupes} more than once: give each env once')
+    return idx.astype(np.int64)
+
+
+def checked_seeds(seed: Any, offsets: np.ndarray) -> np.ndarray | None:
+    """int64 [n] per-env seeds for the n reset envs: an int s gives s + offsets (env i: seed + i), a
+    sequence holds one seed per reset env; None stays None (the caller draws seeds). TypeError for
+    non-integers; ValueError for a wrong count or a seed outside [0, 2**32)."""
+    if seed is None:
+        return None
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if _is_int(seed):
+        values = [int(seed) + int(i) for i in offsets]
+        what = f"seed={int(seed)} gives env seeds {values}"
+    else:
+        arr = np.asarray(seed.detach().cpu() if torch.is_tensor(seed) else seed).reshape(-1)
+        if arr.size and arr.dtype.kind not in "iu":
+            raise TypeError(f"seed must be an int or one int per reset env, got dtype {arr.dtype}")
+        if len(arr) != len(offsets):
+            raise ValueError(f"seed must be an int or one int per reset env ({len(offsets)}), got {len(arr)}")
+        values = [int(v) for v in arr]
+        what = f"got {values}"
+    if any(not 0 <= v < SEED_LIMIT for v in values):
+        raise ValueError(f"seeds must lie in [0, 2**32): {what}")
+    return np.array(values, dtype=np.int64)
+
+
+def checked_reset_options(options: Any) -> dict:
+    """A copy of a reset's options dict, unknown keys refused (a typo would otherwise do nothing)."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(f"options must be a dict, got {type(options).__name__}")
+    unknown = sorted(set(options) - set(RESET_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown reset option(s) {unknown}: the options are {list(RESET_OPTIONS)}")
+    return dict(options)
+
+
+def checked_task_kwargs(kwargs: dict) -> dict:
+    """The task's keywords, checked before any physics starts: known names, control and reward modes."""
+    from gsenv.sim import names
+
+    unknown = sorted(set(kwargs) - set(TASK_KEYWORDS))
+    if unknown:
+        raise TypeError(f"unknown keyword argument(s) {unknown}; the task takes {list(TASK_KEYWORDS)} "
+                        "(and GSEnv's own options, see help(gsenv.GSEnv))")
+    if kwargs.get("control_mode") not in names.CONTROL_MODES:
+        raise ValueError(f"control_mode must be one of {names.CONTROL_MODES}, got {kwargs.get('control_mode')!r}")
+    if kwargs.get("reward_mode", names.REWARD_MODES[0]) not in names.REWARD_MODES:
+        raise ValueError(f"reward_mode must be one of {names.REWARD_MODES}, got {kwargs.get('reward_mode')!r}")
+    return kwargs

@@ -118,7 +118,16 @@ EPISODE_STEPS = 100
 """Steps per episode (max_episode_steps of every registered id)."""
 DEFAULT_TOTAL_NUM_TRIALS = 128
 """Size of the fixed initial-state table that options["episode_id"] indexes."""
-DEFAULT_CONTROL_MODE = "pd_ee_target_delta_pose"
+CONTROL_MODES: tuple[str, ...] = (
+    "pd_ee_target_delta_pose",
+    "pd_ee_delta_pose",
+    "pd_joint_pos",
+    "pd_joint_delta_pos",
+    "pd_joint_target_delta_pos",
+)
+"""The FR3 agent's controllers (gsenv.sim.agent builds them)."""
+DEFAULT_CONTROL_MODE = CONTROL_MODES[0]
+REWARD_MODES: tuple[str, ...] = ("sparse", "dense", "normalized_dense", "none")
 SIM_FREQ = 500
 CONTROL_FREQ = 10
 

@@ -105,7 +105,10 @@ def default_fr3_urdf(root: str | os.PathLike | None = None) -> Path:
     urdf_path = out / "fr3.urdf"
     srdf_path = out / "fr3.srdf"
     if not (urdf_path.is_file() and srdf_path.is_file()):
+        from gsenv.assets.root import root_write_errors
+
         logger.info("writing FR3 robot description to %s", out)
-        _atomic_write(srdf_path, srdf)
-        _atomic_write(urdf_path, urdf)
+        with root_write_errors(out):
+            _atomic_write(srdf_path, srdf)
+            _atomic_write(urdf_path, urdf)
     return urdf_path

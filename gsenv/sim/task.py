@@ -66,7 +66,7 @@ class PutCubeOnPlateEnv(BaseEnv):
 
     SUPPORTED_ROBOTS = [names.ROBOT_UID, names.ROBOT_UID_ALIAS]
     SUPPORTED_OBS_MODES = ("state", "state_dict", "none")
-    SUPPORTED_REWARD_MODES = ("sparse", "dense", "normalized_dense", "none")
+    SUPPORTED_REWARD_MODES = names.REWARD_MODES
     agent: MyFranka
 
     def __init__(

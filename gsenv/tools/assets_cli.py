@@ -1,7 +1,8 @@
 """`gsenv assets download|verify|list`: fetch, check and list the asset datasets.
 
 Exit codes: 0 success; 1 verification found problems; 2 bad input (unknown dataset, broken manifest,
-no such directory); 3 the hub could not be reached or refused the download.
+no such directory, an asset root that cannot be written: uncreatable, a file, read-only, full); 3 the hub
+could not be reached or refused the download.
 Cheap to import: the work happens in the handlers.
 """
 from __future__ import annotations
@@ -56,7 +57,7 @@ def add_commands(sub) -> None:
     bd.add_argument("--density", type=float, default=1.0,
                     help="scale of every gaussian count (1.0: ~130k on robot + objects, ~340k background)")
     bd.add_argument("--root", default=None, help="asset root (default: $GSENV_ASSETS, else the user cache)")
-    bd.set_defaults(func=_build_default)
+    bd.set_defaults(func=lambda args: _run(_build_default, args))
 
 
 def _run(handler, args: argparse.Namespace) -> int:

@@ -103,10 +103,30 @@ def collect() -> list[Row]:
     physics = resolve_physics_backend("auto")
     why = "" if physics == "physx_cuda" else (
         f" (GPU PhysX library not at {gpu_physx_library()})" if cuda else " (no CUDA)")
+    gpu_check = _gpu_check_row() if physics == "physx_cuda" else None
+    if gpu_check is not None and gpu_check.value.startswith("failed"):
+        physics, why = "physx_cpu", " (GPU PhysX failed its self-check)"
     rows.append(Row("physics backend", physics + why, True))
+    if gpu_check is not None:
+        rows.append(gpu_check)
     rows.append(Row("render backend", resolve_render_backend("auto", "cuda" if cuda else "cpu"), True))
     rows.extend(_asset_rows())
     return rows
+
+
+def _gpu_check_row() -> Row:
+    """The cached verdict of `auto`'s GPU PhysX self-check (gsenv.physics.gpu_check); runs nothing."""
+    from gsenv.physics.gpu_check import cache_key, default_cache_path, read_cache
+
+    path = default_cache_path()
+    hit = read_cache(path).get(cache_key("physx_cuda", "physx_cpu"))
+    if not isinstance(hit, dict):
+        return Row("GPU PhysX self-check", "not run yet", True,
+                   "runs once on the first env with sim_backend='auto' (about a minute)")
+    if hit.get("ok"):
+        return Row("GPU PhysX self-check", f"passed: {hit.get('reason', '')}", True)
+    return Row("GPU PhysX self-check", f"failed: {hit.get('reason', '')}", True,
+               f"auto uses physx_cpu here; delete {path} to check again")
 
 
 def _asset_rows() -> list[Row]:

@@ -31,8 +31,21 @@ class BatchTimeLimit(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
         self.max_episode_steps = max_episode_steps
 
+    # gymnasium >= 1.0 wrappers forward no attributes: what batched-env code reads, from the env itself
+    @property
+    def num_envs(self) -> int:
+        return self.env.unwrapped.num_envs
+
+    @property
+    def single_action_space(self) -> gym.Space:
+        return self.env.unwrapped.single_action_space
+
+    @property
+    def single_observation_space(self) -> gym.Space:
+        return self.env.unwrapped.single_observation_space
+
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         if self.max_episode_steps is not None:
-            truncated = self.env.unwrapped.elapsed_steps >= self.max_episode_steps
+            truncated = (self.env.unwrapped.elapsed_steps >= self.max_episode_steps) | torch.as_tensor(truncated)
         return obs, reward, terminated, torch.as_tensor(truncated).to(torch.bool), info

@@ -1,7 +1,7 @@
 """`python -m gsenv.tools.bench`: the benchmark (see gsenv.tools.bench.cli)."""
 import sys
 
-if __name__ == "__main__":  # physics workers start with 'spawn' and import this module: nothing may run then
+if __name__ == "__main__":
     from gsenv.tools.bench.cli import main
 
     sys.exit(main())
