@@ -12,9 +12,10 @@ def _python(code: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
-def test_import_is_cheap(tmp_path):
+@pytest.mark.parametrize("module", ["gsenv", "mani_skill_gs"])
+def test_import_is_cheap(tmp_path, module):
     code = (
-        "import sys, json, gsenv; "
+        f"import sys, json, {module}; "
         "print(json.dumps({m: m in sys.modules for m in ('mani_skill', 'sapien', 'torch', 'gsplat')}))"
     )
     out = _python(code, tmp_path)
