@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # CI at the low end of gsenv's dependency window: RLinf's ManiSkill stack.
 #
-#   scripts/ci_rlinf_stack.sh [pytest args]     (no args: the env / RLinf / ManiSkillVectorEnv / smoke tests)
+#   scripts/ci_rlinf_stack.sh [pytest options]
 #
-# Builds (once; cached by a hash of pyproject.toml, this script and the interpreter) a virtualenv
+# runs the env / RLinf / ManiSkillVectorEnv / smoke tests (and the gsplat-shim and splat tests, for
+# gsplat 1.4.0) there; GSENV_CI_TESTS replaces that list (e.g. GSENV_CI_TESTS=tests: the whole suite).
+#
+# Builds (once; cached by a hash of pyproject.toml, the pins and the interpreter) a virtualenv
 # holding RLinf's pins, installs gsenv into it WITHOUT changing them (pip's plan is checked first:
 # any change to a pinned package fails loudly), then runs the tests there. A warm run only
 # re-points the editable gsenv at this checkout and checks the pins are intact.
@@ -30,12 +33,12 @@ CACHE=${GSENV_CI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gsenv-ci}
 read -r -a STACK <<< "${GSENV_CI_STACK:-torch==2.13.0 mani_skill==3.0.0b22 gymnasium==0.29.1 sapien==3.0.1}"
 read -r -a EXTRA <<< "${GSENV_CI_EXTRA:-numpy==1.26.4 gsplat==1.4.0 setuptools>=77.0.3,<81}"
 PROTECTED="torch numpy gymnasium mani_skill sapien gsplat"  # installing gsenv must change none of these
-TESTS=(tests/test_env.py tests/test_rlinf.py tests/test_rlinf_config.py tests/test_smoke.py
-       tests/test_compat.py tests/test_splat_raster.py tests/test_splat_ply.py)
-[ $# -gt 0 ] && TESTS=("$@")
+read -r -a TESTS <<< "${GSENV_CI_TESTS:-tests/test_env.py tests/test_rlinf.py tests/test_rlinf_config.py
+  tests/test_smoke.py tests/test_compat.py tests/test_splat_raster.py tests/test_splat_ply.py}"
 
 command -v "$PY" >/dev/null || die "no interpreter $PY (set GSENV_CI_PYTHON)"
-key=$( { cat pyproject.toml "$SELF"; echo "${STACK[*]} ${EXTRA[*]}"; "$PY" -VV; } | sha256sum | cut -c1-16)
+RECIPE=1  # bump when the build steps below change
+key=$( { cat pyproject.toml; echo "$RECIPE ${STACK[*]} ${EXTRA[*]}"; "$PY" -VV; } | sha256sum | cut -c1-16)
 VENV=$CACHE/rlinf-stack-$key
 VPY=$VENV/bin/python
 mkdir -p "$CACHE"
@@ -71,7 +74,7 @@ EOF
 
 if [ ! -f "$VENV/.complete" ]; then
   t0=$(date +%s)
-  say "building $VENV (cold: pyproject.toml, this script or the interpreter changed)"
+  say "building $VENV (cold: first run, or pyproject.toml, the pins or the interpreter changed)"
   rm -rf "$VENV"
   find "$CACHE" -maxdepth 1 -name 'rlinf-stack-*' -type d -exec rm -rf {} +  # keep one stack only
   "$PY" -m venv "$VENV"
@@ -100,5 +103,5 @@ fi
 
 say "$(tr '\n' ' ' < "$VENV/stack.txt")"
 t0=$(date +%s)
-"$VPY" -m pytest -p no:cacheprovider "${TESTS[@]}"
+"$VPY" -m pytest -p no:cacheprovider "${TESTS[@]}" "$@"
 say "tests in $(( $(date +%s) - t0 )) s; total $(( $(date +%s) - t_start )) s"
