@@ -87,6 +87,7 @@ def test_regular_install_works_outside_the_source_tree(tmp_path):
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert build.returncode == 0, build.stderr
     assert (target / "gsenv" / "assets_manifest").is_dir()
+    assert (target / "mani_skill_gs" / "__init__.py").is_file()  # RLinf's import name, same distribution
     env = {**__import__("os").environ, "PYTHONPATH": str(target)}
     code = "import gsenv, sys; print(gsenv.__file__); sys.exit(__import__('gsenv.cli').cli.main(['doctor']))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
