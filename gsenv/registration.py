@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ def register_envs() -> None:
                                              {"max_episode_steps": MAX_EPISODE_STEPS}),),
         )
     line = resolution_note()
-    if line:
+    mp = sys.modules.get("multiprocessing")  # imported already in a spawned child (physics workers)
+    if line and not (mp and mp.parent_process() is not None):  # said once, by the main process
         logger.warning(line)
 
 
