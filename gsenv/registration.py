@@ -1,13 +1,23 @@
 """Registers gsenv's environment ids with gymnasium, by string entry point (no heavy imports)."""
 from __future__ import annotations
 
+import logging
+import sys
+
+logger = logging.getLogger(__name__)
+
 ENV_ID = "GSEnv/PutCubeOnPlate-v0"
 RLINF_ENV_ID = "GSEnv-PutCubeOnPlate-v0"
-"""The id RLinf's GSEnv config uses ("gsenv:GSEnv-PutCubeOnPlate-v0")."""
+"""The id RLinf's GSEnv config uses (`GSEnv-PutCubeOnPlate-v0`, found through `import mani_skill_gs`,
+or `gsenv:GSEnv-PutCubeOnPlate-v0`); the research package ManiSkill-GS registers it too."""
+ENTRY_POINT = "gsenv.env:GSEnv"
+RESEARCH_DISTRIBUTION = "mani_skill_gs"
+"""The research package's distribution name (ManiSkill-GS's setup.py); its import name is mani_skill_gs too."""
 
 
 def register_envs() -> None:
-    """Register both ids once; safe to call repeatedly."""
+    """Register both ids once; safe to call repeatedly. An id someone else registered first (the
+    research package) is left alone, and one log line says which implementation RLINF_ENV_ID is."""
     import gymnasium
     from gymnasium.envs.registration import WrapperSpec
 
@@ -18,10 +28,44 @@ def register_envs() -> None:
             continue
         gymnasium.register(
             id=env_id,
-            entry_point="gsenv.env:GSEnv",
+            entry_point=ENTRY_POINT,
             max_episode_steps=EPISODE_STEPS,
             # the passive checker expects numpy single-env data; ours is batched torch
             disable_env_checker=True,
             additional_wrappers=(WrapperSpec("BatchTimeLimit", "gsenv.wrappers.time_limit:BatchTimeLimit",
                                              {"max_episode_steps": EPISODE_STEPS}),),
         )
+    line = resolution_note()
+    if line and not _in_physics_worker():  # said once, by the main process
+        logger.warning(line)
+
+
+def _in_physics_worker() -> bool:
+    """gsenv's physics server and workers run `python -m gsenv.physics.<module>` (or fork from it)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return bool(spec and spec.name.startswith("gsenv.physics."))
+
+
+def _describe(entry_point) -> str:
+    if isinstance(entry_point, str):
+        return entry_point
+    return f"{getattr(entry_point, '__module__', '?')}.{getattr(entry_point, '__qualname__', repr(entry_point))}"
+
+
+def resolution_note() -> str | None:
+    """One line naming the implementation RLINF_ENV_ID resolves to, where that is in doubt: the id
+    registered by someone else, or the research package installed beside gsenv. None otherwise."""
+    import importlib.metadata as md
+
+    import gymnasium
+
+    spec = gymnasium.registry.get(RLINF_ENV_ID)
+    if spec is not None and spec.entry_point != ENTRY_POINT:
+        return (f"{RLINF_ENV_ID} resolves to {_describe(spec.entry_point)} (registered before gsenv, e.g. by the "
+                f"research package ManiSkill-GS), not to gsenv; gsenv's environment is id {ENV_ID!r}")
+    try:
+        research = md.version(RESEARCH_DISTRIBUTION)
+    except md.PackageNotFoundError:
+        return None
+    return (f"{RLINF_ENV_ID} resolves to gsenv ({ENTRY_POINT}); the research package {RESEARCH_DISTRIBUTION} "
+            f"{research} is installed too, and gsenv's module mani_skill_gs is the one imported")

@@ -12,9 +12,10 @@ def _python(code: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
-def test_import_is_cheap(tmp_path):
+@pytest.mark.parametrize("module", ["gsenv", "mani_skill_gs"])
+def test_import_is_cheap(tmp_path, module):
     code = (
-        "import sys, json, gsenv; "
+        f"import sys, json, {module}; "
         "print(json.dumps({m: m in sys.modules for m in ('mani_skill', 'sapien', 'torch', 'gsplat')}))"
     )
     out = _python(code, tmp_path)
@@ -90,6 +91,7 @@ def test_regular_install_works_outside_the_source_tree(tmp_path):
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert build.returncode == 0, build.stderr
     assert (target / "gsenv" / "assets_manifest").is_dir()
+    assert (target / "mani_skill_gs" / "__init__.py").is_file()  # RLinf's import name, same distribution
     env = {**__import__("os").environ, "PYTHONPATH": str(target)}
     code = "import gsenv, sys; print(gsenv.__file__); from gsenv.tools.cli import main; sys.exit(main(['doctor']))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,

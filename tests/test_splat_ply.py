@@ -51,7 +51,7 @@ def test_channel_major_f_rest_order(tmp_path):
 
 @pytest.mark.parametrize("degree", [0, 3])
 def test_gsplat_exporter_file_loads_identically(tmp_path, degree):
-    from gsplat.exporter import export_splats
+    export_splats = pytest.importorskip("gsplat.exporter", reason="gsplat < 1.5 has no exporter").export_splats
 
     g = random_gaussians(30, degree, seed=7)
     path = tmp_path / "exported.ply"

@@ -10,7 +10,6 @@ rasterisation call would.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -25,34 +24,6 @@ class BodySegment:
     body: int
     start: int
     stop: int
-
-
-@functools.cache
-def _projection():
-    """gsplat's fused EWA projection for pinhole cameras, no gradients: fn(means, quats, scales,
-    opacities, viewmats, Ks, width, height, eps2d, near, far) -> (radii, means2d, depths, conics).
-
-    One call per body per render: gsplat's public wrapper (shape asserts, copies, an autograd node)
-    costs more CPU time there than the kernel takes, so the kernel is called directly where this
-    gsplat has it (1.5.x), through the public wrapper otherwise (the same kernel and results)."""
-    try:
-        from gsplat.cuda._wrapper import _make_lazy_cuda_func, _make_lazy_cuda_obj
-
-        kernel = _make_lazy_cuda_func("projection_ewa_3dgs_fused_fwd")
-        pinhole = _make_lazy_cuda_obj("CameraModelType.PINHOLE")
-    except ImportError:
-        from gsplat.cuda._wrapper import fully_fused_projection
-
-        def public(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near, far):
-            return fully_fused_projection(means, None, quats, scales, viewmats, Ks, width, height, eps2d=eps2d,
-                                          near_plane=near, far_plane=far, opacities=opacities)[:4]
-        return public
-
-    def direct(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near, far):
-        # (inputs contiguous: the kernel checks)
-        return kernel(means, None, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near, far, 0.0,
-                      False, pinhole)[:4]
-    return direct
 
 
 class RigidBodies:
@@ -96,9 +67,12 @@ class RigidBodies:
 
     def project(self, body_to_world: Tensor, Ks: Tensor, viewmats: Tensor, width: int, height: int, *,
                 near_plane: float, far_plane: float, eps2d: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """gsplat's projection of every body into every image, body by body: radii [I, N, 2],
-        means2d [I, N, 2], depths [I, N] and conics [I, N, 3], images I = B x C in (env, camera) order."""
-        project = _projection()
+        """gsplat's projection of every body into every image, body by body: radii [I, N, 2] ([I, N]
+        on gsplat 1.4, see gsenv.compat.radii_xy), means2d [I, N, 2], depths [I, N] and conics
+        [I, N, 3], images I = B x C in (env, camera) order."""
+        from gsenv.compat import project_fused
+
+        project = project_fused()
         B, C = viewmats.shape[:2]
         I = B * C
         Ks_flat = Ks.reshape(I, 3, 3).contiguous()
@@ -112,12 +86,14 @@ class RigidBodies:
     @staticmethod
     def sort(projected: tuple[Tensor, ...], width: int, height: int, tile_size: int) -> tuple[Tensor, Tensor]:
         """Tile hits sorted by image, tile and depth: offsets [I, tiles_h, tiles_w] and flatten_ids."""
-        from gsplat.cuda._wrapper import isect_offset_encode, isect_tiles
+        from gsplat.cuda._wrapper import isect_offset_encode
+
+        from gsenv.compat import isect_tiles
 
         radii, means2d, depths, _ = projected
         I = radii.shape[0]
         tiles_w, tiles_h = math.ceil(width / tile_size), math.ceil(height / tile_size)
-        _, isect_ids, flatten_ids = isect_tiles(means2d, radii, depths, tile_size, tiles_w, tiles_h, n_images=I)
+        _, isect_ids, flatten_ids = isect_tiles(means2d, radii, depths, tile_size, tiles_w, tiles_h)
         return isect_offset_encode(isect_ids, I, tiles_w, tiles_h), flatten_ids
 
     def blend(self, projected: tuple[Tensor, ...], order: tuple[Tensor, Tensor], feats: Tensor, width: int,

@@ -28,6 +28,18 @@ class Row:
     value: str
     ok: bool
     fix: str = ""
+    warn: bool = False  # works, but outside what CI tests
+
+
+def _versioned(name: str, package: str, version: str, extra: str = "") -> Row:
+    """A package's row: its version and whether it lies inside the tested window (gsenv.compat.TESTED)."""
+    from gsenv.compat import TESTED, in_tested_window
+
+    inside = in_tested_window(package, version)
+    where = "tested window" if inside else f"OUTSIDE the tested window {TESTED[package]}"
+    return Row(name, f"{version} ({where}{', ' + extra if extra else ''})", True, "" if inside else
+               f"tested: pip install '{package}{TESTED[package]}'" if package != "python" else
+               f"tested: Python {TESTED['python']}", warn=not inside)
 
 
 def _version(dist: str) -> str | None:
@@ -56,31 +68,36 @@ def _gsplat_extension_state(cuda: bool) -> tuple[str, bool, str]:
 
 
 def collect() -> list[Row]:
+    from gsenv.compat import TESTED, sapien_import_problem
+
     rows: list[Row] = []
-    py_ok = sys.version_info >= (3, 10)
-    rows.append(Row("Python", platform.python_version(), py_ok, "" if py_ok else "gsenv needs Python >= 3.10"))
+    rows.append(_versioned("Python", "python", platform.python_version()))
 
     try:
         import torch
     except ImportError:
         rows.append(Row("torch", "missing", False, "pip install torch==2.13.0 (CPU) or a CUDA build"))
         return rows
-    rows.append(Row("torch", torch.__version__, True))
+    rows.append(_versioned("torch", "torch", torch.__version__))
     cuda = torch.cuda.is_available()
     rows.append(Row("CUDA", torch.cuda.get_device_name(0) if cuda else "not available (CPU path)", True))
-
-    gs = _version("gsplat")
-    if gs is None:
-        rows.append(Row("gsplat", "missing", False, "pip install gsplat==1.5.3"))
-    else:
-        state, ok, fix = _gsplat_extension_state(cuda)
-        rows.append(Row("gsplat", f"{gs} ({state})", ok, fix))
-
-    ms = _version("mani_skill")
-    rows.append(Row("ManiSkill", ms or "missing", ms is not None, "" if ms else "pip install mani_skill==3.0.1"))
+    for name, package in (("numpy", "numpy"), ("gymnasium", "gymnasium"), ("gsplat", "gsplat"),
+                          ("ManiSkill", "mani_skill"), ("SAPIEN", "sapien")):
+        version = _version(package)
+        if version is None:
+            rows.append(Row(name, "missing", False, f"pip install '{package}{TESTED[package]}'"))
+        elif package == "gsplat":
+            state, ok, fix = _gsplat_extension_state(cuda)
+            row = _versioned(name, package, version, state)
+            rows.append(row if ok else Row(name, row.value, False, fix))
+        else:
+            rows.append(_versioned(name, package, version))
     sp = _version("sapien")
     if sp is None:
-        rows.append(Row("SAPIEN", "missing", False, "pip install sapien==3.0.3"))
+        return rows
+    problem = sapien_import_problem()
+    if problem:
+        rows.append(Row("SAPIEN import", "pkg_resources missing", False, problem))
         return rows
     vulkan_fix = ("install a Vulkan driver: bash scripts/ensure_vulkan.sh (Mesa lavapipe >= 25 on CPU "
                   "machines; Debian 12 has it in bookworm-backports)")
@@ -96,7 +113,7 @@ def collect() -> list[Row]:
         rows.append(Row("SAPIEN Vulkan", f"{sp}: no usable Vulkan device ({err[:80]})", False, vulkan_fix))
     physx_ok = out.get("PHYSX") == "ok"
     rows.append(Row("CPU PhysX", "steps" if physx_ok else "failed", physx_ok,
-                    "" if physx_ok else "see the SAPIEN row; reinstall sapien==3.0.3"))
+                    "" if physx_ok else "see the SAPIEN row; reinstall sapien"))
 
     from gsenv.backends import gpu_physx_library, resolve_physics_backend, resolve_render_backend
 
@@ -138,10 +155,11 @@ def _asset_rows() -> list[Row]:
 
 def format_table(rows: list[Row]) -> str:
     w_name = max(len(r.name) for r in rows)
+    # (statuses: OK, WARN = works but outside the tested window, FIX = broken, with the fix)
     w_val = min(max(len(r.value) for r in rows), 70)
     lines = []
     for r in rows:
-        status = "OK " if r.ok else "FIX"
+        status = "FIX" if not r.ok else "WARN" if r.warn else "OK "
         line = f"{status}  {r.name:<{w_name}}  {r.value:<{w_val}}"
         if r.fix:
             line += f"  -> {r.fix}"
