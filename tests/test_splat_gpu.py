@@ -8,6 +8,7 @@ import tempfile
 import pytest
 import torch
 
+from gsenv.compat import gsplat_batched
 from gsenv.splat.rasterize import rasterize
 from gsenv.splat.renderer import SceneRenderer
 from gsenv.tools.bench.render import synthetic_poses, synthetic_tabletop, upstream_cameras
@@ -148,5 +149,9 @@ def test_rigid_body_path_matches_the_torch_reference(tile_size):
     assert p >= 40
     assert psnr(a.alpha, b.alpha, 1.0) >= 40 and psnr(a.body_alpha, b.body_alpha, 1.0) >= 40
     seen = b.alpha > 0.5
-    assert torch.allclose(a.depth[seen], b.depth[seen], atol=2e-3)
+    err = (a.depth[seen] - b.depth[seen]).abs()
+    if gsplat_batched():  # gsplat 1.5 keeps each gaussian to 3.33 sigma, as the torch reference does
+        assert err.max() <= 2e-3
+    else:  # 1.4 cuts them at 3 sigma: a few edge pixels' expected depth moves (H200: 0.12% > 2 mm, max 11 mm)
+        assert (err > 2e-3).float().mean() < 0.005 and err.max() < 0.02
     assert a.body_alpha[..., list(bodies).index("link3")].max() > 0.5  # the shiny body is in view
