@@ -136,3 +136,21 @@ def test_soak_tiny(tmp_path):
     assert {"main.rss_mb", "worker0.uss_mb", "worker1.pss_mb"} <= set(series)
     assert all(math.isfinite(v["growth"]) for v in series.values()), series
     assert res["summary"]["verdict"] in ("PASS", "FAIL") and "growth after warm-up" in proc.stdout
+
+
+def test_startup_tiny(tmp_path):
+    """The start-up probe (run in a fresh interpreter, carrying proc.py's source) measures gym.make and
+    the memory of the workers it started."""
+    import json
+
+    from gsenv.tools.bench import startup
+
+    out = tmp_path / "startup.json"
+    assert startup.main(["--num-envs", "2", "--num-workers", "1", "--methods", "server",
+                         "--asset-root", str(tmp_path / "assets"), "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["methods"]["server"]["rows"]
+    assert [r["phase"] for r in rows] == ["cold", "warm"]
+    for r in rows:
+        assert r["gym_make_s"] > 0 and len(r["workers"]) == 1
+        assert 0 < r["workers"][0]["uss_mb"] <= r["workers"][0]["rss_mb"]
+        assert r["server"]["rss_mb"] > 0

@@ -16,6 +16,7 @@ import pytest
 from gsenv.physics.backend import task_factory
 from gsenv.physics.cpu_pool import MANY_WORKERS_ENV, MAX_WORKERS_PER_CORE, CpuPhysicsPool, usable_cpus
 from gsenv.physics.launch import START_ENV
+from gsenv.tools.bench.proc import children
 
 UNGUARDED = textwrap.dedent("""
     import numpy as np
@@ -48,20 +49,10 @@ def test_python_dash_c_steps_the_pool(tmp_path):
     assert "ELAPSED [3, 3] server" in _run(["-c", UNGUARDED], "server", tmp_path)
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except FileNotFoundError:
-            pass
-    return out
-
-
 def _descendants(pid: int) -> set[int]:
     found, todo = set(), [pid]
     while todo:
-        for c in _children(todo.pop()):
+        for c in children(todo.pop()):
             if c not in found:
                 found.add(c)
                 todo.append(c)

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from gsenv.tools.args import add_image_size
+from gsenv.tools.bench.proc import memory_mb, physics_processes
 
 logger = logging.getLogger(__name__)
 
@@ -35,41 +36,6 @@ ENV_ID = "GSEnv/PutCubeOnPlate-v0"
 GROWTH_LIMIT = 0.02
 WINDOW = 0.10  # warm-up, baseline and end windows: this share of the samples each
 JSON_NAME = "soak.json"
-
-
-def memory_mb(pid: int) -> dict[str, float]:
-    """RSS, PSS and USS (private clean + dirty) of pid in MB, from /proc/PID/smaps_rollup."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        key, value = line.split(":", 1)
-        fields[key] = int(value.split()[0]) / 1024
-    return {"rss_mb": fields["Rss"], "pss_mb": fields["Pss"],
-            "uss_mb": fields["Private_Clean"] + fields["Private_Dirty"]}
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return out
-
-
-def physics_processes() -> tuple[int | None, list[int]]:
-    """(pid of the worker server or None, sorted pids of the physics workers) of this process."""
-    from gsenv.physics.launch import server_pid
-
-    server = server_pid()
-    workers = _children(server) if server else []
-    for pid in _children(os.getpid()):
-        try:
-            if b"gsenv.physics.worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                workers.append(pid)
-        except FileNotFoundError:
-            pass
-    return server, sorted(workers)
 
 
 def sample(step: int, num_envs: int, t0: float, cuda: bool) -> dict:

@@ -22,39 +22,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-_PROBE = textwrap.dedent("""
+_PROBE_BODY = textwrap.dedent("""
     import json, os, sys, time
     from pathlib import Path
     import gymnasium as gym
     import gsenv
-
-    def children(pid):
-        out = []
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            try:
-                out += [int(c) for c in (task / "children").read_text().split()]
-            except FileNotFoundError:
-                pass
-        return out
-
-    def memory(pid):
-        fields = {}
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-            key, value = line.split(":", 1)
-            fields[key] = int(value.split()[0]) / 1024
-        return {"rss_mb": fields["Rss"], "pss_mb": fields["Pss"],
-                "uss_mb": fields["Private_Clean"] + fields["Private_Dirty"]}
-
-    def physics_processes():
-        server, workers = None, []
-        for pid in children(os.getpid()):
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\\0")
-            if b"gsenv.physics.server" in cmd:
-                server = pid
-                workers += children(pid)
-            elif b"gsenv.physics.worker" in cmd or any(b"spawn_main" in c for c in cmd):
-                workers.append(pid)
-        return server, workers
 
     num_envs, num_workers, kwargs = json.loads(sys.argv[1])
     t0 = time.perf_counter()
@@ -70,12 +42,14 @@ _PROBE = textwrap.dedent("""
         envs.append(env)
         server, workers = physics_processes()
         mine = [w for w in workers if w not in seen]
-        rows.append({"phase": phase, "gym_make_s": seconds, "workers": [memory(w) for w in mine],
-                     "server": memory(server) if server else None})
+        rows.append({"phase": phase, "gym_make_s": seconds, "workers": [memory_mb(w) for w in mine],
+                     "server": memory_mb(server) if server else None})
     for env in envs:
         env.close()
     print("RESULT " + json.dumps({"import_torch_s": imports, "rows": rows}))
 """)
+# the probe runs in a fresh interpreter, possibly on an older gsenv: it carries proc.py's source itself
+_PROBE = (Path(__file__).with_name("proc.py").read_text() + "\n" + _PROBE_BODY)
 
 
 def _run(method: str, num_envs: int, num_workers: int | None, kwargs: dict, gsenv_path: str | None) -> dict:
