@@ -83,8 +83,11 @@ class GSEnv(gym.Env):
         asset_root: where datasets and built scenes live (default: $GSENV_ASSETS or the user cache).
         gs_kwargs: the research code's renderer options (RLinf passes them); "render_interface":
             "gs_rlinf" makes a state obs_mode also deliver the camera images (RLinf's GSEnv config).
-        Other keywords go to the simulation task (sim_config, robot_uids, total_num_trials,
-        upstream_compat, sparse_reward_at_end, randomize_yaw, robot_init_qpos_noise, ...).
+        max_episode_steps: per-env truncated once elapsed_steps reaches it (gym.make's own value
+            wins through its time-limit wrapper); None: never.
+        Other keywords go to the simulation task (gsenv.sim.inputs.TASK_KEYWORDS: sim_config,
+        robot_uids, total_num_trials, upstream_compat, sparse_reward_at_end, randomize_yaw,
+        robot_init_qpos_noise, ...); an unknown one is a TypeError before anything starts.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -131,10 +134,6 @@ class GSEnv(gym.Env):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.num_envs = int(num_envs)
-        physics_backend = checked_physics_backend(sim_backend)  # once; auto: self-checked on first use
-        if physics_backend == "physx_cpu":
-            num_workers = checked_num_workers(num_workers, self.num_envs)
-            check_cpu_envs_fit(self.num_envs, num_workers)
         self.obs_mode = obs_mode
         self.render_mode = render_mode
         gs_kwargs = dict(gs_kwargs or {})
@@ -149,6 +148,10 @@ class GSEnv(gym.Env):
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={device!r} needs CUDA, which is not available here; use device='cpu'")
         self._render_backend = resolve_render_backend(render_backend, str(self.device))
+        physics_backend = checked_physics_backend(sim_backend)  # once; auto: self-checked on first use
+        if physics_backend == "physx_cpu":
+            num_workers = checked_num_workers(num_workers, self.num_envs)
+            check_cpu_envs_fit(self.num_envs, num_workers)
 
         self.scene = resolve_scene(scene, asset_root=asset_root, density=scene_density)
         self.camera_names = list(cameras) if cameras else [c.name for c in self.scene.cameras]
