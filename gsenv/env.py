@@ -206,6 +206,7 @@ class GSEnv(gym.Env):
         self._outputs = self._physics.reset(env_idx, seeds, per_env)
         self._version += 1
         self._episode_seeds[env_idx] = seeds
+        self._note_restart_seeds()
         obs = self._observe()
         return obs, self._info()
 
@@ -214,6 +215,7 @@ class GSEnv(gym.Env):
         action = checked_actions(action, self.num_envs, self.single_action_space.shape[0])
         self._outputs = self._physics.step(action)
         self._version += 1
+        self._note_restart_seeds()
         obs = self._observe()
         out = self._outputs
         if self.max_episode_steps is None:
@@ -285,6 +287,11 @@ class GSEnv(gym.Env):
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this GSEnv is closed; create a new one")
+
+    def _note_restart_seeds(self) -> None:
+        """Envs rebuilt after a physics worker failed were reset with new seeds: `seed` says which."""
+        for i, seed in self._physics.restart_seeds.items():
+            self._episode_seeds[i] = -1 if seed is None else seed
 
     def _render_images(self, depth: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         out = self._renderer.render(self.get_body_poses(), self._cameras, depth=depth)

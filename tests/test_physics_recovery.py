@@ -134,6 +134,9 @@ def test_gsenv_step_after_a_killed_worker_reports_physics_restarted(tmp_path):
         assert info["physics_restarted"].tolist() == [True, True, False, False]
         assert truncated.tolist() == [True, True, False, False]
         assert info["elapsed_steps"].tolist() == [0, 0, 2, 2]
+        seeds = env.unwrapped.seed
+        assert seeds[2:].tolist() == [2, 3]  # untouched envs keep seed + i
+        assert seeds[:2].tolist() != [0, 1] and all(0 <= s < 2**31 for s in seeds[:2])  # fresh seeds, reported
         _, _, _, truncated, info = env.step(torch.zeros(4, 7))
         assert info["physics_restarted"].tolist() == [False] * 4 and not truncated.any()
         assert info["elapsed_steps"].tolist() == [1, 1, 3, 3]

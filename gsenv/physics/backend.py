@@ -49,6 +49,11 @@ class CpuPhysics:
         self.action_low = self.pool.meta["action_low"]
         self.action_high = self.pool.meta["action_high"]
 
+    @property
+    def restart_seeds(self) -> dict[int, int | None]:
+        """{env: seed} of the envs the last reset/step rebuilt after a worker failed."""
+        return dict(self.pool.restart_seeds)
+
     def _to_device(self, out: dict[str, np.ndarray]) -> PhysicsOutputs:
         return unflatten({k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in out.items()})
 
@@ -76,6 +81,11 @@ class BatchedPhysics:
         space = self.env.single_action_space
         self.action_low, self.action_high = np.asarray(space.low, np.float32), np.asarray(space.high, np.float32)
         self._packer = StepPacker(task_state=True)
+
+    @property
+    def restart_seeds(self) -> dict[int, int | None]:
+        """Always empty: one process holds all envs (only the CPU pool's workers get replaced)."""
+        return {}
 
     def _to_device(self, out: PhysicsOutputs) -> PhysicsOutputs:
         # copies: ManiSkill updates some of these in place on the next step (elapsed_steps, GPU poses)

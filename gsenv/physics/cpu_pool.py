@@ -183,6 +183,8 @@ class CpuPhysicsPool:
         self._seed_rng = np.random.default_rng()
         self.restart_count = 0
         """How many workers were replaced over the pool's life."""
+        self.restart_seeds: dict[int, int | None] = {}
+        """{env: seed} of the envs the last reset/step rebuilt after a worker failed (empty otherwise)."""
         try:
             for w in range(self.num_workers):
                 self._workers[w] = self._launch(w)
@@ -254,6 +256,7 @@ class CpuPhysicsPool:
 
     # -- one command, with recovery ---------------------------------------------------------------
     def _run(self, commands: dict[int, tuple], requested: dict[int, tuple[Any, dict]]) -> dict[str, np.ndarray]:
+        self.restart_seeds = {}
         try:
             failed: dict[int, str | None] = {}
             for w, message in commands.items():
@@ -347,6 +350,7 @@ class CpuPhysicsPool:
                 for i in self.env_ids[w]:
                     seed, opt = requested.get(i, (int(self._seed_rng.integers(0, 2**31 - 1)), self._options[i]))
                     resets.setdefault(w, {})[i] = (seed, opt)
+                    self.restart_seeds[i] = seed
                 self._workers[w].conn.send(("reset", resets[w]))
             _, dead, errors = self._collect(workers, self.timeout_s)
         except (PhysicsWorkerError, ServerError, OSError) as exc:
