@@ -83,8 +83,8 @@ class GSEnv(gym.Env):
         asset_root: where datasets and built scenes live (default: $GSENV_ASSETS or the user cache).
         gs_kwargs: the research code's renderer options (RLinf passes them); "render_interface":
             "gs_rlinf" makes a state obs_mode also deliver the camera images (RLinf's GSEnv config).
-        max_episode_steps: per-env truncated once elapsed_steps reaches it (gym.make's own value
-            wins through its time-limit wrapper); None: never.
+        max_episode_steps: per-env truncated once elapsed_steps reaches it; None: never (gym.make
+            passes None: its BatchTimeLimit wrapper, set by gym.make's max_episode_steps, is the limit).
         Other keywords go to the simulation task (gsenv.sim.inputs.TASK_KEYWORDS: sim_config,
         robot_uids, total_num_trials, upstream_compat, sparse_reward_at_end, randomize_yaw,
         robot_init_qpos_noise, ...); an unknown one is a TypeError before anything starts.

@@ -30,6 +30,9 @@ def register_envs() -> None:
             id=env_id,
             entry_point=ENTRY_POINT,
             max_episode_steps=EPISODE_STEPS,
+            # the BatchTimeLimit wrapper below is the time limit (gym.make's max_episode_steps sets it):
+            # GSEnv's own limit, for envs built directly, stays off
+            kwargs={"max_episode_steps": None},
             # the passive checker expects numpy single-env data; ours is batched torch
             disable_env_checker=True,
             additional_wrappers=(WrapperSpec("BatchTimeLimit", "gsenv.wrappers.time_limit:BatchTimeLimit",

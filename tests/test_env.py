@@ -161,6 +161,18 @@ def test_make_max_episode_steps_replaces_gymnasium_timelimit(assets):
         env.close()
 
 
+def test_make_max_episode_steps_above_the_default_is_the_only_limit(assets):
+    """gym.make's limit is the one in force: GSEnv's own default (100 steps) does not cut it short."""
+    env = make(assets, num_envs=1, obs_mode="state", max_episode_steps=150)
+    try:
+        assert env.unwrapped.max_episode_steps is None
+        env.reset(seed=0)
+        truncated = [bool(env.step(torch.zeros(1, 7))[3][0]) for _ in range(101)]
+        assert not any(truncated)
+    finally:
+        env.close()
+
+
 def _wrappers(env):
     while isinstance(env, gym.Wrapper):
         yield env

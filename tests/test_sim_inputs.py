@@ -58,7 +58,8 @@ def test_reset_options():
 def test_task_kwargs():
     ok = {"control_mode": "pd_joint_pos", "reward_mode": "dense", "randomize_yaw": True}
     assert inputs.checked_task_kwargs(ok) == ok
-    with pytest.raises(TypeError, match=r"unknown keyword argument\(s\) \['randomise_yaw'\]"):
+    with pytest.raises(TypeError, match=r"unknown keyword argument\(s\) \['randomise_yaw'\] \('randomise_yaw': "
+                                        r"did you mean 'randomize_yaw'\?\)"):
         inputs.checked_task_kwargs({"control_mode": names.DEFAULT_CONTROL_MODE, "randomise_yaw": True})
     with pytest.raises(ValueError, match="control_mode must be one of"):
         inputs.checked_task_kwargs({"control_mode": "pd_ee_pose"})

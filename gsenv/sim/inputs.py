@@ -5,6 +5,7 @@ the ManiSkill task (for users who drive it directly). Pure numpy/torch: importin
 """
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import numpy as np
@@ -140,8 +141,11 @@ def checked_task_kwargs(kwargs: dict) -> dict:
 
     unknown = sorted(set(kwargs) - set(TASK_KEYWORDS))
     if unknown:
-        raise TypeError(f"unknown keyword argument(s) {unknown}; the task takes {list(TASK_KEYWORDS)} "
-                        "(and GSEnv's own options, see help(gsenv.GSEnv))")
+        # short: gymnasium's make appends every keyword it passed to a TypeError's message
+        close = {k: difflib.get_close_matches(k, TASK_KEYWORDS, n=1) for k in unknown}
+        hints = "".join(f" ({k!r}: did you mean {m[0]!r}?)" for k, m in close.items() if m)
+        raise TypeError(f"unknown keyword argument(s) {unknown}{hints}; the options are in help(gsenv.GSEnv), "
+                        "the task's in gsenv.sim.inputs.TASK_KEYWORDS")
     if kwargs.get("control_mode") not in names.CONTROL_MODES:
         raise ValueError(f"control_mode must be one of {names.CONTROL_MODES}, got {kwargs.get('control_mode')!r}")
     if kwargs.get("reward_mode", names.REWARD_MODES[0]) not in names.REWARD_MODES:
