@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from gsenv.observations import build_obs, parse_obs_mode, sensor_params, space_of
+from gsenv.physics import cpu_pool as pool
 from gsenv.sim import names
 from gsenv.sim.inputs import (
     checked_actions,
@@ -107,9 +108,9 @@ class GSEnv(gym.Env):
         render_mode: str | None = None,
         num_workers: int | None = None,
         pin_workers: bool | None = None,
-        physics_timeout_s: float = 30.0,
-        max_physics_restarts: int = 3,
-        physics_restart_window_s: float = 600.0,
+        physics_timeout_s: float = pool.DEFAULT_TIMEOUT_S,
+        max_physics_restarts: int = pool.DEFAULT_MAX_RESTARTS,
+        physics_restart_window_s: float = pool.DEFAULT_RESTART_WINDOW_S,
         scene_density: float = 1.0,
         cache_background: bool = True,
         asset_root: str | None = None,
@@ -119,7 +120,6 @@ class GSEnv(gym.Env):
     ):
         from gsenv.backends import resolve_render_backend
         from gsenv.physics.backend import make_physics
-        from gsenv.physics.cpu_pool import checked_num_workers
         from gsenv.physics.gpu_check import checked_physics_backend
         from gsenv.physics.limits import check_cpu_envs_fit
         from gsenv.scene.rendering import bundle_cameras, make_renderer
@@ -150,7 +150,7 @@ class GSEnv(gym.Env):
         self._render_backend = resolve_render_backend(render_backend, str(self.device))
         physics_backend = checked_physics_backend(sim_backend)  # once; auto: self-checked on first use
         if physics_backend == "physx_cpu":
-            num_workers = checked_num_workers(num_workers, self.num_envs)
+            num_workers = pool.checked_num_workers(num_workers, self.num_envs)
             check_cpu_envs_fit(self.num_envs, num_workers)
 
         self.scene = resolve_scene(scene, asset_root=asset_root, density=scene_density)
@@ -196,7 +196,7 @@ class GSEnv(gym.Env):
         seeds = checked_seeds(seed, env_idx)
         if seeds is None:
             seeds = self._seed_rng.integers(0, 2**31 - 1, size=len(env_idx))
-        elif not isinstance(seed, (list, tuple, np.ndarray, torch.Tensor)):  # one int: it seeds later draws too
+        elif isinstance(seed, (int, np.integer)):  # one int: it seeds later draws too
             self._seed_rng = np.random.default_rng(int(seed))
         episode_ids = options.pop("episode_id", None)
         per_env = [dict(options) for _ in env_idx]

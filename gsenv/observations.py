@@ -13,7 +13,6 @@ from gsenv.physics.outputs import PhysicsOutputs
 OBS_MODES = ("state", "state_dict", "rgb", "rgb+depth", "rgb+state", "none")
 
 
-
 def parse_obs_mode(obs_mode: str) -> tuple[bool, bool, bool]:
     """-> (needs images, needs depth, adds the flat state to an image observation)."""
     if obs_mode not in OBS_MODES:

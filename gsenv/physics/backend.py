@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from gsenv.physics import cpu_pool as pool
 from gsenv.physics.cpu_pool import CpuPhysicsPool
 from gsenv.physics.maniskill_instance import ManiSkillFactory
 from gsenv.physics.outputs import PhysicsOutputs, unflatten
@@ -133,8 +134,9 @@ def gpu_physics(num_envs: int, task_kwargs: dict, device: torch.device) -> Batch
 
 def make_physics(backend: str, num_envs: int, task_kwargs: dict, device: torch.device,
                  num_workers: int | None = None, pin_workers: bool | None = None,
-                 physics_timeout_s: float = 30.0, max_physics_restarts: int = 3,
-                 physics_restart_window_s: float = 600.0):
+                 physics_timeout_s: float = pool.DEFAULT_TIMEOUT_S,
+                 max_physics_restarts: int = pool.DEFAULT_MAX_RESTARTS,
+                 physics_restart_window_s: float = pool.DEFAULT_RESTART_WINDOW_S):
     """The physics backend `backend` ('auto', 'physx_cpu' or 'physx_cuda') for B = num_envs.
 
     physx_cpu only (see CpuPhysicsPool): num_workers, pin_workers (None follows the environment

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from gsenv.physics.launch import ServerError, WorkerHandle, describe_exit, resolve_method, start_worker
+from gsenv.physics.outputs import RESTARTED_KEY
 from gsenv.physics.shared import Field, SharedArrays
 from gsenv.physics.worker import ACTION_KEY
 
@@ -43,8 +44,11 @@ MANY_WORKERS_ENV = "GSENV_ALLOW_MANY_WORKERS"
 """Environment variable: "1" lifts the cap of MAX_WORKERS_PER_CORE workers per usable core (as
 ``allow_many_workers=True`` does)."""
 MAX_WORKERS_PER_CORE = 4
-RESTARTED_KEY = "restarted"
-"""The output key (PhysicsOutputs.restarted) the pool sets True for envs rebuilt in that call."""
+DEFAULT_TIMEOUT_S = 30.0
+"""A worker that does not answer a reset/step within this many seconds is replaced."""
+DEFAULT_MAX_RESTARTS = 3
+DEFAULT_RESTART_WINDOW_S = 600.0
+"""More than DEFAULT_MAX_RESTARTS replacements within this many seconds end the pool."""
 
 
 class PhysicsInstance(Protocol):
@@ -149,9 +153,9 @@ class CpuPhysicsPool:
 
     def __init__(self, factory: Callable[[int], PhysicsInstance], num_envs: int,
                  action_shape: Sequence[int] | None = None, num_workers: int | None = None,
-                 timeout_s: float = 30.0, start_timeout_s: float = 600.0, max_restarts: int = 3,
-                 restart_window_s: float = 600.0, start_method: str | None = None,
-                 pin_workers: bool | None = None, allow_many_workers: bool = False):
+                 timeout_s: float = DEFAULT_TIMEOUT_S, start_timeout_s: float = 600.0,
+                 max_restarts: int = DEFAULT_MAX_RESTARTS, restart_window_s: float = DEFAULT_RESTART_WINDOW_S,
+                 start_method: str | None = None, pin_workers: bool | None = None, allow_many_workers: bool = False):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
         if isinstance(max_restarts, bool) or not isinstance(max_restarts, (int, np.integer)) or max_restarts < 0:

@@ -16,7 +16,8 @@ U = TypeVar("U")
 
 _SCALARS = ("obs", "reward", "terminated", "truncated", "elapsed_steps")
 _INFO, _POSE, _STATE = "info/", "pose/", "state/"
-_RESTARTED = "restarted"
+RESTARTED_KEY = "restarted"
+"""The flat key of PhysicsOutputs.restarted (the CPU pool sets it True for envs it rebuilt)."""
 
 
 @dataclass
@@ -56,7 +57,7 @@ def flatten(outputs: PhysicsOutputs[T]) -> dict[str, T]:
     """{key: array} with one key per array (the CPU pool's shared-memory layout)."""
     flat: dict[str, Any] = {name: getattr(outputs, name) for name in _SCALARS}
     if outputs.restarted is not None:
-        flat[_RESTARTED] = outputs.restarted
+        flat[RESTARTED_KEY] = outputs.restarted
     flat.update({_INFO + k: v for k, v in outputs.info.items()})
     flat.update({_POSE + k: v for k, v in outputs.body_poses.items()})
     for group, leaves in outputs.state.items():
@@ -77,7 +78,7 @@ def unflatten(flat: dict[str, T]) -> PhysicsOutputs[T]:
         elif key.startswith(_STATE):
             group, name = key[len(_STATE):].split("/", 1)
             state.setdefault(group, {})[name] = value
-        elif key not in _SCALARS and key != _RESTARTED:
+        elif key not in _SCALARS and key != RESTARTED_KEY:
             raise KeyError(f"not a physics output key: {key!r}")
     return PhysicsOutputs(*(flat[name] for name in _SCALARS), info=info, body_poses=poses, state=state,
-                          restarted=flat.get(_RESTARTED))
+                          restarted=flat.get(RESTARTED_KEY))
