@@ -10,29 +10,14 @@ import pytest
 import torch
 
 import gsenv
+from gsenv.tools.bench.proc import alive, descendants
 
 ID = gsenv.registration.ENV_ID
 
 
 def _descendants() -> set[int]:
-    """Live (non-zombie) processes below this one, read from /proc."""
-    parent: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if state != "Z":
-            parent[int(entry)] = int(ppid)
-    out, frontier = set(), {os.getpid()}
-    while frontier:
-        frontier = {p for p, pp in parent.items() if pp in frontier} - out
-        out |= frontier
-    return out
+    """Live (non-zombie) processes below this one."""
+    return {p for p in descendants(os.getpid()) if alive(p)}
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from gsenv.physics.backend import task_factory
 from gsenv.physics.cpu_pool import MANY_WORKERS_ENV, MAX_WORKERS_PER_CORE, CpuPhysicsPool, usable_cpus
 from gsenv.physics.launch import START_ENV
-from gsenv.tools.bench.proc import children
+from gsenv.tools.bench.proc import alive, descendants
 
 UNGUARDED = textwrap.dedent("""
     import numpy as np
@@ -49,23 +49,6 @@ def test_python_dash_c_steps_the_pool(tmp_path):
     assert "ELAPSED [3, 3] server" in _run(["-c", UNGUARDED], "server", tmp_path)
 
 
-def _descendants(pid: int) -> set[int]:
-    found, todo = set(), [pid]
-    while todo:
-        for c in children(todo.pop()):
-            if c not in found:
-                found.add(c)
-                todo.append(c)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 STEPPING = textwrap.dedent("""
     import sys
     import numpy as np
@@ -87,7 +70,7 @@ def _stepping_script(tmp_path: Path, method: str) -> tuple[subprocess.Popen, set
     proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env={**os.environ, START_ENV: method},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout.readline().strip() == "READY", proc.stderr.read()[-3000:]
-    tree = _descendants(proc.pid)
+    tree = descendants(proc.pid)
     assert len(tree) >= 2, "the two workers (and the server) should be running"
     time.sleep(0.5)  # well inside the stepping loop
     return proc, tree
@@ -95,9 +78,9 @@ def _stepping_script(tmp_path: Path, method: str) -> tuple[subprocess.Popen, set
 
 def _all_gone(tree: set[int]) -> list[int]:
     deadline = time.monotonic() + 30
-    while any(_alive(p) for p in tree) and time.monotonic() < deadline:
+    while any(alive(p) for p in tree) and time.monotonic() < deadline:
         time.sleep(0.1)
-    return [p for p in tree if _alive(p)]
+    return [p for p in tree if alive(p)]
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads process trees from /proc")
@@ -125,22 +108,22 @@ def test_a_killed_main_process_leaves_no_processes(tmp_path, method):
         assert _all_gone(tree) == []
     finally:
         for p in tree:
-            if _alive(p):
+            if alive(p):
                 os.kill(p, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("num_workers", [0, -1, 3, True, 2.0, "2"])
 def test_bad_worker_counts_are_rejected_before_any_process_starts(num_workers):
-    before = _descendants(os.getpid())
+    before = descendants(os.getpid())
     with pytest.raises(ValueError, match="num_workers"):
         CpuPhysicsPool(task_factory({}), num_envs=2, num_workers=num_workers)
-    assert _descendants(os.getpid()) <= before
+    assert descendants(os.getpid()) <= before
 
 
 def test_worker_count_is_capped_by_cores_unless_allowed(monkeypatch):
     cap = MAX_WORKERS_PER_CORE * len(usable_cpus())
     monkeypatch.delenv(MANY_WORKERS_ENV, raising=False)
-    before = _descendants(os.getpid())
+    before = descendants(os.getpid())
     with pytest.raises(ValueError, match=rf"at most {cap}\b.*allow_many_workers=True.*{MANY_WORKERS_ENV}=1"):
         CpuPhysicsPool(task_factory({}), num_envs=cap + 1, num_workers=cap + 1)
-    assert _descendants(os.getpid()) <= before
+    assert descendants(os.getpid()) <= before

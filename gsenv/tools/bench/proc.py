@@ -18,6 +18,25 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def descendants(pid: int) -> set[int]:
+    """Every pid below pid (children, their children, ...), zombies included."""
+    found, todo = set(), [pid]
+    while todo:
+        for child in children(todo.pop()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """pid exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def memory_mb(pid: int) -> dict[str, float]:
     """RSS, PSS and USS (private clean + dirty) of pid in MB, from /proc/PID/smaps_rollup."""
     fields = {}
