@@ -28,7 +28,6 @@ from gsenv.sim.inputs import (
     checked_seeds,
     checked_task_kwargs,
 )
-from gsenv.splat.cameras import image_size_hw
 
 logger = logging.getLogger(__name__)
 
@@ -155,8 +154,7 @@ class GSEnv(gym.Env):
 
         self.scene = resolve_scene(scene, asset_root=asset_root, density=scene_density)
         self.camera_names = list(cameras) if cameras else [c.name for c in self.scene.cameras]
-        size = None if image_size is None else image_size_hw(image_size)
-        self._cameras = bundle_cameras(self.scene, self.camera_names, self.num_envs, self.device, image_size=size)
+        self._cameras = bundle_cameras(self.scene, self.camera_names, self.num_envs, self.device, image_size=image_size)
         self._renderer = make_renderer(self.scene, self._render_backend, self.device, cache_background)
         self._sensor_param = sensor_params(self.camera_names, self._cameras.Ks, self._cameras.viewmats)
 

@@ -41,8 +41,9 @@ def body_renderer(bundle: SceneBundle, backend: str = "auto", device: str | torc
 
 
 def camera_specs(bundle: SceneBundle, names: Sequence[str] | None = None,
-                 image_size: tuple[int, int] | None = None) -> list[CameraSpec]:
-    """The named bundle cameras (default: all), rendering image_size = (height, width) (intrinsics
+                 image_size: int | tuple[int, int] | None = None) -> list[CameraSpec]:
+    """The named bundle cameras (default: all), rendering image_size = (height, width) or an int for
+    square images (intrinsics
     rescaled, see CameraSpec.at_resolution), or None: each camera's calibrated size, which must then
     be the same for all of them (one image size per Cameras batch).
 
@@ -69,7 +70,7 @@ def camera_specs(bundle: SceneBundle, names: Sequence[str] | None = None,
 
 
 def bundle_cameras(bundle: SceneBundle, names: Sequence[str] | None, num_envs: int,
-                   device: str | torch.device = "cpu", image_size: tuple[int, int] | None = None) -> Cameras:
+                   device: str | torch.device = "cpu", image_size: int | tuple[int, int] | None = None) -> Cameras:
     """Cameras [num_envs, C] of the named bundle cameras (default: all), the same in every env,
     rendering image_size = (height, width) or None: each camera's calibrated size (see camera_specs).
     The robot base is the world origin."""
