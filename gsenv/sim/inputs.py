@@ -1,4 +1,5 @@
-"""Checks of what callers pass to a batched env (actions, episode ids): one message per mistake.
+"""Checks of what callers pass to a batched env (actions, seeds, env indices, episode ids, reset
+options, task keywords): one message per mistake.
 
 Used where the input enters, by the product env (before anything reaches a physics worker) and by
 the ManiSkill task (for users who drive it directly). Pure numpy/torch: importing it is cheap.
@@ -41,7 +42,7 @@ def checked_episode_ids(ids: Any, count: int, total_num_trials: int) -> list[int
     Takes an int (one reset env) or a sequence / numpy array / tensor of ints; TypeError for
     anything else (floats included: 1.5 is no episode), ValueError for a wrong count or range.
     """
-    if isinstance(ids, (int, np.integer)) and not isinstance(ids, bool):
+    if _is_int(ids):
         values = [int(ids)]
     elif isinstance(ids, (torch.Tensor, np.ndarray, list, tuple)):
         arr = np.asarray(ids.detach().cpu() if isinstance(ids, torch.Tensor) else ids).reshape(-1)
