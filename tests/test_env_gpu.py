@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import gymnasium as gym
@@ -36,5 +37,25 @@ def test_expert_with_gsplat_rgb_224(tmp_path):
         print(f"\nGPU expert: success rate {rate:.3f} over 64 envs; {64 * 100 / elapsed:.0f} env-steps/s "
               f"(physics {env.unwrapped.sim_backend}, render gsplat 224x224)")
         assert rate >= 0.9
+    finally:
+        env.close()
+
+
+@pytest.mark.gpu
+def test_cpu_physics_workers_hold_no_cuda_context(tmp_path):
+    """The main process renders on CUDA; its physics workers never open the GPU (no CUDA context: no
+    GPU memory each, no start-up serialised in the driver), through reset and step."""
+    from gsenv.tools.bench.proc import open_gpu_devices, physics_processes
+
+    env = gym.make(gsenv.registration.ENV_ID, num_envs=4, num_workers=2, obs_mode="rgb", image_size=32,
+                   device="cuda", sim_backend="physx_cpu", asset_root=str(tmp_path))
+    try:
+        env.reset(seed=0)
+        env.step(torch.zeros(4, 7, device="cuda"))
+        assert open_gpu_devices(os.getpid()), "the main process should hold the GPU"
+        server, workers = physics_processes()
+        assert len(workers) == 2
+        for pid in [*workers, *([server] if server else [])]:
+            assert open_gpu_devices(pid) == set(), pid
     finally:
         env.close()

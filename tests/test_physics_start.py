@@ -127,3 +127,19 @@ def test_worker_count_is_capped_by_cores_unless_allowed(monkeypatch):
     with pytest.raises(ValueError, match=rf"at most {cap}\b.*allow_many_workers=True.*{MANY_WORKERS_ENV}=1"):
         CpuPhysicsPool(task_factory({}), num_envs=cap + 1, num_workers=cap + 1)
     assert descendants(os.getpid()) <= before
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="reads process environments from /proc")
+@pytest.mark.parametrize("method", ["server", "subprocess"])
+def test_workers_see_no_gpu_even_when_the_main_process_does(monkeypatch, method):
+    # ManiSkill's reset saves every visible CUDA device's RNG state, so a visible GPU would give each
+    # worker a CUDA context (GPU memory, and start-up serialised in the driver)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with CpuPhysicsPool(task_factory({}), num_envs=2, num_workers=2, start_method=method) as pool:
+        for handle in pool.processes:
+            assert _environ(handle.pid).get("CUDA_VISIBLE_DEVICES") == "", handle.pid

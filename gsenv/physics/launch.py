@@ -44,10 +44,18 @@ def resolve_method(method: str | None) -> str:
     return chosen
 
 
+WORKER_ENV = {"CUDA_VISIBLE_DEVICES": ""}
+"""Set in every physics process: CPU physics needs no GPU, and a visible one is costly. ManiSkill's
+reset runs under ``torch.random.fork_rng()``, which saves the RNG state of every visible CUDA device,
+so each worker would initialise CUDA, and the NVIDIA driver serialises that across processes: with
+16 workers on the H200 machine, gym.make(num_envs=64) took 28 s instead of 1.7 s
+(docs/benchmarks.md, "Long runs")."""
+
+
 def _child_env() -> dict[str, str]:
     """The main process's environment, with its sys.path as PYTHONPATH so the child finds gsenv and
-    the factory's module wherever the main process found them."""
-    env = dict(os.environ)
+    the factory's module wherever the main process found them, and no visible GPU (WORKER_ENV)."""
+    env = {**os.environ, **WORKER_ENV}
     paths = [p if p else os.getcwd() for p in sys.path if isinstance(p, str)]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env

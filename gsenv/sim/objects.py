@@ -126,18 +126,24 @@ def _dish_parts(spec: ObjectSpec) -> list[tuple[str, sapien.Pose, tuple, float]]
 
 
 def build_object(scene, spec: ObjectSpec, name: str, initial_pose: sapien.Pose):
-    """Build a dynamic actor named ``name`` from ``spec`` in a ManiSkill scene -> Actor."""
+    """Build a dynamic actor named ``name`` from ``spec`` in a ManiSkill scene -> Actor.
+
+    Visual shapes only where the scene renders (the alignment check's mesh view): creating a render
+    material starts SAPIEN's render device (Vulkan), which physics-only workers must not pay for.
+    """
     builder = scene.create_actor_builder()
     material = sapien.physx.PhysxMaterial(
         static_friction=spec.static_friction,
         dynamic_friction=spec.dynamic_friction,
         restitution=spec.restitution,
     )
-    render_mat = sapien.render.RenderMaterial(base_color=list(spec.color))
+    visual = scene.can_render()
+    render_mat = sapien.render.RenderMaterial(base_color=list(spec.color)) if visual else None
     if spec.kind == "box":
         volume = 8 * float(np.prod(spec.half_size))
         builder.add_box_collision(half_size=spec.half_size, material=material, density=spec.mass / volume)
-        builder.add_box_visual(half_size=spec.half_size, material=render_mat)
+        if visual:
+            builder.add_box_visual(half_size=spec.half_size, material=render_mat)
     elif spec.kind == "dish":
         parts = _dish_parts(spec)
         density = spec.mass / sum(p[3] for p in parts)
@@ -145,15 +151,18 @@ def build_object(scene, spec: ObjectSpec, name: str, initial_pose: sapien.Pose):
             if shape == "cylinder":
                 builder.add_cylinder_collision(pose, radius=size[0], half_length=size[1], material=material,
                                                density=density)
-                builder.add_cylinder_visual(pose, radius=size[0], half_length=size[1], material=render_mat)
+                if visual:
+                    builder.add_cylinder_visual(pose, radius=size[0], half_length=size[1], material=render_mat)
             else:
                 builder.add_box_collision(pose, half_size=size, material=material, density=density)
-                builder.add_box_visual(pose, half_size=size, material=render_mat)
+                if visual:
+                    builder.add_box_visual(pose, half_size=size, material=render_mat)
     else:
         builder.add_multiple_convex_collisions_from_file(
             spec.mesh_path, scale=spec.mesh_scale, material=material
         )
-        builder.add_visual_from_file(spec.mesh_path, scale=spec.mesh_scale)
+        if visual:
+            builder.add_visual_from_file(spec.mesh_path, scale=spec.mesh_scale)
     builder.initial_pose = initial_pose
     actor = builder.build(name=name)
     # PhysX's volumes (cooked meshes, faceted cylinders) differ slightly from ours: set the mass exactly

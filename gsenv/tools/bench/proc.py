@@ -63,3 +63,20 @@ def physics_processes(pid: int | None = None) -> tuple[int | None, list[int]]:
         elif b"gsenv.physics.worker" in cmd or any(b"spawn_main" in c for c in cmd):
             workers.append(child)
     return server, sorted(workers)
+
+
+def open_gpu_devices(pid: int) -> set[str]:
+    """The NVIDIA device files (/dev/nvidia*) pid has open: non-empty once it holds a CUDA context."""
+    found = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except (FileNotFoundError, PermissionError):
+        return found
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("/dev/nvidia"):
+            found.add(target)
+    return found

@@ -8,7 +8,8 @@ server, ``subprocess`` starts one clean interpreter per worker, as every worker 
 server) it runs gym.make("GSEnv/PutCubeOnPlate-v0", obs_mode="state", sim_backend="physx_cpu") in a
 fresh interpreter twice: ``cold`` (the server, if any, starts too) and ``warm`` (a second env in
 the same process, the server already up). After each make it reads every physics process's
-/proc/PID/smaps_rollup: RSS, PSS and USS (private clean + private dirty) in MB. Prints one line per
+/proc/PID/smaps_rollup: RSS, PSS and USS (private clean + private dirty) in MB, and counts the
+workers holding the GPU open (a CUDA context each) and the GPU memory the make added (nvidia-smi). Prints one line per
 measurement and a JSON summary (--out writes it to a file).
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ import textwrap
 from pathlib import Path
 
 _PROBE_BODY = textwrap.dedent("""
-    import json, os, sys, time
+    import json, os, shutil, subprocess, sys, time
     from pathlib import Path
     import gymnasium as gym
     import gsenv
@@ -32,9 +33,17 @@ _PROBE_BODY = textwrap.dedent("""
     t0 = time.perf_counter()
     import torch  # noqa: F401  (the user's own imports, not part of gym.make)
     imports = time.perf_counter() - t0
+    def gpu_used_mb():  # the whole card's, by nvidia-smi (None without one)
+        if not shutil.which("nvidia-smi"):
+            return None
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True).stdout.split()
+        return float(out[0]) if out else None
+
     envs, rows = [], []
     for phase in ("cold", "warm"):
         seen = set(physics_processes()[1])
+        gpu_before = gpu_used_mb()
         t = time.perf_counter()
         env = gym.make("GSEnv/PutCubeOnPlate-v0", num_envs=num_envs, obs_mode="state", sim_backend="physx_cpu",
                        num_workers=num_workers, **kwargs)
@@ -43,6 +52,8 @@ _PROBE_BODY = textwrap.dedent("""
         server, workers = physics_processes()
         mine = [w for w in workers if w not in seen]
         rows.append({"phase": phase, "gym_make_s": seconds, "workers": [memory_mb(w) for w in mine],
+                     "workers_on_gpu": sum(bool(open_gpu_devices(w)) for w in mine),
+                     "gpu_used_mb_added": None if gpu_before is None else gpu_used_mb() - gpu_before,
                      "server": memory_mb(server) if server else None})
     for env in envs:
         env.close()
@@ -90,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             w = row["workers"]
             print(f"{method:10s} {row['phase']:4s} gym.make {row['gym_make_s']:6.1f} s  {len(w)} workers  per worker "
                   f"(median) USS {_median(w, 'uss_mb'):6.0f} MB  PSS {_median(w, 'pss_mb'):6.0f} MB  "
-                  f"RSS {_median(w, 'rss_mb'):6.0f} MB"
+                  f"RSS {_median(w, 'rss_mb'):6.0f} MB  on GPU {row.get('workers_on_gpu', '?')} "
+                  f"(+{row.get('gpu_used_mb_added') or 0:.0f} MB GPU)"
                   + (f"  server USS {row['server']['uss_mb']:.0f} MB RSS {row['server']['rss_mb']:.0f} MB"
                      if row["server"] else ""), flush=True)
     print(json.dumps(summary))
