@@ -89,8 +89,11 @@ class FrameWriter:
     """
 
     def __init__(self, mp4_path: str | Path, frames_dir: str | Path, fps: float = 10.0, *,
-                 prefer_mp4: bool = True, png_name: str = "{:06d}.png"):
+                 prefer_mp4: bool = True, png_name: str = "{:06d}.png", keyframe_every: int | None = None):
+        """keyframe_every: a keyframe every that many frames (x264's GOP; short GOPs make random
+        access cheap, as dataset loaders need), else the encoder's default."""
         self.is_mp4 = bool(prefer_mp4) and ffmpeg_available()
+        self.keyframe_every = keyframe_every
         self.path = Path(mp4_path) if self.is_mp4 else Path(frames_dir)
         self.fps = float(fps)
         self.png_name = png_name
@@ -105,8 +108,10 @@ class FrameWriter:
 
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 # macro_block_size=1: keep the frame size as it is (no rescaling to multiples of 16)
+                gop = ["-g", str(self.keyframe_every)] if self.keyframe_every else []
                 self._mp4 = imageio.get_writer(self.path, format="FFMPEG", mode="I", fps=self.fps, codec="libx264",
-                                               quality=VIDEO_QUALITY, macro_block_size=1, ffmpeg_log_level="error")
+                                               quality=VIDEO_QUALITY, macro_block_size=1, ffmpeg_log_level="error",
+                                               pixelformat="yuv420p", output_params=gop)
             h, w = image.shape[:2]
             if h % 2 or w % 2:
                 image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)))

@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "gsenv.tools.scene_cli",
     "gsenv.tools.bench.cli",
     "gsenv.tools.demo",
+    "gsenv.tools.collect",
 ]
 
 

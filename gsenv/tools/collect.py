@@ -1,0 +1,248 @@
+"""`gsenv collect`: scripted-expert demonstrations as a LeRobot v2.1 dataset (SFT data for pi0 / pi0.5).
+
+The scripted expert runs in B envs at once; an env whose episode ends is reset on its own with the
+next seed (no env waits for the slowest). Only successful episodes are kept. Each frame holds the
+observation an action was taken from and that action, with the research collector's keys (what RLinf's
+``pi05_gsenv`` config reads through openpi):
+
+    observation.image   video [H, W, 3]  the scene's first camera (or --camera)
+    observation.state   float32 [9]      agent qpos: 7 arm joints + 2 fingers
+    actions             float32 [7]      the env's action in its units, as applied (clipped to its bounds)
+    task                                 the language instruction
+
+Every episode's line in meta/episodes.jsonl records the seed that replays it: reset(seed=[seed]) in a
+one-env GSEnv with the same scene and control mode, then step its actions. Episodes are written by a
+background thread while the simulation runs and committed whole (gsenv.lerobot_v21): Ctrl-C or a
+crash leaves a dataset that loads, with the episodes finished so far. Running again on the same
+folder appends (seeds continue after the largest recorded one).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gsenv.tools.args import add_image_size
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_REPO_ID = "RLinf/GSEnv-PutCubeOnPlate-v0"
+DEFAULT_IMAGE_SIZE = "480x640"
+FPS = 10  # the env's control frequency
+ROBOT_TYPE = "franka"
+IMAGE_KEY, STATE_KEY, ACTION_KEY = "observation.image", "observation.state", "actions"
+STATE_NAMES = [*(f"joint{i}" for i in range(1, 8)), "finger_left", "finger_right"]
+ACTION_NAMES = ["dx", "dy", "dz", "drx", "dry", "drz", "grip"]
+MAX_PENDING_COMMITS = 8  # episodes waiting for the writer thread before the simulation waits for it
+
+
+class CollectError(ValueError):
+    """Bad collection settings; the message says what to change."""
+
+
+@dataclass
+class CollectResult:
+    out: Path
+    kept: int
+    attempts: int
+    seconds: float
+    total_episodes: int
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def success_rate(self) -> float:
+        return self.kept / self.attempts if self.attempts else 0.0
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise CollectError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _features(image_size: tuple[int, int]):
+    from gsenv.lerobot_v21 import VectorFeature, VideoFeature
+
+    return {IMAGE_KEY: VideoFeature(*image_size), STATE_KEY: VectorFeature(9, STATE_NAMES),
+            ACTION_KEY: VectorFeature(7, ACTION_NAMES)}
+
+
+def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: tuple[int, int] = (480, 640),
+            scene="default", camera: str | None = None, seed: int | None = None, max_attempts: int | None = None,
+            device: str | None = None, progress: bool = True, **env_kwargs) -> CollectResult:
+    """Collect ``episodes`` successful expert episodes into the LeRobot v2.1 dataset at ``out``.
+
+    seed: the first attempt's seed (attempt k gets seed + k); None: 0 for a new dataset, one past the
+    largest recorded seed when appending. max_attempts: give up after that many episodes were started
+    (default 4 x episodes). env_kwargs go to gym.make (e.g. sim_backend, num_workers, scene_density).
+    """
+    import gymnasium as gym
+    import torch
+    from tqdm import tqdm
+
+    import gsenv
+    from gsenv.lerobot_v21 import Episode, LeRobotV21Writer
+
+    episodes = _positive_int("episodes", episodes)
+    num_envs = _positive_int("num_envs", num_envs)
+    max_attempts = 4 * episodes if max_attempts is None else _positive_int("max_attempts", max_attempts)
+    if image_size[0] % 2 or image_size[1] % 2:
+        raise CollectError(f"image size {image_size[0]}x{image_size[1]}: the dataset's videos (yuv420p) need an "
+                           "even height and width")
+    writer = LeRobotV21Writer(out, fps=FPS, features=_features(image_size), robot_type=ROBOT_TYPE)
+    if seed is None:
+        seeds = [int(e["seed"]) for e in writer.episodes if "seed" in e]
+        seed = max(seeds) + 1 if seeds else 0
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise CollectError(f"seed must be a non-negative int, got {seed!r}")
+
+    env = gym.make(gsenv.registration.ENV_ID, num_envs=num_envs, obs_mode="rgb", image_size=image_size,
+                   scene=scene, cameras=[camera] if camera else None, device=device, **env_kwargs)
+    u = env.unwrapped
+    cam = u.camera_names[0]
+    low = torch.as_tensor(u.single_action_space.low, device=u.device)
+    high = torch.as_tensor(u.single_action_space.high, device=u.device)
+    buffers: list[dict[str, list]] = [{IMAGE_KEY: [], STATE_KEY: [], ACTION_KEY: []} for _ in range(num_envs)]
+    env_seed = np.arange(num_envs, dtype=np.int64) + seed
+    next_seed, attempts, ended, kept = seed + num_envs, num_envs, 0, 0
+    phases = {"physics + render": 0.0, "expert": 0.0, "to host": 0.0, "waiting for the writer": 0.0}
+    pending: list[Future] = []
+    t0 = time.perf_counter()
+    bar = tqdm(total=episodes, unit="episode", disable=not progress, desc="collect")
+    committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsenv-collect-writer")
+
+    def settle(block_over: int) -> None:
+        """Raise a writer error at once; wait while more than block_over commits are queued."""
+        while pending and (pending[0].done() or len(pending) > block_over):
+            t = time.perf_counter()
+            pending.pop(0).result()
+            phases["waiting for the writer"] += time.perf_counter() - t
+
+    try:
+        t = time.perf_counter()
+        obs, info = env.reset(seed=env_seed.tolist())
+        phases["physics + render"] += time.perf_counter() - t
+        active = np.ones(num_envs, dtype=bool)  # envs still running an attempt that counts
+        while kept < episodes and active.any():
+            t = time.perf_counter()
+            action = gsenv.scripted_expert_action(**u.get_expert_inputs())
+            action = torch.minimum(torch.maximum(action, low), high)
+            phases["expert"] += time.perf_counter() - t
+            t = time.perf_counter()
+            rgb = obs["sensor_data"][cam]["rgb"].cpu().numpy()  # [B, H, W, 3]
+            qpos = obs["agent"]["qpos"].float().cpu().numpy()  # [B, 9]
+            act = action.float().cpu().numpy()  # [B, 7]
+            phases["to host"] += time.perf_counter() - t
+            for i in np.flatnonzero(active):
+                b = buffers[i]
+                b[IMAGE_KEY].append(rgb[i])
+                b[STATE_KEY].append(qpos[i])
+                b[ACTION_KEY].append(act[i])
+            t = time.perf_counter()
+            obs, _, terminated, truncated, info = env.step(action)
+            phases["physics + render"] += time.perf_counter() - t
+            done = (terminated | truncated).cpu().numpy() & active
+            success = info["success"].cpu().numpy()
+            instructions = info["language_instruction"]
+            finished = np.flatnonzero(done)
+            ended += len(finished)
+            for i in finished:
+                b = buffers[i]
+                if success[i] and kept < episodes:
+                    frames = {k: np.stack(v) for k, v in b.items()}
+                    episode = Episode(frames, task=str(instructions[i]), extra={"seed": int(env_seed[i])})
+                    pending.append(committer.submit(writer.add_episode, episode))
+                    kept += 1
+                    bar.update(1)
+                for v in b.values():
+                    v.clear()
+            if len(finished):
+                bar.set_postfix(success=f"{kept}/{ended}", eps_per_s=f"{kept / (time.perf_counter() - t0):.2f}")
+                restart = [i for i in finished if attempts < max_attempts and kept < episodes]
+                for i in finished:
+                    active[i] = False
+                if restart:
+                    env_seed[restart] = np.arange(next_seed, next_seed + len(restart))
+                    next_seed += len(restart)
+                    attempts += len(restart)
+                    t = time.perf_counter()
+                    obs, info = env.reset(seed=env_seed[restart].tolist(), options={"env_idx": restart})
+                    phases["physics + render"] += time.perf_counter() - t
+                    active[restart] = True
+            settle(MAX_PENDING_COMMITS)
+        settle(0)
+    finally:
+        bar.close()
+        committer.shutdown(wait=True)  # whole episodes only: what was queued is committed, also on Ctrl-C
+        env.close()
+    for f in pending:  # a writer error after the loop ended
+        f.result()
+    result = CollectResult(Path(out), kept, ended, time.perf_counter() - t0, writer.num_episodes, phases)
+    if kept < episodes:
+        raise CollectError(f"only {kept} of {episodes} episodes succeeded in {attempts} attempts (--max-attempts "
+                           f"{max_attempts}); the {kept} kept are in {out}: raise --max-attempts to go on")
+    return result
+
+
+EPILOG = """examples:
+  gsenv collect --episodes 100 --out datasets/RLinf/GSEnv-PutCubeOnPlate-v0
+  gsenv collect --episodes 256 --num-envs 32 --image-size 480x640      (append: run again, same --out)
+
+The dataset loads with LeRobot's v2.1 reader (openpi's pinned LeRobot) and RLinf's pi05_gsenv config.
+"""
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("collect", help="scripted-expert demonstrations as a LeRobot v2.1 dataset",
+                       description="Run the scripted expert in B envs at once, keep the successful episodes and "
+                                   "write them as a LeRobot v2.1 dataset (observation.image video, "
+                                   "observation.state [9], actions [7], the task text) at 10 fps.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--episodes", type=int, required=True, metavar="N", help="successful episodes to collect")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="the dataset folder, new or an existing dataset to append to (default: datasets/REPO_ID)")
+    p.add_argument("--repo-id", default=DEFAULT_REPO_ID, help=f"the dataset's name (default: {DEFAULT_REPO_ID})")
+    p.add_argument("--num-envs", type=int, default=8, metavar="B", help="envs run at once (default: 8)")
+    add_image_size(p, DEFAULT_IMAGE_SIZE, what="camera image size, as the policy will see it")
+    p.add_argument("--scene", default="default", help="scene: default, a dataset name or a bundle folder")
+    p.add_argument("--camera", default=None, help="the camera to record (default: the scene's first)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the first attempt; attempt k gets seed + k (default: 0, or one past the largest "
+                        "recorded seed when appending)")
+    p.add_argument("--max-attempts", type=int, default=None, metavar="M",
+                   help="give up after M episodes were started (default: 4 x --episodes)")
+    p.add_argument("--device", default=None, help="where images are rendered: cpu, cuda (default: cuda if available)")
+    p.add_argument("--num-workers", type=int, default=None, help="physics worker processes (default: one per core)")
+    p.add_argument("--scene-density", type=float, default=None, help="gaussian density of the default scene")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=_collect)
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from gsenv.lerobot_v21 import DatasetFormatError
+
+    out = args.out or str(Path("datasets") / args.repo_id)
+    extra = {k: v for k, v in (("num_workers", args.num_workers), ("scene_density", args.scene_density))
+             if v is not None}
+    try:
+        r = collect(out, args.episodes, num_envs=args.num_envs, image_size=args.image_size, scene=args.scene,
+                    camera=args.camera, seed=args.seed, max_attempts=args.max_attempts, device=args.device,
+                    progress=args.progress, **extra)
+    except (CollectError, DatasetFormatError) as exc:
+        print(f"gsenv collect: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gsenv collect: interrupted; the episodes finished so far are committed in {out}", file=sys.stderr)
+        return 130
+    minutes = r.seconds / 60
+    print(f"kept {r.kept} successful episodes of {r.attempts} attempts ({100 * r.success_rate:.0f}%) in "
+          f"{r.seconds:.0f} s ({r.kept / minutes:.1f} episodes/min); the dataset at {r.out} holds "
+          f"{r.total_episodes} episodes")
+    print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.phase_seconds.items()))
+    return 0

@@ -1,0 +1,62 @@
+"""Load a `gsenv collect` dataset with LeRobot's own v2.1 reader (lerobot 0.3.3, as openpi pins it).
+
+    python scripts/check_lerobot_reader.py DATASET_DIR [torchcodec|pyav]
+
+lerobot 0.3.x cannot be installed beside gsenv (it pins torch < 2.8); install it without its
+dependencies into a separate folder and put that first on PYTHONPATH (docs/benchmarks.md says where
+this ran and what it printed). Exits non-zero on any disagreement with what gsenv wrote.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def main(root: str, backend: str = "torchcodec") -> int:
+    import importlib.util
+
+    import imageio.v3 as iio
+    import lerobot
+    import torchvision
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    plugin = "pyav" if importlib.util.find_spec("av") else None  # imageio's own ffmpeg where PyAV is missing
+    lerobot_version, vision_version = getattr(lerobot, "__version__", "0.3.x"), getattr(torchvision, "__version__", "?")
+    print(f"lerobot {lerobot_version} | torchvision {vision_version} | video backend", backend)
+    info = json.loads((Path(root) / "meta" / "info.json").read_text())
+    ds = LeRobotDataset("RLinf/GSEnv-PutCubeOnPlate-v0", root=root, video_backend=backend)
+    print(f"episodes {ds.num_episodes} frames {ds.num_frames} fps {ds.fps} codebase {ds.meta.info['codebase_version']}")
+    assert (ds.num_episodes, ds.num_frames) == (info["total_episodes"], info["total_frames"])
+    print("features", {k: (v["dtype"], tuple(v["shape"])) for k, v in ds.features.items()})
+    worst = 0.0
+    for i in (0, ds.num_frames // 2, ds.num_frames - 1):
+        item = ds[i]
+        ep, t = int(item["episode_index"]), int(item["frame_index"])
+        assert item["observation.image"].shape == (3, *info["features"]["observation.image"]["shape"][:2])
+        assert item["observation.state"].shape == (9,) and item["actions"].shape == (7,)
+        video = Path(root) / info["video_path"].format(episode_chunk=0, video_key="observation.image", episode_index=ep)
+        ours = iio.imread(video, plugin=plugin)[t].astype(np.float32) / 255.0  # [H, W, 3], the same file via imageio
+        theirs = item["observation.image"].permute(1, 2, 0).numpy()
+        worst = max(worst, float(np.abs(ours - theirs).max()))
+        shape = tuple(item["observation.image"].shape)
+        print(f"  item {i}: episode {ep} frame {t} task {item['task']!r} image {shape}")
+    print(f"decoded frames vs imageio's decode of the same file: max abs difference {worst:.4f}")
+    assert worst < 0.05
+    # how openpi reads it: action chunks through delta_timestamps
+    chunked = LeRobotDataset("RLinf/GSEnv-PutCubeOnPlate-v0", root=root, video_backend=backend,
+                             delta_timestamps={"actions": [k / ds.fps for k in range(10)]})
+    item = chunked[0]
+    print("with delta_timestamps actions[0:10]:", tuple(item["actions"].shape),
+          "padded", item["actions_is_pad"].tolist())
+    assert item["actions"].shape == (10, 7)
+    mean = ds.meta.stats["observation.image"]["mean"].reshape(-1).round(3)
+    print("stats:", sorted(ds.meta.stats), "image mean", mean)
+    print("OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
