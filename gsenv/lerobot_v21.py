@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,16 @@ class Episode:
     @property
     def length(self) -> int:
         return len(next(iter(self.frames.values())))
+
+
+@dataclass
+class EncodedEpisode:
+    """An episode whose videos are encoded (files under .staging/) and statistics computed, waiting to be
+    committed by :meth:`LeRobotV21Writer.add_episode`."""
+
+    episode: Episode
+    videos: dict[str, Path]
+    stats: dict[str, dict]
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
@@ -205,27 +216,40 @@ class LeRobotV21Writer:
         return len(self.episodes)
 
     # ---------------------------------------------------------------- writing
-    def add_episode(self, episode: Episode) -> int:
-        """Commit one whole episode; its episode index."""
+    def encode(self, episode: Episode) -> EncodedEpisode:
+        """Check the episode, encode its videos into .staging/ and compute its feature statistics: the
+        slow part of a commit. Safe to run for several episodes at once (threads)."""
         self._check(episode)
-        index = self.num_episodes
-        chunk = index // CHUNKS_SIZE
         staging = self.root / ".staging"
         staging.mkdir(exist_ok=True)
-        final: list[tuple[Path, Path]] = []
+        token = uuid.uuid4().hex
+        videos = {}
         for key in self.video_keys:
-            tmp = staging / f"{key}-{index:06d}.mp4"
-            self._write_video(tmp, episode.frames[key])
-            final.append((tmp, self.root / VIDEO_PATH.format(episode_chunk=chunk, video_key=key,
-                                                             episode_index=index)))
+            videos[key] = staging / f"{key}-{token}.mp4"
+            self._write_video(videos[key], episode.frames[key])
+        stats = {key: _image_stats(episode.frames[key]) if isinstance(feature, VideoFeature)
+                 else _stats(episode.frames[key]) for key, feature in self.features.items()}
+        return EncodedEpisode(episode, videos, stats)
+
+    def add_episode(self, episode: Episode | EncodedEpisode) -> int:
+        """Commit one whole episode (encoding it first unless :meth:`encode` did); its episode index.
+        Commits happen one at a time, in the order of the calls."""
+        encoded = episode if isinstance(episode, EncodedEpisode) else self.encode(episode)
+        episode = encoded.episode
+        index = self.num_episodes
+        chunk = index // CHUNKS_SIZE
+        final = [(encoded.videos[key], self.root / VIDEO_PATH.format(episode_chunk=chunk, video_key=key,
+                                                                     episode_index=index))
+                 for key in self.video_keys]
         task_index = self.tasks.get(episode.task)
         new_task = task_index is None
         if new_task:
             task_index = len(self.tasks)
         table = self._table(episode, index, task_index)
-        tmp = staging / f"episode_{index:06d}.parquet"
+        tmp = self.root / ".staging" / f"episode_{index:06d}.parquet"
         import pyarrow.parquet as pq
 
+        tmp.parent.mkdir(exist_ok=True)
         pq.write_table(table, tmp)
         final.append((tmp, self.root / DATA_PATH.format(episode_chunk=chunk, episode_index=index)))
         for src, dst in final:
@@ -235,14 +259,19 @@ class LeRobotV21Writer:
         if new_task:
             _append_jsonl(meta / "tasks.jsonl", [{"task_index": task_index, "task": episode.task}])
             self.tasks[episode.task] = task_index
-        _append_jsonl(meta / "episodes_stats.jsonl", [{"episode_index": index,
-                                                       "stats": self._episode_stats(episode, table)}])
+        stats = {**encoded.stats, **{key: _stats(table.column(key).to_numpy().reshape(-1, 1))
+                                     for key in INDEX_FEATURES}}
+        _append_jsonl(meta / "episodes_stats.jsonl", [{"episode_index": index, "stats": stats}])
         row = {"episode_index": index, "tasks": [episode.task], "length": episode.length, **episode.extra}
         _append_jsonl(meta / "episodes.jsonl", [row])
         self.episodes.append(row)
         self.total_frames += episode.length
         self._write_info()
         return index
+
+    def close(self) -> None:
+        """Remove the staging folder (nothing in it is committed)."""
+        shutil.rmtree(self.root / ".staging", ignore_errors=True)
 
     def _check(self, episode: Episode) -> None:
         missing = set(self.features) - set(episode.frames)
@@ -298,15 +327,6 @@ class LeRobotV21Writer:
         for key, spec in INDEX_FEATURES.items():
             out[key] = {"dtype": spec["dtype"], "_type": "Value"}
         return out
-
-    def _episode_stats(self, episode: Episode, table) -> dict:
-        stats = {}
-        for key, feature in self.features.items():
-            frames = episode.frames[key]
-            stats[key] = _image_stats(frames) if isinstance(feature, VideoFeature) else _stats(frames)
-        for key in INDEX_FEATURES:
-            stats[key] = _stats(table.column(key).to_numpy().reshape(-1, 1))
-        return stats
 
     def _write_info(self) -> None:
         n = self.num_episodes

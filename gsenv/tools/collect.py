@@ -11,8 +11,8 @@ observation an action was taken from and that action, with the research collecto
     task                                 the language instruction
 
 Every episode's line in meta/episodes.jsonl records the seed that replays it: reset(seed=[seed]) in a
-one-env GSEnv with the same scene and control mode, then step its actions. Episodes are written by a
-background thread while the simulation runs and committed whole (gsenv.lerobot_v21): Ctrl-C or a
+one-env GSEnv with the same scene and control mode, then step its actions. Episodes are encoded by a
+few threads while the simulation runs and committed whole, in order, by one (gsenv.lerobot_v21): Ctrl-C or a
 crash leaves a dataset that loads, with the episodes finished so far. Running again on the same
 folder appends (seeds continue after the largest recorded one).
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,7 +40,9 @@ ROBOT_TYPE = "franka"
 IMAGE_KEY, STATE_KEY, ACTION_KEY = "observation.image", "observation.state", "actions"
 STATE_NAMES = [*(f"joint{i}" for i in range(1, 8)), "finger_left", "finger_right"]
 ACTION_NAMES = ["dx", "dy", "dz", "drx", "dry", "drz", "grip"]
-MAX_PENDING_COMMITS = 8  # episodes waiting for the writer thread before the simulation waits for it
+ENCODING = "video encoding (thread-seconds, beside the simulation)"
+ENCODE_THREADS = 4  # episodes whose videos are encoded at once (each an ffmpeg process)
+MAX_PENDING_COMMITS = 12  # episodes waiting to be written before the simulation waits for them
 
 
 class CollectError(ValueError):
@@ -111,11 +114,25 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: tu
     buffers: list[dict[str, list]] = [{IMAGE_KEY: [], STATE_KEY: [], ACTION_KEY: []} for _ in range(num_envs)]
     env_seed = np.arange(num_envs, dtype=np.int64) + seed
     next_seed, attempts, ended, kept = seed + num_envs, num_envs, 0, 0
-    phases = {"physics + render": 0.0, "expert": 0.0, "to host": 0.0, "waiting for the writer": 0.0}
+    phases = {"physics + render": 0.0, "expert": 0.0, "to host": 0.0, "waiting for the writer": 0.0,
+              ENCODING: 0.0}
     pending: list[Future] = []
     t0 = time.perf_counter()
     bar = tqdm(total=episodes, unit="episode", disable=not progress, desc="collect")
-    committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsenv-collect-writer")
+    encoders = ThreadPoolExecutor(max_workers=ENCODE_THREADS, thread_name_prefix="gsenv-collect-encode")
+    committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsenv-collect-commit")
+
+    phase_lock = threading.Lock()
+
+    def encode(episode: Episode):  # on an encoder thread
+        t = time.perf_counter()
+        encoded = writer.encode(episode)
+        with phase_lock:
+            phases[ENCODING] += time.perf_counter() - t
+        return encoded
+
+    def commit(encoding: Future) -> None:  # on the one commit thread: episodes commit in the order they ended
+        writer.add_episode(encoding.result())
 
     def settle(block_over: int) -> None:
         """Raise a writer error at once; wait while more than block_over commits are queued."""
@@ -157,7 +174,7 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: tu
                 if success[i] and kept < episodes:
                     frames = {k: np.stack(v) for k, v in b.items()}
                     episode = Episode(frames, task=str(instructions[i]), extra={"seed": int(env_seed[i])})
-                    pending.append(committer.submit(writer.add_episode, episode))
+                    pending.append(committer.submit(commit, encoders.submit(encode, episode)))
                     kept += 1
                     bar.update(1)
                 for v in b.values():
@@ -180,6 +197,8 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: tu
     finally:
         bar.close()
         committer.shutdown(wait=True)  # whole episodes only: what was queued is committed, also on Ctrl-C
+        encoders.shutdown(wait=True)
+        writer.close()
         env.close()
     for f in pending:  # a writer error after the loop ended
         f.result()
