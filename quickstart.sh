@@ -54,6 +54,8 @@ case "$cmd" in
     fi
     exec "$VENV/bin/gsenv" doctor ;;
   test)
+    # the viewer's browser test needs a headless Chromium (Debian's package); without one it skips
+    bash "$ROOT/scripts/ensure_chromium.sh" || say "no Chromium: the viewer's browser test will skip"
     # RLinf's env class drives ours in a test: its package without its (training) dependencies
     if ! "$VPY" -c "import rlinf.envs.maniskill.maniskill_env" >/dev/null 2>&1; then
       say "installing rlinf==0.3.0 (no dependencies) for the RLinf interface test"

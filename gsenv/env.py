@@ -281,6 +281,15 @@ class GSEnv(gym.Env):
         return dict(tcp_pose=extra["tcp_pose"], cube_pose=extra["cube_pose"], plate_pose=extra["plate_pose"],
                     gripper_qpos=qpos[:, names.NUM_ARM_JOINTS:names.NUM_JOINTS])
 
+    def open_viewer(self, host: str = "127.0.0.1", port: int = 8080, driver=None, env_index: int = 0, seed: int = 0):
+        """Serve an interactive browser viewer of this env on http://host:port and return it (running;
+        `.wait()` blocks, `.close()` stops it). It resets the env with `seed` and drives it from then on:
+        the scripted expert, `driver` (``driver(obs, env) -> actions [B, A] or [B, T, A]``) or teleop.
+        Needs the viewer extra (pip install "gsenv[viewer]"); see gsenv.viewer."""
+        from gsenv.viewer import open_viewer
+
+        return open_viewer(self, host=host, port=port, driver=driver, env_index=env_index, seed=seed)
+
     # ------------------------------------------------------------------------------ internals
     def _check_open(self) -> None:
         if self._closed:

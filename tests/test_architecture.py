@@ -18,8 +18,10 @@ LAYERS: dict[str, int] = {
     "physics": 2, "scene": 2,
     # the env
     "observations": 3, "env": 3, "wrappers": 3, "registration": 3,
+    "viewer": 3,
     # above the env
     "alignment": 4,
+    "capture": 4,
     "tools": 5,
 }
 LIBRARY = ("splat", "assets", "sim", "physics", "scene")

@@ -13,6 +13,8 @@ COMMAND_MODULES = [
     "gsenv.tools.scene_cli",
     "gsenv.tools.bench.cli",
     "gsenv.tools.demo",
+    "gsenv.tools.eval",
+    "gsenv.tools.view_cli",
     "gsenv.tools.collect",
 ]
 

@@ -1,0 +1,409 @@
+"""`gsenv eval`: score a policy on fixed episodes; success rate (95% Wilson interval), videos, a JSON report.
+
+B envs run at once with partial resets: an env whose episode ends (terminated = success, or truncated
+at the step limit) starts the next pending episode id at once, so no env waits for the slowest. Each
+env runs its policy's action chunk open-loop (as RLinf does) and asks the policy again when the chunk
+is used up or a new episode starts. Episode ids are fixed (0..N-1 by default): the same ids give the
+same initial states (reset(options={"episode_id": ...})), so runs are reproducible and comparable.
+
+Cheap to import: the heavy work happens in the handler.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from gsenv.tools.args import add_image_size
+
+DEFAULT_OUT = "gsenv-eval"
+DEFAULT_IMAGE_SIZE = "480x640"  # what openpi's pi05_gsenv was trained on
+DEFAULT_CHUNK = 5  # RLinf's num_action_chunks for GSEnv
+DEFAULT_TIMEOUT_S = 30.0
+REPORT_NAME = "report.json"
+VIDEO_STEM = "episode_{:04d}_{}"  # episode id, "success" / "failure" / "running" (while it runs)
+OUTCOMES = ("success", "failure")
+WILSON_Z = 1.959963984540054  # the normal quantile of 97.5%: a two-sided 95% interval
+
+EPILOG = f"""\
+Policies (--policy):
+  expert            the scripted expert (gsenv.scripted_expert_action), closed loop
+  module:callable   a Python callable fn(obs, env) -> actions [B, 7] or chunks [B, T, 7] (torch or numpy)
+  ws://host:port    an openpi policy server (openpi's scripts/serve_policy.py); each env sends
+                    {{"observation/image": uint8 [H, W, 3], "observation/state": float32 [9],
+                    "prompt": str}} and runs the first --chunk steps (first 7 dims) of the answer's
+                    "actions"; one connection per env, one request in flight per env
+
+Writes into DIR: {REPORT_NAME} (success rate, 95% Wilson interval, mean episode length, time per
+step, one entry per episode) and one video per episode, {VIDEO_STEM.format(3, "success")}.mp4 or
+{VIDEO_STEM.format(3, "failure")}.mp4 (the env's first camera; PNG frames in a folder of that name
+where no ffmpeg is available). An episode succeeds when the env terminates it (cube on the plate,
+released and still) within --max-steps steps.
+
+Exit status: 0 when the evaluation ran (whatever the success rate), 1 when it failed (e.g. the server
+did not answer), 2 on a bad option."""
+
+
+class EvalError(Exception):
+    """A problem the user can fix (bad option, unwritable output directory)."""
+
+
+def wilson_interval(successes: int, n: int, z: float = WILSON_Z) -> tuple[float, float]:
+    """The Wilson score interval of a success rate (95% for the default z); (0, 1) for n = 0."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class EpisodeResult:
+    episode_id: int
+    success: bool
+    length: int  # env steps until terminated or truncated
+    video: str | None  # file (or PNG folder) name inside the output directory
+    physics_restarted: bool = False  # ended because its physics worker was rebuilt
+
+
+@dataclass
+class EvalResult:
+    policy: str
+    num_envs: int
+    chunk: int
+    episodes: list[EpisodeResult]  # in the order of the episode ids asked for
+    steps: int  # batched env steps (each steps all num_envs envs)
+    seconds: float  # the whole episode loop
+    policy_seconds: float  # inside policy calls
+    env_seconds: float  # inside env.step and env.reset
+    image_size: tuple[int, int] | None = None
+    out_dir: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def successes(self) -> int:
+        return sum(e.success for e in self.episodes)
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / max(1, len(self.episodes))
+
+    @property
+    def wilson_95(self) -> tuple[float, float]:
+        return wilson_interval(self.successes, len(self.episodes))
+
+    @property
+    def mean_length(self) -> float:
+        return sum(e.length for e in self.episodes) / max(1, len(self.episodes))
+
+    @property
+    def seconds_per_step(self) -> float:
+        return self.seconds / max(1, self.steps)
+
+    def to_json(self) -> dict:
+        lo, hi = self.wilson_95
+        return {"policy": self.policy, "num_episodes": len(self.episodes), "successes": self.successes,
+                "success_rate": self.success_rate, "wilson_95": [lo, hi], "mean_length": self.mean_length,
+                "num_envs": self.num_envs, "chunk": self.chunk,
+                "image_size": list(self.image_size) if self.image_size else None,
+                "steps": self.steps, "seconds": self.seconds, "seconds_per_step": self.seconds_per_step,
+                "env_steps_per_second": self.steps * self.num_envs / max(self.seconds, 1e-9),
+                "policy_seconds": self.policy_seconds, "env_seconds": self.env_seconds, **self.extra,
+                "episodes": [asdict(e) for e in self.episodes]}
+
+
+# ----------------------------------------------------------------------------------------- videos
+class _EpisodeVideo:
+    """One episode's frames, streamed under a "running" name and renamed by its outcome at the end."""
+
+    def __init__(self, out: Path, episode_id: int, fps: float):
+        from gsenv.media import FrameWriter
+
+        self.out, self.episode_id = out, episode_id
+        stem = VIDEO_STEM.format(episode_id, "running")
+        self.writer = FrameWriter(out / f"{stem}.mp4", out / stem, fps)
+
+    def append(self, frame) -> None:
+        self.writer.append(frame)
+
+    def finish(self, success: bool) -> str:
+        """Close and rename by outcome (replacing what an earlier run left for this id); -> the new name."""
+        self.writer.close()
+        suffix = ".mp4" if self.writer.is_mp4 else ""
+        for outcome in OUTCOMES:  # an earlier run's video of this id, either outcome, is stale now
+            old = self.out / (VIDEO_STEM.format(self.episode_id, outcome) + suffix)
+            if old.is_dir():
+                shutil.rmtree(old)
+            elif old.exists():
+                old.unlink()
+        final = self.out / (VIDEO_STEM.format(self.episode_id, OUTCOMES[0] if success else OUTCOMES[1]) + suffix)
+        self.writer.path.rename(final)
+        return final.name
+
+
+# ----------------------------------------------------------------------------------------- the loop
+def checked_episode_ids(episodes: int | None, episode_ids: Sequence[int] | None) -> list[int]:
+    """--episodes N (ids 0..N-1) and/or --episode-ids -> the ids to run, each once."""
+    if episode_ids is None:
+        if episodes is None:
+            raise EvalError("give --episodes N (episode ids 0..N-1) or --episode-ids ID [ID ...]")
+        if episodes < 1:
+            raise EvalError(f"--episodes must be >= 1, got {episodes}")
+        return list(range(episodes))
+    ids = [int(i) for i in episode_ids]
+    if not ids:
+        raise EvalError("--episode-ids needs at least one id")
+    if episodes is not None and episodes != len(ids):
+        raise EvalError(f"--episodes {episodes} disagrees with the {len(ids)} ids of --episode-ids: give one of them")
+    if min(ids) < 0:
+        raise EvalError(f"episode ids must be >= 0, got {[i for i in ids if i < 0]}")
+    if len(set(ids)) != len(ids):
+        raise EvalError(f"episode ids must be distinct (each names one video), got {ids}")
+    return ids
+
+
+def evaluate(env, policy, episode_ids: Sequence[int], *, out_dir: str | Path | None = None, video: bool = True,
+             progress: bool = True) -> EvalResult:
+    """Run `policy` (gsenv.tools.policies) for one episode per id on `env` (a GSEnv made with gym.make,
+    whose time limit ends episodes) and return the results; videos go to out_dir when video is True."""
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    base = env.unwrapped
+    B, A, device = base.num_envs, int(base.single_action_space.shape[0]), base.device
+    ids = [int(i) for i in episode_ids]
+    if ids and max(ids) >= base.total_num_trials:
+        raise EvalError(f"episode ids must lie in [0, {base.total_num_trials}) for this env (its total_num_trials), "
+                        f"got {[i for i in ids if i >= base.total_num_trials]}")
+    out = Path(out_dir) if out_dir is not None else None
+    if video and out is None:
+        raise EvalError("videos need an output directory (out_dir)")
+    fps = float(base.metadata.get("render_fps", 10))
+    T = int(policy.chunk)
+
+    slot = np.full(B, -1)  # index into ids of the episode env b runs; -1: idle (no episode left)
+    buf = torch.zeros(B, T, A, dtype=torch.float32, device=device)  # each env's current chunk
+    pos = torch.zeros(B, dtype=torch.int64, device=device)  # next step to run in the chunk
+    qlen = torch.zeros(B, dtype=torch.int64, device=device)  # steps in the chunk
+    lengths = np.zeros(B, dtype=np.int64)
+    videos: list[_EpisodeVideo | None] = [None] * B
+    results: list[EpisodeResult | None] = [None] * len(ids)
+    next_k = 0
+    steps = 0
+    t_policy = t_env = 0.0
+
+    def start(envs: list[int]):
+        """Reset `envs` into the next pending episodes (as many as are left); the rest go idle."""
+        nonlocal next_k, t_env
+        take = envs[:len(ids) - next_k]
+        for e in envs[len(take):]:
+            slot[e] = -1
+        if not take:
+            return None
+        ks = list(range(next_k, next_k + len(take)))
+        next_k += len(take)
+        t0 = time.perf_counter()
+        obs, _ = env.reset(seed=[ids[k] for k in ks],
+                           options={"env_idx": torch.tensor(take), "episode_id": [ids[k] for k in ks]})
+        t_env += time.perf_counter() - t0
+        slot[take] = ks
+        lengths[take] = 0
+        idx = torch.tensor(take, device=device)
+        pos[idx] = 0
+        qlen[idx] = 0
+        policy.reset(take)
+        if video:
+            frames = base.render().cpu().numpy()
+            for e, k in zip(take, ks):
+                videos[e] = _EpisodeVideo(out, ids[k], fps)
+                videos[e].append(frames[e])
+        return obs
+
+    t_start = time.perf_counter()
+    bar = tqdm(total=len(ids), desc="gsenv eval", unit="episode", disable=not progress)
+    try:
+        obs = start(list(range(B)))
+        while (slot >= 0).any():
+            active = torch.from_numpy(slot >= 0).to(device)
+            need = active & (pos >= qlen)
+            if need.any():
+                idx = need.nonzero().reshape(-1)
+                t0 = time.perf_counter()
+                chunk = policy(obs, env, env_idx=idx)
+                t_policy += time.perf_counter() - t0
+                if chunk.ndim != 3 or chunk.shape[0] != len(idx) or not 1 <= chunk.shape[1] <= T \
+                        or chunk.shape[2] != A:
+                    raise EvalError(f"the policy {policy.spec!r} returned a chunk of shape {list(chunk.shape)}; "
+                                    f"expected [{len(idx)}, 1..{T}, {A}]")
+                buf[idx, :chunk.shape[1]] = chunk.to(device=device, dtype=torch.float32)
+                qlen[idx] = chunk.shape[1]
+                pos[idx] = 0
+            # idle envs hold still (zero action); their steps are not counted
+            action = buf[torch.arange(B, device=device), pos.clamp(max=T - 1)] * active[:, None]
+            t0 = time.perf_counter()
+            obs, _, terminated, truncated, info = env.step(action)
+            t_env += time.perf_counter() - t0
+            steps += 1
+            pos += 1
+            live = np.flatnonzero(slot >= 0)
+            lengths[live] += 1
+            if video:
+                frames = base.render().cpu().numpy()
+                for e in live:
+                    videos[e].append(frames[e])
+            ended = (active & (terminated | truncated)).cpu().numpy()
+            if ended.any():
+                success = terminated.cpu().numpy()
+                restarted = info["physics_restarted"].cpu().numpy()
+                finished = [int(e) for e in np.flatnonzero(ended)]
+                for e in finished:
+                    name = videos[e].finish(bool(success[e])) if video else None
+                    videos[e] = None
+                    results[slot[e]] = EpisodeResult(ids[slot[e]], bool(success[e]), int(lengths[e]), name,
+                                                     bool(restarted[e]))
+                bar.update(len(finished))
+                done = [r for r in results if r is not None]
+                bar.set_postfix(success=f"{sum(r.success for r in done)}/{len(done)}", steps=steps)
+                new_obs = start(finished)
+                obs = obs if new_obs is None else new_obs
+    finally:
+        bar.close()
+        for v in videos:
+            if v is not None:
+                v.writer.close()
+    seconds = time.perf_counter() - t_start
+    h, w = base.cameras.height, base.cameras.width
+    return EvalResult(policy=policy.spec, num_envs=B, chunk=T, episodes=list(results), steps=steps, seconds=seconds,
+                      policy_seconds=t_policy, env_seconds=t_env, image_size=(int(h), int(w)),
+                      out_dir=str(out) if out is not None else None)
+
+
+def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int] | None = None, num_envs: int = 1,
+             chunk: int = DEFAULT_CHUNK, out_dir: str | Path = DEFAULT_OUT, image_size: tuple[int, int] = (480, 640),
+             scene: str = "default", scene_density: float = 1.0, max_steps: int | None = None,
+             device: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, video: bool = True,
+             asset_root: str | None = None, progress: bool = True) -> EvalResult:
+    """Make the env and the policy, evaluate, write out_dir/report.json (and the videos); -> the result."""
+    ids = checked_episode_ids(episodes, episode_ids)
+    if num_envs < 1:
+        raise EvalError(f"--num-envs must be >= 1, got {num_envs}")
+    if chunk < 1:
+        raise EvalError(f"--chunk must be >= 1, got {chunk}")
+    if max_steps is not None and max_steps < 1:
+        raise EvalError(f"--max-steps must be >= 1, got {max_steps}")
+    if not 0 < scene_density <= 1:
+        raise EvalError(f"--scene-density must lie in (0, 1], got {scene_density}")
+    if timeout_s <= 0:
+        raise EvalError(f"--timeout must be > 0, got {timeout_s}")
+    import gymnasium as gym
+    import torch
+
+    from gsenv.registration import ENV_ID
+    from gsenv.sim.names import DEFAULT_TOTAL_NUM_TRIALS, EPISODE_STEPS
+    from gsenv.tools.policies import make_policy, probe_server
+
+    if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise EvalError(f"--device {device} needs CUDA, which is not available here; use --device cpu")
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EvalError(f"cannot create the output directory {out}: {exc}") from None
+    if policy.strip().startswith(("ws://", "wss://")):
+        probe_server(policy.strip(), timeout_s)  # a dead server fails now, not after the env's start-up
+    num_envs = min(num_envs, len(ids))  # more envs than episodes would only idle
+    # the initial-state table grows to the largest id asked for (entry k is the same whatever its size)
+    trials = max(DEFAULT_TOTAL_NUM_TRIALS, max(ids) + 1)
+    env = gym.make(ENV_ID, num_envs=num_envs, obs_mode="rgb", image_size=image_size, device=device, scene=scene,
+                   scene_density=scene_density, asset_root=asset_root, total_num_trials=trials,
+                   max_episode_steps=max_steps or EPISODE_STEPS)
+    try:
+        with make_policy(policy, env, chunk=chunk, timeout_s=timeout_s) as pol:
+            result = evaluate(env, pol, ids, out_dir=out, video=video, progress=progress)
+    finally:
+        env.close()
+    result.extra["max_steps"] = max_steps or EPISODE_STEPS
+    (out / REPORT_NAME).write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    return result
+
+
+# ----------------------------------------------------------------------------------------- the CLI
+def add_commands(sub) -> None:
+    p = sub.add_parser("eval", help="score a policy (expert, Python callable or openpi server) on fixed episodes",
+                       description="Run a policy for N fixed episodes in B envs at once (action chunks open-loop,\n"
+                                   "partial resets) and report the success rate with a 95% Wilson interval, the\n"
+                                   "mean episode length and the time per step; one video per episode, a JSON report.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--policy", required=True, metavar="SPEC",
+                   help='"expert", "module:callable" or "ws://host:port" (an openpi policy server)')
+    p.add_argument("--episodes", type=int, default=None, metavar="N", help="run episode ids 0..N-1")
+    p.add_argument("--episode-ids", type=int, nargs="+", default=None, metavar="ID",
+                   help="run these episode ids instead (each once)")
+    p.add_argument("--num-envs", type=int, default=1, metavar="B", help="envs run at once (default: 1)")
+    p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, metavar="T",
+                   help=f"steps of each action chunk run open-loop (default: {DEFAULT_CHUNK}, as RLinf; "
+                        f"the expert always runs closed loop)")
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default: ./{DEFAULT_OUT})")
+    add_image_size(p, DEFAULT_IMAGE_SIZE, what="camera image size, also the image sent to a server")
+    p.add_argument("--scene", default="default", metavar="SCENE",
+                   help="default, a dataset name, or a bundle or dataset directory (default: default)")
+    p.add_argument("--scene-density", type=float, default=1.0, metavar="D",
+                   help="gaussian density of the default scene, in (0, 1] (default: 1.0)")
+    p.add_argument("--max-steps", type=int, default=None, metavar="T",
+                   help="episode step limit (default: the env's, 100)")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="where observations live and images are rendered (default: cuda when available, else cpu)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                   help=f"seconds a policy server may take to connect or answer (default: {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--no-video", dest="video", action="store_false", help="write no videos")
+    p.set_defaults(func=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from gsenv.scene.format import SceneError
+    from gsenv.tools.policies import PolicyError
+
+    try:
+        result = run_eval(args.policy, episodes=args.episodes, episode_ids=args.episode_ids, num_envs=args.num_envs,
+                          chunk=args.chunk, out_dir=args.out, image_size=args.image_size, scene=args.scene,
+                          scene_density=args.scene_density, max_steps=args.max_steps, device=args.device,
+                          timeout_s=args.timeout, video=args.video)
+    except EvalError as exc:
+        print(f"gsenv eval: error: {exc}", file=sys.stderr)
+        return 2
+    except (PolicyError, SceneError) as exc:
+        print(f"gsenv eval: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a failed run: one clear line (the traceback with -v)
+        if getattr(args, "verbose", False):
+            import traceback
+
+            traceback.print_exc()
+        print(f"gsenv eval: failed: {type(exc).__name__}: {exc} (run `gsenv -v eval ...` for the traceback)",
+              file=sys.stderr)
+        return 1
+    _print_result(result)
+    return 0
+
+
+def _print_result(r: EvalResult) -> None:
+    lo, hi = r.wilson_95
+    n = len(r.episodes)
+    print(f"success rate: {r.successes}/{n} = {100 * r.success_rate:.1f}% (95% Wilson interval "
+          f"{100 * lo:.1f}%-{100 * hi:.1f}%), policy {r.policy}")
+    print(f"mean episode length: {r.mean_length:.1f} steps; {1000 * r.seconds_per_step:.0f} ms per step of "
+          f"{r.num_envs} env(s) ({r.steps} steps in {r.seconds:.1f} s; policy {r.policy_seconds:.1f} s, "
+          f"env {r.env_seconds:.1f} s)")
+    if r.out_dir:
+        videos = any(e.video for e in r.episodes)
+        videos = f"; videos: {r.out_dir}/episode_NNNN_success.mp4 or _failure.mp4" if videos else ""
+        print(f"report: {Path(r.out_dir) / REPORT_NAME}{videos}")

@@ -1,0 +1,333 @@
+"""The policies `gsenv eval` (and the viewer) run, from a spec string: `make_policy(spec, env)`.
+
+Specs:
+    "expert"             gsenv.scripted_expert_action on the env's privileged state; closed loop (T = 1).
+    "module:callable"    a Python callable, imported, called as fn(obs, env) on the batched observation;
+                         it returns actions [B, A] (T = 1) or chunks [B, T, A] (torch or numpy, floating);
+                         the first `chunk` steps of a chunk are run. It may have reset(env_idx) / close().
+    "ws://host:port"     an openpi policy server (openpi's wire format: gsenv.tools.openpi_wire), one
+                         connection per env; each env's request is {"observation/image": uint8 [H, W, 3]
+                         (the env's first camera), "observation/state": float32 [9] (agent qpos),
+                         "prompt": str}; the answer {"actions": [>= chunk, >= A]} of which the first
+                         `chunk` steps and the first A dims are kept (as RLinf does).
+
+A Policy is called as ``policy(obs, env)`` -> float32 [B, T, A] on ``env.unwrapped.device``: an action
+chunk, run open-loop. ``policy(obs, env, env_idx=idx)`` asks only for the envs idx (int [K]) ->
+[K, T, A] (a server is asked only about those). ``reset(env_idx)`` after those envs were reset,
+``close()`` at the end (also as a context manager).
+"""
+from __future__ import annotations
+
+import importlib
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, wait
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+
+from gsenv.tools.openpi_wire import Connection, OpenpiError
+
+SPEC_FORMS = '"expert", "module:callable" or "ws://host:port"'
+IMAGE_KEY, STATE_KEY, PROMPT_KEY, ACTIONS_KEY = "observation/image", "observation/state", "prompt", "actions"
+
+
+class PolicyError(RuntimeError):
+    """A policy that cannot be made or run: bad spec, unreachable or failing server, wrong output."""
+
+
+class Policy:
+    """Base: `spec` names it, `chunk` is the most steps one call returns (T <= chunk)."""
+
+    spec: str = ""
+    chunk: int = 1
+
+    def __call__(self, obs, env, env_idx: Sequence[int] | torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reset(self, env_idx: Sequence[int] | torch.Tensor) -> None:
+        """The envs env_idx were just reset (a new episode starts there)."""
+
+    def close(self) -> None:
+        """Free what the policy holds (connections, threads); closing twice is fine."""
+
+    def __enter__(self) -> Policy:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def make_policy(spec: str, env, *, chunk: int = 5, timeout_s: float = 30.0) -> Policy:
+    """The policy for `spec` (see the module doc) on `env` (a GSEnv, wrapped or not).
+
+    chunk: steps of each answered chunk run open-loop (servers and callables; the expert is always 1).
+    timeout_s: how long a server may take to connect or answer one batch of requests.
+    Raises PolicyError for a bad spec or an unreachable server.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise PolicyError(f"a policy spec is {SPEC_FORMS}, got {spec!r}")
+    if not (isinstance(chunk, int) and not isinstance(chunk, bool) and chunk >= 1):
+        raise PolicyError(f"chunk must be an int >= 1, got {chunk!r}")
+    if not (isinstance(timeout_s, (int, float)) and timeout_s > 0):
+        raise PolicyError(f"timeout_s must be a number > 0, got {timeout_s!r}")
+    spec = spec.strip()
+    if spec == "expert":
+        return ExpertPolicy()
+    if spec.startswith(("ws://", "wss://")):
+        return ServerPolicy(spec, env, chunk=chunk, timeout_s=float(timeout_s))
+    if ":" in spec:
+        return CallablePolicy(spec, _import_callable(spec), chunk=chunk)
+    raise PolicyError(f"unknown policy spec {spec!r}: use {SPEC_FORMS}")
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def _rows(env_idx, num_envs: int, device) -> torch.Tensor | None:
+    """env_idx -> int64 [K] on device (None: all envs)."""
+    if env_idx is None:
+        return None
+    idx = torch.as_tensor(env_idx, dtype=torch.int64).reshape(-1)
+    if idx.numel() and (idx.min() < 0 or idx.max() >= num_envs):
+        raise PolicyError(f"env_idx must lie in [0, {num_envs}), got {idx.tolist()}")
+    return idx.to(device)
+
+
+def _action_dim(env) -> int:
+    return int(env.unwrapped.single_action_space.shape[0])
+
+
+def _import_callable(spec: str):
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise PolicyError(f"a callable policy is given as module:callable (e.g. mypkg.policies:act), got {spec!r}")
+    try:
+        obj = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise PolicyError(f"cannot import module {module_name!r} of the policy {spec!r}: {exc} (is it on "
+                          f"PYTHONPATH, or installed?)") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise PolicyError(f"module {module_name!r} has no attribute {attr!r} (policy {spec!r})")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise PolicyError(f"{spec!r} is not callable (it is of type {type(obj).__name__}): name a function "
+                          f"fn(obs, env) -> actions")
+    return obj
+
+
+def checked_chunk(actions, num_envs: int, action_dim: int, chunk: int, who: str) -> torch.Tensor:
+    """A callable's output [B, A] or [B, T, A] (torch or numpy, floating, finite) -> float32 [B, min(T, chunk), A]."""
+    expected = f"[B, A] = [{num_envs}, {action_dim}] or [B, T, A] = [{num_envs}, T, {action_dim}] (T >= 1)"
+    if isinstance(actions, np.ndarray):
+        actions = torch.from_numpy(actions)
+    if not torch.is_tensor(actions):
+        raise PolicyError(f"{who} returned a {type(actions).__name__}; expected a torch tensor or numpy array "
+                          f"of shape {expected}")
+    shape = list(actions.shape)
+    if actions.ndim == 2:
+        actions = actions[:, None]
+    if actions.ndim != 3 or actions.shape[0] != num_envs or actions.shape[1] < 1 or actions.shape[2] != action_dim:
+        raise PolicyError(f"{who} returned actions of shape {shape}; expected {expected}")
+    if not actions.is_floating_point():
+        raise PolicyError(f"{who} returned actions of dtype {actions.dtype}; expected a floating dtype")
+    if not torch.isfinite(actions).all():
+        raise PolicyError(f"{who} returned actions with NaN or infinity")
+    return actions[:, :chunk].to(torch.float32)
+
+
+# ----------------------------------------------------------------------------------------- the policies
+class ExpertPolicy(Policy):
+    """gsenv.scripted_expert_action on env.unwrapped.get_expert_inputs(): [B, 1, A], closed loop."""
+
+    spec, chunk = "expert", 1
+
+    def __call__(self, obs, env, env_idx=None) -> torch.Tensor:
+        import gsenv
+
+        base = env.unwrapped
+        actions = gsenv.scripted_expert_action(**base.get_expert_inputs())[:, None]  # [B, 1, A]
+        rows = _rows(env_idx, base.num_envs, actions.device)
+        actions = actions if rows is None else actions[rows]
+        return actions.to(device=base.device, dtype=torch.float32)
+
+
+class CallablePolicy(Policy):
+    """fn(obs, env) -> [B, A] or [B, T, A], checked; fn.reset(env_idx) / fn.close() forwarded when it has them."""
+
+    def __init__(self, spec: str, fn, chunk: int):
+        self.spec, self.fn, self.chunk = spec, fn, chunk
+
+    def __call__(self, obs, env, env_idx=None) -> torch.Tensor:
+        base = env.unwrapped
+        actions = checked_chunk(self.fn(obs, env), base.num_envs, _action_dim(env), self.chunk,
+                                f"the policy {self.spec!r}").to(base.device)
+        rows = _rows(env_idx, base.num_envs, actions.device)
+        return actions if rows is None else actions[rows]
+
+    def reset(self, env_idx) -> None:
+        if callable(getattr(self.fn, "reset", None)):
+            self.fn.reset(env_idx)
+
+    def close(self) -> None:
+        if callable(getattr(self.fn, "close", None)):
+            self.fn.close()
+
+
+def _checked_uri(uri: str) -> str:
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
+        raise PolicyError(f"a policy server is given as ws://host:port (e.g. ws://127.0.0.1:8000), got {uri!r}")
+    return uri
+
+
+def probe_server(uri: str, timeout_s: float = 30.0) -> dict:
+    """Connect once to the openpi server at uri and hang up; -> its metadata. PolicyError when it is not
+    reachable: lets a tool fail in a second, before it builds an env."""
+    worker = _Worker("openpi-probe")
+    future = worker.submit(Connection, _checked_uri(uri), timeout_s)
+    worker.stop()
+    done, _ = wait([future], timeout=timeout_s)
+    if not done:
+        future.add_done_callback(lambda f: f.exception() is None and f.result().close())
+        raise PolicyError(f"the openpi policy server at {uri} did not accept a connection within {timeout_s:g} s")
+    try:
+        conn = future.result()
+    except OpenpiError as exc:
+        raise PolicyError(str(exc)) from None
+    conn.close()
+    return conn.metadata
+
+
+class _Worker:
+    """One daemon thread running one call at a time (an openpi server answers one observation at a
+    time per connection). Daemon: a server that never answers must not keep the process alive."""
+
+    def __init__(self, name: str):
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        self._calls.put((future, fn, args))
+        return future
+
+    def stop(self) -> None:
+        self._calls.put(None)
+
+    def _run(self) -> None:
+        while (item := self._calls.get()) is not None:
+            future, fn, args = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # handed to the waiting caller
+                    future.set_exception(exc)
+
+
+class ServerPolicy(Policy):
+    """An openpi policy server: one connection and one worker thread per env, one request in flight per env.
+
+    The batch's requests go out at once; the call waits at most timeout_s for all answers. After a
+    timeout or a failed answer the policy is closed (a late answer would be taken for the next one).
+    """
+
+    def __init__(self, uri: str, env, *, chunk: int, timeout_s: float):
+        _checked_uri(uri)
+        base = env.unwrapped
+        self.spec, self.uri, self.chunk, self.timeout_s = uri, uri, chunk, timeout_s
+        self.num_envs, self.action_dim, self.device = base.num_envs, _action_dim(env), base.device
+        self.camera = base.camera_names[0]
+        self._closed = False
+        self._workers = [_Worker(f"openpi-env{i}") for i in range(self.num_envs)]
+        self._connections: list[Connection | None] = [None] * self.num_envs
+        futures = [w.submit(Connection, uri, timeout_s) for w in self._workers]
+        try:
+            self._connections = self._gather(futures, "accept the connection of", range(self.num_envs))
+        except BaseException:
+            for f in futures:  # a connection that completes after we gave up is closed then
+                f.add_done_callback(lambda f: f.exception() is None and f.result().close())
+            self.close()
+            raise
+        self.client_kind = self._connections[0].kind  # "openpi_client" or "gsenv"
+        self.metadata = self._connections[0].metadata
+
+    def __call__(self, obs, env, env_idx=None) -> torch.Tensor:
+        if self._closed:
+            raise PolicyError(f"the policy for {self.uri} is closed (after an error, or by close()); make a new one")
+        rows = _rows(env_idx, self.num_envs, "cpu")
+        rows = list(range(self.num_envs)) if rows is None else rows.tolist()
+        if not rows:
+            return torch.zeros(0, self.chunk, self.action_dim, device=self.device)
+        images, states, prompts = self._inputs(obs, env, rows)
+        futures = [self._workers[i].submit(self._connections[i].infer,
+                                           {IMAGE_KEY: images[k], STATE_KEY: states[k], PROMPT_KEY: prompts[k]})
+                   for k, i in enumerate(rows)]
+        try:
+            answers = self._gather(futures, "answer the observation of", rows)
+            chunks = [self._checked_answer(a, i) for a, i in zip(answers, rows)]
+        except BaseException:
+            self.close()
+            raise
+        return torch.from_numpy(np.stack(chunks)).to(self.device)  # [K, chunk, A]
+
+    def close(self) -> None:
+        self._closed = True
+        for conn in self._connections:
+            if conn is not None:
+                conn.close()  # also ends an infer still blocked in its thread
+        for w in getattr(self, "_workers", []):
+            w.stop()
+
+    # ------------------------------------------------------------------------------ internals
+    def _inputs(self, obs, env, rows: list[int]):
+        """openpi's inputs for the envs `rows`: images uint8 [K, H, W, 3], states float32 [K, 9], prompts [K]."""
+        try:
+            rgb = obs["sensor_data"][self.camera]["rgb"]
+            qpos = obs["agent"]["qpos"]
+        except (KeyError, TypeError):
+            raise PolicyError(f"an openpi policy needs the camera image and the agent state: make the env with "
+                              f"obs_mode 'rgb' (it reads sensor_data/{self.camera}/rgb and agent/qpos)") from None
+        images = np.ascontiguousarray(rgb[rows].detach().cpu().numpy(), dtype=np.uint8)
+        states = np.ascontiguousarray(qpos[rows].detach().cpu().numpy(), dtype=np.float32)
+        instructions = env.unwrapped.get_language_instruction()
+        return images, states, [instructions[i] for i in rows]
+
+    def _gather(self, futures: list[Future], what: str, rows) -> list:
+        """Every future's result within timeout_s; PolicyError naming the server otherwise."""
+        done, pending = wait(futures, timeout=self.timeout_s)
+        if pending:
+            late = [i for f, i in zip(futures, rows) if f in pending]
+            raise PolicyError(f"the openpi policy server at {self.uri} did not {what} env(s) {late} within "
+                              f"{self.timeout_s:g} s (timeout_s / --timeout): is it running, and serving a "
+                              f"policy that answers one observation at a time?")
+        results = []
+        for f in futures:
+            try:
+                results.append(f.result())
+            except OpenpiError as exc:
+                raise PolicyError(str(exc)) from None
+        return results
+
+    def _checked_answer(self, answer, env_i: int) -> np.ndarray:
+        """The server's answer for env env_i -> float32 [chunk, A] (the first chunk steps, first A dims)."""
+        expected = (f'{{"{ACTIONS_KEY}": numeric array [>= {self.chunk}, >= {self.action_dim}]}} (at least '
+                    f"--chunk {self.chunk} steps; the first {self.action_dim} dims are the env's action)")
+        if not isinstance(answer, dict) or ACTIONS_KEY not in answer:
+            keys = sorted(map(str, answer)) if isinstance(answer, dict) else type(answer).__name__
+            raise PolicyError(f"the openpi policy server at {self.uri} answered env {env_i} with {keys}; "
+                              f"expected {expected}")
+        actions = answer[ACTIONS_KEY]
+        if not isinstance(actions, np.ndarray) or actions.dtype.kind not in "fiu":
+            what = f"dtype {actions.dtype}" if isinstance(actions, np.ndarray) else type(actions).__name__
+            raise PolicyError(f"the openpi policy server at {self.uri} answered env {env_i} with actions of "
+                              f"{what}; expected {expected}")
+        if actions.ndim != 2 or actions.shape[0] < self.chunk or actions.shape[1] < self.action_dim:
+            raise PolicyError(f"the openpi policy server at {self.uri} answered env {env_i} with actions of shape "
+                              f"{list(actions.shape)}; expected {expected}")
+        kept = actions[:self.chunk, :self.action_dim].astype(np.float32)
+        if not np.isfinite(kept).all():
+            raise PolicyError(f"the openpi policy server at {self.uri} answered env {env_i} with NaN or infinity")
+        return kept
