@@ -1,0 +1,180 @@
+"""The inputs of `gsenv scene build`, each checked where it enters, with one message saying what to do.
+
+- the capture: a 3DGS PLY (gsenv.splat.ply.load_ply names what is missing);
+- the robot: a URDF whose visual meshes exist; the joint positions at capture time, one per
+  movable joint;
+- the objects: NAME=MESH, NAME one of the task's objects;
+- points.json: {"pairs": [{"splat": [x, y, z], "robot": [x, y, z]}, ...] (>= 3, picked in any
+  viewer: the splat's coordinates and the same point in the robot-base frame, metres),
+  "objects": {NAME: [x, y, z]} (a point on or near each object, in the splat's coordinates)};
+- cameras: JSON files, each one camera {"name", "width", "height", "K" [3x3], "cam_to_base"
+  [4x4], OpenCV axes in the robot-base frame} or {"cameras": [...]}.
+"""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from gsenv.scene.bundle import CameraSpec
+
+
+class CaptureError(ValueError):
+    """A malformed input of the scene builder; the message says which and what to do."""
+
+
+def urdf_mesh_problems(urdf: Path) -> list[str]:
+    """Visual or collision mesh files a URDF names that are not there."""
+    missing = []
+    for el in ET.parse(urdf).getroot().iter("mesh"):
+        name = el.get("filename") or ""
+        if name.startswith("package://"):
+            missing.append(f"{name} (package:// paths are not resolved: write the path relative to the URDF)")
+            continue
+        path = Path(name) if Path(name).is_absolute() else urdf.parent / name
+        if not path.is_file():
+            missing.append(str(path))
+    return sorted(set(missing))
+
+
+def read_urdf(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise CaptureError(f"--urdf {path}: file not found")
+    try:
+        ET.parse(path)
+    except ET.ParseError as exc:
+        raise CaptureError(f"--urdf {path}: not valid XML ({exc})") from None
+    missing = urdf_mesh_problems(path)
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise CaptureError(f"--urdf {path}: {len(missing)} mesh file(s) it names are missing: {shown}; copy the "
+                           "meshes beside the URDF (paths are relative to the URDF's folder)")
+    return path
+
+
+def movable_joints(urdf: Path) -> list[str]:
+    """The URDF's movable joints, in the order --qpos takes them (the kinematic chain's order)."""
+    import contextlib
+    import io
+
+    import pytorch_kinematics as pk
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        chain = pk.build_chain_from_urdf(Path(urdf).read_bytes())
+    return list(chain.get_joint_parameter_names())
+
+
+def parse_qpos(text: str | list, urdf: Path) -> dict[str, float]:
+    """'q1,q2,...' (or a list of numbers) -> {joint: value}, one value per movable joint."""
+    joints = movable_joints(urdf)
+    try:
+        values = [float(v) for v in (text.replace(",", " ").split() if isinstance(text, str) else text)]
+    except ValueError:
+        raise CaptureError(f"--qpos {text!r}: not a list of numbers; give {len(joints)} comma-separated joint "
+                           f"positions (rad or m) for {', '.join(joints)}") from None
+    if len(values) != len(joints) or not np.isfinite(values).all():
+        raise CaptureError(f"--qpos has {len(values)} value(s) but {urdf.name} has {len(joints)} movable joints: "
+                           f"give one finite position per joint, in this order: {', '.join(joints)}")
+    return dict(zip(joints, values))
+
+
+def parse_objects(items: list[str] | None) -> dict[str, Path]:
+    """['cube=cube.obj', ...] -> {name: mesh path}; names must be the task's objects."""
+    from gsenv.sim import names
+
+    out: dict[str, Path] = {}
+    for item in items or []:
+        name, sep, mesh = item.partition("=")
+        if not sep or not name or not mesh:
+            raise CaptureError(f"--object {item!r}: write NAME=MESH, e.g. --object cube=cube.obj")
+        if name not in names.OBJECT_NAMES:
+            raise CaptureError(f"--object {item!r}: the task's objects are {', '.join(names.OBJECT_NAMES)}")
+        if name in out:
+            raise CaptureError(f"--object {name} is given twice")
+        path = Path(mesh)
+        if not path.is_file():
+            raise CaptureError(f"--object {item!r}: mesh file {path} not found")
+        out[name] = path
+    return out
+
+
+def load_object_mesh(name: str, path: Path):
+    import trimesh
+
+    try:
+        mesh = trimesh.load(path, force="mesh")
+    except Exception as exc:  # trimesh raises many types for unreadable files
+        raise CaptureError(f"--object {name}={path}: not a readable mesh ({type(exc).__name__}: {exc})") from None
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0 or mesh.area <= 0:
+        raise CaptureError(f"--object {name}={path}: the mesh has no faces")
+    return mesh
+
+
+def _xyz(value, where: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64) if isinstance(value, list) else None
+    if arr is None or arr.shape != (3,) or not np.isfinite(arr).all():
+        raise CaptureError(f"{where}: must be [x, y, z] (three numbers), got {value!r}")
+    return arr
+
+
+def read_points(path: str | Path | None) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, np.ndarray]]:
+    """points.json -> (splat points [P, 3], robot points [P, 3], {object: splat point [3]}); None pairs
+    when the file gives none."""
+    if path is None:
+        return None, None, {}
+    path = Path(path)
+    where = f"--points {path}"
+    if not path.is_file():
+        raise CaptureError(f"{where}: file not found")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CaptureError(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not set(doc) <= {"pairs", "objects"}:
+        raise CaptureError(f"{where}: must be an object with 'pairs' and/or 'objects' (see `gsenv scene build -h`)")
+    pairs = doc.get("pairs") or []
+    if not isinstance(pairs, list) or not all(isinstance(p, dict) and set(p) == {"splat", "robot"} for p in pairs):
+        raise CaptureError(f"{where}: 'pairs' must be a list of {{\"splat\": [x, y, z], \"robot\": [x, y, z]}}")
+    if pairs and len(pairs) < 3:
+        raise CaptureError(f"{where}: {len(pairs)} point pair(s); the frame needs at least 3 (better 4+ spread "
+                           "over the robot and the table)")
+    src = np.stack([_xyz(p["splat"], f"{where}: pairs[{i}].splat") for i, p in enumerate(pairs)]) if pairs else None
+    dst = np.stack([_xyz(p["robot"], f"{where}: pairs[{i}].robot") for i, p in enumerate(pairs)]) if pairs else None
+    objects = doc.get("objects") or {}
+    if not isinstance(objects, dict):
+        raise CaptureError(f"{where}: 'objects' must map object names to [x, y, z] (splat coordinates)")
+    return src, dst, {k: _xyz(v, f"{where}: objects.{k}") for k, v in objects.items()}
+
+
+def read_cameras(paths: list[str] | None) -> list[CameraSpec]:
+    """Camera JSON files -> CameraSpecs (names unique)."""
+    cams: list[CameraSpec] = []
+    for path in paths or []:
+        path = Path(path)
+        where = f"--camera {path}"
+        if not path.is_file():
+            raise CaptureError(f"{where}: file not found")
+        try:
+            doc = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise CaptureError(f"{where}: not valid JSON ({exc})") from None
+        docs = doc.get("cameras") if isinstance(doc, dict) and "cameras" in doc else [doc]
+        for i, c in enumerate(docs if isinstance(docs, list) else [None]):
+            try:
+                K = np.asarray(c["K"], np.float64)
+                T = np.asarray(c["cam_to_base"], np.float64)
+                cam = CameraSpec(str(c["name"]), int(c["width"]), int(c["height"]), K, T)
+            except (TypeError, KeyError, ValueError):
+                raise CaptureError(f"{where}: camera {i} must be {{\"name\", \"width\", \"height\", \"K\": 3x3, "
+                                   "\"cam_to_base\": 4x4 (OpenCV axes, robot-base frame)}") from None
+            if K.shape != (3, 3) or T.shape != (4, 4) or cam.width <= 0 or cam.height <= 0 \
+                    or not (np.isfinite(K).all() and np.isfinite(T).all()):
+                raise CaptureError(f"{where}: camera {cam.name!r}: K must be 3x3, cam_to_base 4x4, width and "
+                                   "height > 0")
+            if cam.name in {c.name for c in cams}:
+                raise CaptureError(f"{where}: camera name {cam.name!r} is used twice")
+            cams.append(cam)
+    return cams
