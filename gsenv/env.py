@@ -68,7 +68,8 @@ class GSEnv(gym.Env):
         sim_backend: "auto", "physx_cpu" (worker processes) or "physx_cuda".
         render_backend: "auto" (gsplat on CUDA, torch on CPU), "gsplat" or "torch".
         scene: "default" (embedded scene), a dataset name, a bundle or dataset directory, or a SceneBundle.
-        cameras: names of the scene cameras to render (default: all).
+        cameras: names of the scene cameras to render, fixed ones and cameras on robot links such as
+            the embedded scene's "wrist_camera" (default: the scene's fixed cameras).
         image_size: int or (height, width) to render at (intrinsics scaled; default: calibrated size).
         device: where observations live (default "cuda" when available, else "cpu").
         render_mode: "rgb_array" for render().
@@ -79,6 +80,9 @@ class GSEnv(gym.Env):
             rebuilt, reset and reported truncated with info["physics_restarted"]; more than
             max_physics_restarts (default 3) within physics_restart_window_s (default 600) raise.
         scene_density: density of the embedded default scene (1.0 = full size).
+        domain_randomization: None (off) or a dict / gsenv.scene.randomization.DomainRandomization of
+            (low, high) ranges (camera pose and focal length, image colour, object colours, backdrop),
+            drawn per env at each reset from its seed or episode id; see domain_randomization_values().
         cache_background: render the static background once per camera and composite (default True).
         asset_root: where datasets and built scenes live (default: $GSENV_ASSETS or the user cache).
         gs_kwargs: the research code's renderer options (RLinf passes them); "render_interface":
@@ -111,6 +115,7 @@ class GSEnv(gym.Env):
         max_physics_restarts: int = pool.DEFAULT_MAX_RESTARTS,
         physics_restart_window_s: float = pool.DEFAULT_RESTART_WINDOW_S,
         scene_density: float = 1.0,
+        domain_randomization: Any = None,
         cache_background: bool = True,
         asset_root: str | None = None,
         gs_kwargs: dict | None = None,
@@ -121,7 +126,9 @@ class GSEnv(gym.Env):
         from gsenv.physics.backend import make_physics
         from gsenv.physics.gpu_check import checked_physics_backend
         from gsenv.physics.limits import check_cpu_envs_fit
-        from gsenv.scene.rendering import bundle_cameras, make_renderer
+        from gsenv.scene.camera_rig import CameraRig
+        from gsenv.scene.randomization import DomainRandomization, RandomizedLook
+        from gsenv.scene.rendering import make_renderer
         from gsenv.scene.resolve import resolve_scene, task_kwargs_from_bundle
 
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
@@ -132,6 +139,7 @@ class GSEnv(gym.Env):
                                                 **task_kwargs})
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        randomization = DomainRandomization.from_any(domain_randomization)
         self.num_envs = int(num_envs)
         self.obs_mode = obs_mode
         self.render_mode = render_mode
@@ -153,10 +161,16 @@ class GSEnv(gym.Env):
             check_cpu_envs_fit(self.num_envs, num_workers)
 
         self.scene = resolve_scene(scene, asset_root=asset_root, density=scene_density)
-        self.camera_names = list(cameras) if cameras else [c.name for c in self.scene.cameras]
-        self._cameras = bundle_cameras(self.scene, self.camera_names, self.num_envs, self.device, image_size=image_size)
+        self._rig = CameraRig(self.scene, list(cameras) if cameras else None, self.num_envs, self.device, image_size)
+        self.camera_names = list(self._rig.names)
         self._renderer = make_renderer(self.scene, self._render_backend, self.device, cache_background)
-        self._sensor_param = sensor_params(self.camera_names, self._cameras.Ks, self._cameras.viewmats)
+        self._randomization = None if randomization is None else RandomizedLook(
+            randomization, self.num_envs, len(self.camera_names), self._renderer.body_names, self._rig.width,
+            self._rig.height, self.device)
+        self._cameras = None  # made from the body poses at every reset and step
+        self._sensor_param = None
+        self._sensor_cameras = None
+        self._rgb: torch.Tensor | None = None
 
         task_kwargs = {**task_kwargs_from_bundle(self.scene, asset_root), **user_task_kwargs}
         self._physics = make_physics(physics_backend, self.num_envs, task_kwargs, self.device, num_workers,
@@ -204,6 +218,8 @@ class GSEnv(gym.Env):
         self._outputs = self._physics.reset(env_idx, seeds, per_env)
         self._version += 1
         self._episode_seeds[env_idx] = seeds
+        if self._randomization is not None:
+            self._redraw(env_idx, seeds, episode_ids)
         self._note_restart_seeds()
         obs = self._observe()
         return obs, self._info()
@@ -244,8 +260,16 @@ class GSEnv(gym.Env):
 
     @property
     def cameras(self):
-        """Cameras [B, C] in `camera_names` order, at the observation image size."""
+        """Cameras [B, C] in `camera_names` order, at the observation image size, as of the last
+        reset or step (link cameras follow their link; randomised cameras carry their offsets)."""
         return self._cameras
+
+    def domain_randomization_values(self) -> dict[str, Any] | None:
+        """The current episode's drawn values of every env (CPU copies; None with randomisation off):
+        camera_translation [B, C, 3] m, camera_rotation [B, C, 3] degrees, focal_scale [B, C], light [B],
+        tint [B, 3], brightness, contrast, saturation, hue, gamma, noise_std [B], object_color
+        {body: [B, 3]}, and backdrop_index [B] (into the sorted folder) or backdrop_color [B, 3]."""
+        return None if self._randomization is None else self._randomization.snapshot()
 
     @property
     def render_backend(self) -> str:
@@ -299,16 +323,39 @@ class GSEnv(gym.Env):
         """Envs rebuilt after a physics worker failed were reset with new seeds: `seed` says which."""
         for i, seed in self._physics.restart_seeds.items():
             self._episode_seeds[i] = -1 if seed is None else seed
+            if self._randomization is not None and seed is not None:  # a new episode: a new draw
+                self._redraw([i], [seed], None)
+
+    def _redraw(self, env_idx, seeds, episode_ids) -> None:
+        """New domain-randomisation values for the envs env_idx (their seeds, or their episode ids)."""
+        from gsenv.scene.randomization import draw_seed
+
+        ids = [None] * len(env_idx) if episode_ids is None else [int(k) for k in episode_ids]
+        self._randomization.redraw(env_idx, [draw_seed(s, k) for s, k in zip(seeds, ids)])
+        self._rig.set_offsets(*self._randomization.camera_offsets())
+
+    def _current_cameras(self):
+        """The cameras of the current state and their ManiSkill sensor_param (made when they change)."""
+        cams = self._rig.cameras(self._outputs.body_poses)
+        if cams is not self._sensor_cameras:
+            self._sensor_param = sensor_params(self.camera_names, cams.Ks, cams.viewmats)
+            self._sensor_cameras = cams
+        self._cameras = cams
+        return cams
 
     def _render_images(self, depth: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        out = self._renderer.render(self.get_body_poses(), self._cameras, depth=depth)
+        cams = self._current_cameras()
+        look = None if self._randomization is None else self._randomization.look(self._outputs.elapsed_steps)
+        out = self._renderer.render(self.get_body_poses(), cams, depth=depth, look=look)
         return out.rgb, out.depth
 
     def _observe(self):
         rgb = depth = None
+        self._current_cameras()
         if self._wants_images:
             rgb, depth = self._render_images(self._wants_depth)
             self._frames, self._frames_version = rgb[:, 0], self._version
+            self._rgb = rgb
         return build_obs(self.obs_mode, self._outputs, self.camera_names, rgb, depth, self._sensor_param)
 
     def _info(self) -> dict:
@@ -317,8 +364,12 @@ class GSEnv(gym.Env):
         info["physics_restarted"] = self._outputs.restarted  # bool [B]: rebuilt after a worker died or hung
         info["language_instruction"] = self.get_language_instruction()
         if self._wants_images:  # RLinf's "raw" observation mode reads this
-            info["extracted_obs"] = {"main_images": self._frames, "states": self._outputs.state["agent"]["qpos"],
+            moving = self._rig.moving  # RLinf's main view: the first fixed camera; wrist: the first on a link
+            main = moving.index(False) if False in moving else 0
+            info["extracted_obs"] = {"main_images": self._rgb[:, main], "states": self._outputs.state["agent"]["qpos"],
                                      "task_descriptions": info["language_instruction"]}
+            if True in moving:
+                info["extracted_obs"]["wrist_images"] = self._rgb[:, moving.index(True)]
         return info
 
     def __del__(self):

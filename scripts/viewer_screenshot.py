@@ -1,7 +1,7 @@
 """The README's picture of `gsenv view`: the viewer on the embedded scene after a few expert steps,
 photographed by the headless Chromium of the browser test (tests/browser.py).
 
-    .venv/bin/python scripts/viewer_screenshot.py [--out docs/images/viewer.jpg] [--steps 12]
+    .venv/bin/python scripts/viewer_screenshot.py [--out docs/img/viewer.jpg] [--steps 12]
 """
 from __future__ import annotations
 

@@ -204,7 +204,8 @@ def check_alignment(
         min_iou: a judged body below this IoU fails (0 < min_iou <= 1).
         min_pixels: a body is judged where it covers at least this many pixels (mesh or splat view).
         seed: seeds the states.
-        cameras: bundle camera names (default: all).
+        cameras: bundle camera names, fixed ones and those on robot links (a wrist camera; `gsenv scene
+            check` names them all); default: the fixed cameras.
         out_dir: where to write report.json and the overlay images (per state and camera: splat |
             mesh | 50% blend | difference panel, and the blend and difference alone); None writes
             nothing.
@@ -224,7 +225,9 @@ def check_alignment(
     from gsenv.alignment.mesh_view import MeshView
     from gsenv.alignment.overlay import write_overlays
     from gsenv.alignment.sampling import sample_states
-    from gsenv.scene.rendering import body_renderer, bundle_cameras, camera_specs
+    from gsenv.scene.bundle import CameraSpec
+    from gsenv.scene.camera_rig import CameraRig, rig_specs
+    from gsenv.scene.rendering import body_renderer
 
     if not (isinstance(samples, (int, np.integer)) and samples >= 1):
         raise ValueError(f"samples must be an int >= 1, got {samples!r}")
@@ -235,15 +238,16 @@ def check_alignment(
     if not bundle.body_gaussians():
         raise ValueError(f"scene {bundle.name!r} has no robot links or objects to check")
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    specs = camera_specs(bundle, cameras, image_size)
+    specs = rig_specs(bundle, cameras, image_size)
     names = [c.name for c in specs]
     report = AlignmentReport(bundle.name, (specs[0].height, specs[0].width), names, float(min_iou),
                              int(min_pixels), int(seed))
     renderer = body_renderer(bundle, render_backend, device)
-    cams = bundle_cameras(bundle, names, 1, device, image_size)  # [1, C]
+    rig = CameraRig(bundle, names, 1, device, image_size)  # [1, C]; link cameras from each state's poses
     out = Path(out_dir) if out_dir is not None else None
     with MeshView(bundle, specs, mesh_renderer) as view:
-        report.states = sample_states(view, specs, int(samples), seed)
+        # the hand in view of the fixed cameras (a link camera sees its link wherever it is)
+        report.states = sample_states(view, [c for c in specs if isinstance(c, CameraSpec)], int(samples), seed)
         robot_links = set(view.robot_link_names) | set(bundle.links)
         bodies = list(renderer.body_names)
         for i, state in enumerate(tqdm(report.states, desc="alignment check", unit="state", disable=not progress)):
@@ -253,7 +257,7 @@ def check_alignment(
             if pose_transform is not None:
                 poses = dict(pose_transform(poses))
             poses = {k: v.to(device) for k, v in poses.items()}
-            splat = renderer.render(poses, cams, body_alpha=True)
+            splat = renderer.render(poses, rig.cameras(poses), body_alpha=True)
             ids = splat.body_ids().cpu().numpy()[0]  # [C, H, W]
             rgb = splat.rgb.cpu().numpy()[0]
             for c, (spec, frame) in enumerate(zip(specs, frames)):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gsenv.scene.bundle import CameraSpec, SceneBundle
+from gsenv.scene.bundle import CameraSpec, LinkCameraSpec, SceneBundle
 
 # OpenCV camera axes (x right, y down, z forward) written in SAPIEN's camera frame (x fwd, y left, z up).
 _CV_IN_SAPIEN = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -79,12 +79,14 @@ class MeshView:
 
     Args:
         bundle: the scene bundle (its robot URDF and object collision geometry build the task).
-        cameras: calibrated cameras (at the resolution to render; see CameraSpec.at_resolution).
+        cameras: calibrated cameras (at the resolution to render; see CameraSpec.at_resolution); a
+            LinkCameraSpec is mounted on its robot link and moves with it.
         mesh_renderer: ManiSkill's render backend for SAPIEN, e.g. "sapien_cpu" or "sapien_cuda"
             (default: see default_mesh_renderer).
     """
 
-    def __init__(self, bundle: SceneBundle, cameras: Sequence[CameraSpec], mesh_renderer: str | None = None) -> None:
+    def __init__(self, bundle: SceneBundle, cameras: Sequence[CameraSpec | LinkCameraSpec],
+                 mesh_renderer: str | None = None) -> None:
         import gymnasium as gym
         import sapien
 
@@ -103,17 +105,25 @@ class MeshView:
         scene = self.task.scene.sub_scenes[0]
         self._components = []
         shader_dir = default_shader_dir()  # not the process-wide one, which ManiSkill's sensors rewrite
+        links = {link.name: link for link in self.task.agent.robot.get_links()}
         for cam in self.cameras:
             comp = sapien.render.RenderCameraComponent(int(cam.width), int(cam.height), shader_dir)
             K = np.asarray(cam.K, dtype=np.float64)
             comp.set_focal_lengths(float(K[0, 0]), float(K[1, 1]))
             comp.set_principal_point(float(K[0, 2]), float(K[1, 2]))
             comp.near, comp.far = 0.01, 100.0
-            entity = sapien.Entity()
-            entity.name = f"gsenv_alignment_{cam.name}"
-            entity.add_component(comp)
-            entity.set_pose(sapien.Pose(opencv_to_sapien_pose(cam.cam_to_base)))
-            scene.add_entity(entity)
+            if isinstance(cam, LinkCameraSpec):  # mounted on its link's entity: it moves with the link
+                if cam.link not in links:
+                    raise ValueError(f"camera {cam.name!r} is mounted on {cam.link!r}, which the simulator's "
+                                     f"robot does not have ({sorted(links)})")
+                links[cam.link]._objs[0].entity.add_component(comp)
+                comp.set_local_pose(sapien.Pose(opencv_to_sapien_pose(cam.cam_to_link)))
+            else:
+                entity = sapien.Entity()
+                entity.name = f"gsenv_alignment_{cam.name}"
+                entity.add_component(comp)
+                entity.set_pose(sapien.Pose(opencv_to_sapien_pose(cam.cam_to_base)))
+                scene.add_entity(entity)
             self._components.append(comp)
         # per-scene entity id -> body name (links and actors; the table and cameras map to nothing)
         id_map = self.task.segmentation_id_map

@@ -3,7 +3,8 @@
 Frames: robot links' and objects' gaussians are stored in their own body frames (simulator units,
 metres). The background is stored in the splat model's world frame and mapped into the simulator's
 world by the similarity `splat_to_sim` (x_sim = s R x + t) when the renderer is built. Cameras are
-OpenCV pinhole cameras (x right, y down, z forward) posed in the robot-base frame.
+OpenCV pinhole cameras (x right, y down, z forward): fixed ones posed in the robot-base frame,
+link cameras (a wrist camera) posed in their link's frame.
 """
 from __future__ import annotations
 
@@ -76,6 +77,35 @@ class CameraSpec:
                 "K": np.asarray(self.K).tolist(), "cam_to_base": np.asarray(self.cam_to_base).tolist()}
 
 
+@dataclass(frozen=True)
+class LinkCameraSpec:
+    """A pinhole camera mounted on a robot link (a wrist camera): it moves with the link.
+
+    K: [3,3] intrinsics at (width, height); cam_to_link: [4,4] pose of the OpenCV camera frame (x right,
+    y down, z forward) in the frame of `link`. Its pose in the world is link_to_world @ cam_to_link.
+    """
+
+    name: str
+    width: int
+    height: int
+    K: np.ndarray
+    link: str
+    cam_to_link: np.ndarray
+
+    def at_resolution(self, width: int, height: int) -> LinkCameraSpec:
+        """The same camera rendering at another resolution: K's rows scale with width and height."""
+        import torch
+
+        from gsenv.splat.cameras import scale_intrinsics
+
+        K = scale_intrinsics(torch.as_tensor(self.K, dtype=torch.float64), (self.width, self.height), (width, height))
+        return replace(self, width=int(width), height=int(height), K=K.numpy())
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "width": self.width, "height": self.height, "K": np.asarray(self.K).tolist(),
+                "link": self.link, "cam_to_link": np.asarray(self.cam_to_link).tolist()}
+
+
 @dataclass
 class SceneObject:
     """A movable object: gaussians in its own frame and how the simulator should build it.
@@ -106,6 +136,16 @@ class SceneBundle:
     eps2d: float = 0.3
     """Rasteriser low-pass (pixels^2): 0.3 for trained scans, 0 for gaussians sampled from meshes."""
     root: Path | None = None
+    link_cameras: list[LinkCameraSpec] = field(default_factory=list)
+    """Cameras mounted on robot links (e.g. a wrist camera); `cameras` are the fixed ones."""
+
+    def any_camera(self, name: str) -> CameraSpec | LinkCameraSpec:
+        """The fixed or link camera called name; KeyError naming them all otherwise."""
+        for cam in [*self.cameras, *self.link_cameras]:
+            if cam.name == name:
+                return cam
+        raise KeyError(f"scene {self.name!r} has no camera {name!r}; it has "
+                       f"{[c.name for c in [*self.cameras, *self.link_cameras]]}")
 
     def camera(self, name: str) -> CameraSpec:
         for cam in self.cameras:

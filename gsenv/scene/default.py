@@ -1,10 +1,10 @@
 """The embedded default scene: generated offline and deterministically from a recipe + ManiSkill's meshes.
 
 The recipe (``assets_manifest/default_scene.json``) says how many gaussians each part gets, the
-colours, the table texture, the backdrop geometry and the camera. The robot's gaussians are sampled
-from the visual meshes of the simulator's own robot description (link frames), the cube's and the
-plate's from the simulator's own collision primitives (object frames): picture and physics line up
-by construction.
+colours, the table texture, the backdrop geometry, the camera and the wrist camera on the hand
+(``link_cameras``). The robot's gaussians are sampled from the visual meshes of the simulator's own
+robot description (link frames), the cube's and the plate's from the simulator's own collision
+primitives (object frames): picture and physics line up by construction.
 
 The bundle is built on first use into ``<asset root>/default-scene/<key>`` where the key hashes the
 recipe, the density and BUILDER_VERSION (so a changed recipe or builder rebuilds), and is written
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from gsenv.scene import staging
-from gsenv.scene.bundle import CameraSpec, SceneBundle, SceneObject
+from gsenv.scene.bundle import CameraSpec, LinkCameraSpec, SceneBundle, SceneObject
 from gsenv.scene.format import MANIFEST, load_bundle, write_bundle
 from gsenv.scene.mesh_sampling import merge_meshes, sample_meshes, sample_surface
 from gsenv.splat.gaussians import Gaussians
@@ -73,6 +73,22 @@ def recipe_camera(recipe: dict | None = None) -> CameraSpec:
     T = np.eye(4)
     T[:3, :] = np.asarray(cam["cam_to_base_sapien"], dtype=np.float64)
     return CameraSpec(cam["name"], int(cam["width"]), int(cam["height"]), K, sapien_camera_to_opencv(T))
+
+
+def recipe_link_cameras(recipe: dict | None = None) -> list[LinkCameraSpec]:
+    """The recipe's link cameras (the wrist camera on the FR3 hand) as LinkCameraSpecs: the mount is
+    a chain of URDF-style (xyz, rpy) joints from the link to a SAPIEN-axes camera frame."""
+    out = []
+    for cam in (recipe or load_recipe()).get("link_cameras", []):
+        K = np.array([[cam["fx"], 0, cam["cx"]], [0, cam["fy"], cam["cy"]], [0, 0, 1]], dtype=np.float64)
+        T = np.eye(4)
+        for joint in cam["mount_sapien"]:
+            J = np.eye(4)
+            J[:3, :3], J[:3, 3] = _rpy_matrix(joint["rpy"]), joint["xyz"]
+            T = T @ J
+        out.append(LinkCameraSpec(cam["name"], int(cam["width"]), int(cam["height"]), K, cam["link"],
+                                  sapien_camera_to_opencv(T)))
+    return out
 
 
 def _count(n: int, density: float) -> int:
@@ -242,7 +258,8 @@ def build_default_bundle(density: float = 1.0, recipe: dict | None = None, progr
     camera = recipe_camera(recipe)
     return SceneBundle(name="default", links=links, objects=objects, background=background, cameras=[camera],
                        instructions=[names.LANGUAGE_INSTRUCTION],
-                       background_color=tuple(recipe["background_color"]), eps2d=float(recipe["render"]["eps2d"]))
+                       background_color=tuple(recipe["background_color"]), eps2d=float(recipe["render"]["eps2d"]),
+                       link_cameras=recipe_link_cameras(recipe))
 
 
 def _progress(total: int, enabled: bool):

@@ -9,6 +9,10 @@ A bundle is a directory:
     background.ply              optional static background, in the splat model's world frame
     backdrop.(jpg|png)          optional image behind everything
 
+"cameras" are fixed: {name, width, height, K, cam_to_base} (OpenCV axes, robot-base frame).
+Optional "link_cameras" move with a robot link (a wrist camera): {name, width, height, K, link,
+cam_to_link} (cam_to_link: the OpenCV camera pose in that link's frame).
+
 Optional "render": {"eps2d": px^2} sets the rasteriser's low-pass (default 0.3, as scans are trained;
 0 suits gaussians sampled from mesh surfaces).
 
@@ -24,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from gsenv.scene.bundle import CameraSpec, SceneBundle, SceneObject, Similarity
+from gsenv.scene.bundle import CameraSpec, LinkCameraSpec, SceneBundle, SceneObject, Similarity
 
 SCHEMA_VERSION = 1
 MANIFEST = "scene.json"
@@ -226,6 +230,33 @@ def load_bundle(root: str | Path, known_links: Iterable[str] | None = None, devi
         if all(v is not None for v in (cname, w, h, K, T)):
             cameras.append(CameraSpec(cname, w, h, K, T))
 
+    link_cameras: list[LinkCameraSpec] = []
+    for i, cam in enumerate(c.get(doc, "link_cameras", "$", list, required=False) or []):
+        path = f"link_cameras[{i}]"
+        cname = c.get(cam, "name", path, str)
+        if cname in seen:
+            c.fail(f"{path}.name", f"duplicate camera name {cname!r}")
+        seen.add(cname)
+        w = c.get(cam, "width", path, int)
+        h = c.get(cam, "height", path, int)
+        for key, v in (("width", w), ("height", h)):
+            if v is not None and v <= 0:
+                c.fail(f"{path}.{key}", "must be > 0")
+        K = c.matrix(cam.get("K") if isinstance(cam, dict) else None, (3, 3), f"{path}.K")
+        if K is not None and (K[0, 0] <= 0 or K[1, 1] <= 0 or not np.allclose(K[2], [0, 0, 1]) or K[1, 0] != 0):
+            c.fail(f"{path}.K", "must be a pinhole matrix [[fx,s,cx],[0,fy,cy],[0,0,1]] with fx, fy > 0")
+        link = c.get(cam, "link", path, str)
+        known = allowed if allowed is not None else set(links_doc)
+        if link is not None and known and link not in known:
+            c.fail(f"{path}.link", f"unknown link {link!r} (the robot has {', '.join(sorted(known))})")
+        T = c.matrix(cam.get("cam_to_link") if isinstance(cam, dict) else None, (4, 4), f"{path}.cam_to_link")
+        if T is not None:
+            if not np.allclose(T[3], [0, 0, 0, 1]):
+                c.fail(f"{path}.cam_to_link", "last row must be [0, 0, 0, 1]")
+            c.rotation(T[:3, :3], f"{path}.cam_to_link[:3,:3]")
+        if all(v is not None for v in (cname, w, h, K, link, T)):
+            link_cameras.append(LinkCameraSpec(cname, w, h, K, link, T))
+
     sim = c.get(doc, "splat_to_sim", "$", dict, required=False)
     similarity = Similarity()
     if sim is not None:
@@ -267,7 +298,7 @@ def load_bundle(root: str | Path, known_links: Iterable[str] | None = None, devi
     return SceneBundle(name=name, links=links, objects=objs, background=background, cameras=cameras,
                        instructions=list(instructions), splat_to_sim=similarity, robot_urdf=urdf,
                        backdrop_image=backdrop, background_color=color,
-                       eps2d=0.3 if eps2d is None else eps2d, root=root)
+                       eps2d=0.3 if eps2d is None else eps2d, root=root, link_cameras=link_cameras)
 
 
 def write_bundle(bundle: SceneBundle, root: str | Path, extra: dict | None = None) -> Path:
@@ -324,6 +355,7 @@ def write_bundle(bundle: SceneBundle, root: str | Path, extra: dict | None = Non
         "objects": objects,
         "background": background,
         "cameras": [cam.to_json() for cam in bundle.cameras],
+        "link_cameras": [cam.to_json() for cam in bundle.link_cameras],
         "splat_to_sim": bundle.splat_to_sim.to_json(),
         "instructions": list(bundle.instructions),
         "render": {"eps2d": bundle.eps2d},

@@ -17,4 +17,5 @@ Modules (import what you need; nothing heavy is imported here; rotations live in
       camera_cache     what is derived from the cameras (frusta, background layer), kept while they stay
       compositing      `Layer`s: bodies over the cached background, depth-tested; uint8
       backdrop         `Backdrop`: the colour or image behind everything
+      look             `Look`: per-env appearance (colour shifts, backdrops, image colour and noise)
 """

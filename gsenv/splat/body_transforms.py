@@ -37,31 +37,38 @@ def stack_body_poses(body_poses: Mapping[str, Tensor], names: Sequence[str], bat
     return torch.stack([body_poses[n].to(torch.float32) for n in names], 1)
 
 
-def body_features(bodies: BodySplats, poses: Tensor, viewmats: Tensor, nb: int) -> Tensor:
+def body_features(bodies: BodySplats, poses: Tensor, viewmats: Tensor, nb: int,
+                  color_shift: Tensor | None = None) -> Tensor:
     """Features of the bodies' gaussians (colour, then nb one-hot body channels): [N, 3 + nb] when
     view-independent, else [B, C, N, 3 + nb] (SH evaluated with the view direction taken into the
-    body frame). poses [B, NB, 7], viewmats [B, C, 4, 4]."""
+    body frame). poses [B, NB, 7], viewmats [B, C, 4, 4]; color_shift [B, NB, 3]: added to each body's
+    colour per env (before SH's clamp at 0), which makes the features [B, C, N, 3 + nb]."""
     body, idx = bodies.splats, bodies.index
     if not body.view_dependent:
-        return bodies.static_feats(nb)
+        if color_shift is None:
+            return bodies.static_feats(nb)
+        return bodies.shifted_feats(nb, color_shift, viewmats.shape[1])
     # view direction in the body frame: R^T (R m + t - campos) = m + R^T (t - campos)
     q, t = quat_normalize(poses[..., 3:]), poses[..., :3]  # [B, NB, *]
     cam = camera_centres(viewmats)  # [B, C, 3]
     off = quat_rotate(quat_conjugate(q)[:, None], t[:, None] - cam[:, :, None])  # [B, C, NB, 3]
-    return with_onehot(eval_sh(body.sh, body.means + off[:, :, idx]), idx, nb)  # [B, C, N, D]
+    shift = None if color_shift is None else color_shift[:, None, idx]  # [B, 1, N, 3]
+    return with_onehot(eval_sh(body.sh, body.means + off[:, :, idx], dc_shift=shift), idx, nb)  # [B, C, N, D]
 
 
-def bodies_in_world(bodies: BodySplats, poses: Tensor, viewmats: Tensor, nb: int) -> tuple[Tensor, ...]:
+def bodies_in_world(bodies: BodySplats, poses: Tensor, viewmats: Tensor, nb: int,
+                    color_shift: Tensor | None = None) -> tuple[Tensor, ...]:
     """The bodies moved to their poses (world frame, per env): means/quats [B, N, *], scales [B, N, 3]
     and opacities [B, N] (broadcast views), features [B, N, D] or [B, C, N, D] (D = 3 + nb).
-    poses [B, NB, 7], viewmats [B, C, 4, 4] (for view-dependent colour)."""
+    poses [B, NB, 7], viewmats [B, C, 4, 4] (for view-dependent colour); color_shift [B, NB, 3] as in
+    body_features."""
     body, idx = bodies.splats, bodies.index
     B = poses.shape[0]
     q = quat_normalize(poses[..., 3:])  # [B, NB, 4]
     qg, tg = q[:, idx], poses[:, idx, :3]  # [B, N, *]
     means = quat_rotate(qg, body.means) + tg
     quats = quat_multiply(qg, body.quats)
-    feats = body_features(bodies, poses, viewmats, nb)
+    feats = body_features(bodies, poses, viewmats, nb, color_shift)
     if feats.dim() == 2:
         feats = feats.expand(B, -1, -1)
     return means, quats, body.scales.expand(B, -1, -1), body.opacities.expand(B, -1), feats

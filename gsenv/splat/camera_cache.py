@@ -33,7 +33,9 @@ class CameraCache:
     """Derived from the current cameras (None until made):
         planes      [B, C, 5, 4] the culling frusta (culling.frustum_planes);
         background  (backend, Layer [1 or B, C, H, W, *]) the rasterised background;
-        underlay    `Underlay` of that background over the backdrop.
+        stale_envs  int64 [n]: envs whose cameras changed since `background` was rendered for them,
+                    where only some did (per-env cameras after a partial reset); None: all or none;
+        underlay    `Underlay` of that background over the backdrop, made for `underlay_key`.
     """
 
     def __init__(self) -> None:
@@ -44,13 +46,28 @@ class CameraCache:
         self._key: CameraKey | None = None
         self.planes: Tensor | None = None
         self.background: tuple[str, Layer] | None = None
+        self.stale_envs: Tensor | None = None
         self.underlay: Underlay | None = None
+        self.underlay_key: object = None
 
     def update(self, Ks: Tensor, vms: Tensor, width: int, height: int) -> CameraCache:
-        """Itself, emptied first unless these are the cameras it holds things for."""
+        """Itself, emptied first unless these are the cameras it holds things for. When only some envs'
+        cameras changed (same shapes and size) a per-env background is kept and those envs are
+        listed in stale_envs, to be rendered again alone."""
         if self._key is None or not self._key.matches(Ks, vms, (width, height)):
-            self._key = CameraKey(Ks, vms, (width, height))
-            self.planes, self.background, self.underlay = None, None, None
+            old, self._key = self._key, CameraKey(Ks, vms, (width, height))
+            self.planes, self.underlay = None, None
+            stale = None
+            if (self.background is not None and old is not None and old.size == (width, height)
+                    and old.values[0].shape == Ks.shape and old.values[1].shape == vms.shape
+                    and self.background[1].feats.shape[0] == Ks.shape[0] > 1):
+                changed = ((Ks != old.values[0]).flatten(1).any(1) | (vms != old.values[1]).flatten(1).any(1))
+                stale = changed.nonzero()[:, 0]
+                if self.stale_envs is not None:  # not rendered since the last change
+                    stale = torch.unique(torch.cat([self.stale_envs, stale]))
+            if stale is None or len(stale) == Ks.shape[0]:
+                self.background, stale = None, None
+            self.stale_envs = stale
         return self
 
 

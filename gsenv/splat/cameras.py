@@ -40,12 +40,15 @@ class Cameras:
 
     Ks:       [B, C, 3, 3] intrinsics for images of `width` x `height` pixels.
     viewmats: [B, C, 4, 4] world-to-camera transforms, OpenCV convention.
+    moving:   C bools, or () for all False: which cameras move from render to render (a camera on a
+              robot link): the renderer keeps nothing derived from those (no cached background).
     """
 
     Ks: Tensor
     viewmats: Tensor
     width: int
     height: int
+    moving: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
         if self.viewmats.dim() != 4 or self.viewmats.shape[-2:] != (4, 4):
@@ -57,6 +60,17 @@ class Cameras:
             raise ValueError(f"Cameras.Ks ({self.Ks.device}) and viewmats ({self.viewmats.device}) must share a device")
         if not (isinstance(self.width, int) and isinstance(self.height, int) and self.width > 0 and self.height > 0):
             raise ValueError(f"Cameras width/height must be positive ints, got {self.width!r} x {self.height!r}")
+        self.moving = tuple(bool(m) for m in self.moving)
+        if self.moving and len(self.moving) != self.viewmats.shape[1]:
+            raise ValueError(f"Cameras.moving must give one bool per camera ({self.viewmats.shape[1]}), "
+                             f"got {len(self.moving)}")
+
+    @property
+    def moving_columns(self) -> tuple[list[int], list[int]] | None:
+        """(static camera indices, moving camera indices), or None when no camera moves."""
+        if not any(self.moving):
+            return None
+        return [c for c, m in enumerate(self.moving) if not m], [c for c, m in enumerate(self.moving) if m]
 
     @property
     def batch_size(self) -> int:
@@ -81,10 +95,10 @@ class Cameras:
     def scaled(self, width: int, height: int) -> Cameras:
         """The same cameras rendering `width` x `height` images (K rescaled)."""
         return Cameras(scale_intrinsics(self.Ks, (self.width, self.height), (width, height)), self.viewmats,
-                       width, height)
+                       width, height, self.moving)
 
     def to(self, device: torch.device | str) -> Cameras:
-        return Cameras(self.Ks.to(device), self.viewmats.to(device), self.width, self.height)
+        return Cameras(self.Ks.to(device), self.viewmats.to(device), self.width, self.height, self.moving)
 
 
 def sapien_pose_to_viewmat(cam_to_world: Tensor) -> Tensor:

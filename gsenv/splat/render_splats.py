@@ -54,6 +54,7 @@ class BodySplats:
         self.splats, self.index, self.num_bodies = splats, index, num_bodies
         self._rigid: RigidBodies | None = None
         self._feats: dict[int, Tensor] = {}
+        self._shifted: tuple | None = None  # (key, shift kept alive, features) of the last colour shift
 
     def subset(self, keep: Tensor) -> BodySplats:
         """The gaussians where keep [N] is True (still ordered by body)."""
@@ -74,6 +75,17 @@ class BodySplats:
         if nb not in self._feats:
             self._feats[nb] = with_onehot(self.splats.rgb, self.index, nb).contiguous()
         return self._feats[nb]
+
+    def shifted_feats(self, nb: int, shift: Tensor, cameras: int) -> Tensor:
+        """[B, C, N, 3 + nb] (a broadcast view over C = cameras) colour with each env's per-body colour
+        shift [B, NB, 3] (view-independent colour only), kept while the same shift tensor is unchanged."""
+        key = (nb, cameras, id(shift), shift._version, tuple(shift.shape))
+        if self._shifted is None or self._shifted[0] != key:
+            s = self.splats
+            rgb = eval_sh(s.sh, torch.ones_like(s.means), dc_shift=shift[:, self.index])  # [B, N, 3]
+            feats = with_onehot(rgb, self.index, nb).contiguous()
+            self._shifted = (key, shift, feats[:, None].expand(-1, cameras, -1, -1))
+        return self._shifted[2]
 
 
 def with_onehot(feats: Tensor, index: Tensor, nb: int) -> Tensor:

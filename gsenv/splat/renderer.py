@@ -9,7 +9,11 @@ Static-background cache (default on): while the background and the cameras are u
 background is rasterised once per distinct camera and kept (camera_cache); each render then
 rasterises only the bodies and composites them over it per pixel with premultiplied alpha and a
 depth test (compositing), so a body behind background geometry is hidden. With the cache off,
-background and bodies are rasterised jointly (per-env copies of the background).
+background and bodies are rasterised jointly (per-env copies of the background). Cameras marked
+`moving` (on a robot link) share the bodies' rasterisation with the others, but their background is
+rasterised at every render; per-env cameras (randomised) keep a per-env background, rendered again
+only for the envs whose cameras changed. A `Look` (gsenv.splat.look) varies the appearance per env
+inside the same render.
 
 Besides `render`, the stages of the body layer are public so that tools can time them one by one:
 `stack_poses` and `visible_bodies` here, body_transforms' `body_features` and `bodies_in_world`, and
@@ -43,6 +47,7 @@ from gsenv.splat.compositing import (
 )
 from gsenv.splat.culling import BodyCulling, cluster_bodies, frustum_planes
 from gsenv.splat.gaussians import Gaussians
+from gsenv.splat.look import Look, apply_image_jitter
 from gsenv.splat.rasterize import DEFAULT_TILE_SIZE, TILE_SIZES, rasterize
 from gsenv.splat.render_splats import BodySplats, RenderSplats, background_features
 
@@ -75,6 +80,29 @@ class RenderOutput:
             return torch.full(self.body_alpha.shape[:-1], -1, dtype=torch.long, device=self.body_alpha.device)
         best, idx = self.body_alpha.max(-1)
         return torch.where(best >= threshold, idx, torch.full_like(idx, -1))
+
+
+def per_env_backdrop(backdrop: Tensor, B: int, W: int, H: int) -> Tensor:
+    """A look's backdrop, [B, 3] colours or [B, H, W, 3] images at the render size, as [B, 1, 1 or H,
+    1 or W, 3] (broadcasting over cameras and pixels); ValueError for another shape."""
+    if tuple(backdrop.shape) == (B, 3):
+        return backdrop[:, None, None, None, :]
+    if tuple(backdrop.shape) == (B, H, W, 3):
+        return backdrop[:, None]
+    raise ValueError(f"look.backdrop must be [B, 3] colours or [B, H, W, 3] images at the render size "
+                     f"([{B}, 3] or [{B}, {H}, {W}, 3]), got {list(backdrop.shape)}")
+
+
+def _columns(still: Tensor, moving: Tensor, cols: tuple[list[int], list[int]]) -> Tensor:
+    """[B, C, ...] from the still cameras' part [1 or B, Cs, ...] and the moving ones' [B, Cm, ...],
+    in camera order (cols: their camera indices)."""
+    B = moving.shape[0]
+    both = torch.cat([still.expand((B,) + still.shape[1:]), moving], 1)
+    order = cols[0] + cols[1]
+    if order == sorted(order):
+        return both
+    inverse = torch.as_tensor(sorted(range(len(order)), key=order.__getitem__), device=both.device)
+    return both.index_select(1, inverse)
 
 
 def _resolved(device: torch.device | str) -> torch.device:
@@ -148,7 +176,9 @@ class SceneRenderer:
     def _build(self) -> None:
         f = torch.float32
         bg = self._background_src
-        self._bg = RenderSplats(bg.to(self.device, f)) if bg is not None and len(bg) else None
+        self._bg_gaussians = bg.to(self.device, f) if bg is not None and len(bg) else None
+        self._bg = RenderSplats(self._bg_gaussians) if self._bg_gaussians is not None else None
+        self._bg_culling = None  # made when a moving camera first needs the background
         parts = [self._bodies_src[n].to(self.device, f) for n in self._body_names]
         if parts and sum(len(p) for p in parts):
             body = RenderSplats(Gaussians.concat(parts))
@@ -210,13 +240,17 @@ class SceneRenderer:
         depth: bool = False,
         alpha: bool = False,
         body_alpha: bool = False,
+        look: Look | None = None,
     ) -> RenderOutput:
         """Render B envs x C cameras.
 
         body_poses: {name: [B, 7]} position xyz + quaternion wxyz of each body in the world frame
             (every name in body_names; other names are ignored).
-        cameras: `Cameras` with Ks [B, C, 3, 3], viewmats [B, C, 4, 4], width, height.
+        cameras: `Cameras` with Ks [B, C, 3, 3], viewmats [B, C, 4, 4], width, height; cameras marked
+            `moving` get their background rasterised every render (the others' is cached).
         depth / alpha / body_alpha: also return those (see RenderOutput).
+        look: per-env appearance (`gsenv.splat.look.Look`: body colour shifts, backdrops, image
+            colour), applied inside this render; None: the scene as it is.
         """
         dev = cameras.device
         if dev != self.device:
@@ -225,24 +259,30 @@ class SceneRenderer:
         backend = resolve_render_backend(self.backend, str(dev))
         B, C, W, H = cameras.batch_size, cameras.num_cameras, cameras.width, cameras.height
         Ks, vms = cameras.Ks.to(torch.float32), cameras.viewmats.to(torch.float32)
+        cols = cameras.moving_columns  # None, or (static, moving) camera indices
         poses = self.stack_poses(body_poses, B, dev)  # [B, NB, 7] or None
         nb = len(self._body_names) if body_alpha else 0
+        shift = self._checked_shift(look, B)
+        backdrop = self._backdrop.at(W, H) if look is None or look.backdrop is None else \
+            per_env_backdrop(look.backdrop, B, W, H)
 
         shape = (B, C, H, W)
         rgb = None
         if self.cache_background and self._bg is not None:
-            bg = self._background_layer(Ks, vms, W, H, backend)  # [B or 1, C, H, W, *]
+            bg, fresh = self._background(Ks, vms, W, H, backend, cols)  # [B or 1, C, H, W, *]
             if self._bodies is not None:
-                fg = self._body_layer(poses, Ks, vms, W, H, backend, nb)
-                under = self._underlay(bg, W, H)
-                rgb = rgb_over(fg, under, self._backdrop.at(W, H))  # the step's hot path: few passes
+                fg = self._body_layer(poses, Ks, vms, W, H, backend, nb, shift, cols)
+                under = self._underlay(bg, backdrop, look, fresh, cols)
+                rgb = rgb_over(fg, under, backdrop)  # the step's hot path: few passes
                 out = composite_depth_tested(fg, bg, under.far) if depth or alpha or body_alpha else None
             else:
                 out = pad_feats(bg, nb)
         else:
-            out = self._joint_layer(poses, Ks, vms, W, H, backend, nb)
+            out = self._joint_layer(poses, Ks, vms, W, H, backend, nb, shift, cols)
         if rgb is None:
-            rgb = out.feats[..., :3] + (1.0 - out.alpha) * self._backdrop.at(W, H)
+            rgb = out.feats[..., :3] + (1.0 - out.alpha) * backdrop
+        if look is not None and look.image is not None:
+            rgb = apply_image_jitter(rgb.expand(shape + (3,)), look.image)
         res = RenderOutput(rgb=to_uint8(rgb.expand(shape + (3,))), body_names=self._body_names)
         if out is None:
             return res
@@ -274,13 +314,30 @@ class SceneRenderer:
                                  cameras.viewmats.to(torch.float32), cameras.width, cameras.height)
 
     # ------------------------------------------------------------------ pieces
-    def _kept_bodies(self, body_to_world: Tensor, Ks: Tensor, vms: Tensor, W: int, H: int) -> BodySplats | None:
+    def _checked_shift(self, look: Look | None, B: int) -> Tensor | None:
+        """look.body_color_shift as float32 [B, NB, 3] (None without one); ValueError for another shape."""
+        if look is None or look.body_color_shift is None:
+            return None
+        s = look.body_color_shift
+        if tuple(s.shape) != (B, len(self._body_names), 3):
+            raise ValueError(f"look.body_color_shift must be [B, NB, 3] = [{B}, {len(self._body_names)}, 3] "
+                             f"(bodies as body_names), got {list(s.shape)}")
+        return s
+
+    def _planes(self, Ks: Tensor, vms: Tensor, W: int, H: int, cols) -> Tensor:
+        """[B, C, 5, 4] culling frusta: kept for still cameras, made anew for moving ones."""
+        if cols is None:
+            cache = self._camera_cache.update(Ks, vms, W, H)
+            if cache.planes is None:
+                cache.planes = frustum_planes(Ks, vms, W, H, self.near_plane)
+            return cache.planes
+        return frustum_planes(Ks, vms, W, H, self.near_plane)  # [B, C, 5, 4]: a few hundred numbers
+
+    def _kept_bodies(self, body_to_world: Tensor, Ks: Tensor, vms: Tensor, W: int, H: int,
+                     cols=None) -> BodySplats | None:
         if not self.cull:
             return self._bodies
-        cache = self._camera_cache.update(Ks, vms, W, H)
-        if cache.planes is None:
-            cache.planes = frustum_planes(Ks, vms, W, H, self.near_plane)
-        return self._culling.kept(body_to_world, cache.planes)
+        return self._culling.kept(body_to_world, self._planes(Ks, vms, W, H, cols))
 
     def _raster(self, means, quats, scales, opac, feats, Ks, vms, W, H, backend) -> Layer:
         out, a = rasterize(means, quats, scales, opac, feats, vms, Ks, W, H, near_plane=self.near_plane,
@@ -288,44 +345,105 @@ class SceneRenderer:
                            backend=backend, tile_size=self.tile_size)
         return Layer(out[..., :-1], out[..., -1:], a)
 
-    def _body_layer(self, poses, Ks, vms, W, H, backend, nb) -> Layer:
+    def _body_layer(self, poses, Ks, vms, W, H, backend, nb, shift=None, cols=None) -> Layer:
         body_to_world = pose_to_matrix(poses)  # [B, NB, 4, 4]
-        kept = self._kept_bodies(body_to_world, Ks, vms, W, H)
+        kept = self._kept_bodies(body_to_world, Ks, vms, W, H, cols)
         if kept is None:  # no camera sees any body
             B, C = vms.shape[:2]
             return empty_layer(B, C, H, W, nb, vms.device)
         if backend == "gsplat":  # poses folded into the view matrices: no per-env copies of the bodies
             out, a = kept.rigid().rasterize(
-                body_to_world, body_features(kept, poses, vms, nb), Ks, vms, W, H,
+                body_to_world, body_features(kept, poses, vms, nb, shift), Ks, vms, W, H,
                 near_plane=self.near_plane, far_plane=self.far_plane, eps2d=self.eps2d, tile_size=self.tile_size)
             return Layer(out[..., :-1], out[..., -1:], a)
-        return self._raster(*bodies_in_world(kept, poses, vms, nb), Ks, vms, W, H, backend)
+        return self._raster(*bodies_in_world(kept, poses, vms, nb, shift), Ks, vms, W, H, backend)
+
+    def _bg_seen_by(self, Ks: Tensor, vms: Tensor, W: int, H: int) -> RenderSplats | None:
+        """The background gaussians some of these cameras (Ks [B, Cm, 3, 3], viewmats [B, Cm, 4, 4]) can
+        see: culled by 5 cm cluster against their frusta (with `cull`; the image is the same), None
+        when they see none. A wrist camera sees a patch of the table, not the floor and the wall."""
+        if not self.cull:
+            return self._bg
+        if self._bg_culling is None:
+            bg = self._bg
+            index = torch.zeros(len(bg), dtype=torch.long, device=self.device)
+            self._bg_culling = BodyCulling(BodySplats(bg, index, 1), cluster_bodies([self._bg_gaussians]))
+        kept = self._bg_culling.kept(torch.eye(4, device=self.device)[None, None],
+                                     frustum_planes(Ks, vms, W, H, self.near_plane))
+        return None if kept is None else kept.splats
+
+    def _background_views(self, k: Tensor, v: Tensor, W: int, H: int, backend: str,
+                          bg: RenderSplats | None = None) -> Layer:
+        """The background (or its part bg) rasterised into views Ks [V, 3, 3], viewmats [V, 4, 4]:
+        Layer [V, H, W, *]."""
+        bg = self._bg if bg is None else bg
+        self._background_images += k.shape[0]
+        return self._raster(bg.means, bg.quats, bg.scales, bg.opacities, background_features(bg, v), k, v, W, H,
+                            backend)
 
     def _background_layer(self, Ks: Tensor, vms: Tensor, W: int, H: int, backend: str) -> Layer:
         """The background rendered once per distinct camera: [1, C, ...] when every env shares the
-        cameras, else [B, C, ...]; reused while (Ks, viewmats, size, backend) are unchanged."""
+        cameras, else [B, C, ...]; reused while (Ks, viewmats, size, backend) are unchanged, and, per
+        env, only the envs whose cameras changed are rendered again."""
         cache = self._camera_cache.update(Ks, vms, W, H)
         if cache.background is not None and cache.background[0] == backend:
-            return cache.background[1]
-        bg = self._bg
+            layer = cache.background[1]
+            if cache.stale_envs is not None:  # some envs' cameras changed (partial reset): those alone
+                rows, C = cache.stale_envs, Ks.shape[1]
+                part = self._background_views(Ks[rows].reshape(-1, 3, 3), vms[rows].reshape(-1, 4, 4), W, H, backend)
+                for dst, src in zip((layer.feats, layer.depth_acc, layer.alpha),
+                                    (part.feats, part.depth_acc, part.alpha)):
+                    dst[rows] = src.reshape((len(rows), C) + src.shape[1:])
+                cache.stale_envs, cache.underlay = None, None
+                logger.debug("background rendered again for %d env(s)", len(rows))
+            return layer
         k, v, lead = distinct_views(Ks, vms)
-        layer = self._raster(bg.means, bg.quats, bg.scales, bg.opacities, background_features(bg, v), k, v, W, H,
-                             backend)
+        layer = self._background_views(k, v, W, H, backend)
         layer = Layer(*(x.reshape(lead + x.shape[1:]) for x in (layer.feats, layer.depth_acc, layer.alpha)))
-        cache.background, cache.underlay = (backend, layer), None
-        self._background_images += lead[0] * lead[1]
+        cache.background, cache.underlay, cache.stale_envs = (backend, layer), None, None
         logger.debug("background rendered for %d camera(s) (%s)", lead[0] * lead[1],
                      "shared by all envs" if lead[0] == 1 else "per env")
         return layer
 
-    def _underlay(self, bg: Layer, W: int, H: int) -> Underlay:
-        """What the bodies are composited over, derived from the cached background layer once."""
-        cache = self._camera_cache
-        if cache.underlay is None:
-            cache.underlay = underlay(bg, self._backdrop.at(W, H))
-        return cache.underlay
+    def _background(self, Ks, vms, W, H, backend, cols) -> tuple[Layer, Layer | None]:
+        """(background layer of every camera [1 or B, C, ...], the moving cameras' part rendered now
+        [B, Cm, ...] or None): still cameras from the cache, moving ones rasterised every render."""
+        if cols is None:
+            return self._background_layer(Ks, vms, W, H, backend), None
+        still, moving = cols
+        B, Cm = Ks.shape[0], len(moving)
+        k, v = Ks[:, moving], vms[:, moving]
+        splats = self._bg_seen_by(k, v, W, H)
+        if splats is None:  # no moving camera sees any background
+            fresh = empty_layer(B, Cm, H, W, 0, vms.device)
+        else:
+            fresh = self._background_views(k.reshape(-1, 3, 3), v.reshape(-1, 4, 4), W, H, backend, splats)
+            fresh = Layer(*(x.reshape((B, Cm) + x.shape[1:]) for x in (fresh.feats, fresh.depth_acc, fresh.alpha)))
+        if not still:
+            return fresh, fresh
+        cached = self._background_layer(Ks[:, still], vms[:, still], W, H, backend)
+        return Layer(*(_columns(a, b, cols) for a, b in zip(
+            (cached.feats, cached.depth_acc, cached.alpha), (fresh.feats, fresh.depth_acc, fresh.alpha)))), fresh
 
-    def _joint_layer(self, poses, Ks, vms, W, H, backend, nb) -> Layer:
+    def _underlay(self, bg: Layer, backdrop: Tensor, look: Look | None, fresh: Layer | None, cols) -> Underlay:
+        """What the bodies are composited over: derived from the cached background layer once per
+        backdrop (the scene's, or a look's per-env one: kept while look.version is unchanged); the
+        moving cameras' part made anew every render."""
+        cache = self._camera_cache
+        key = None if look is None or look.backdrop is None else (id(look.backdrop), look.version)
+        if cols is not None and not cols[0]:  # every camera moves: nothing to keep
+            return underlay(bg, backdrop)
+        if cache.underlay is None or cache.underlay_key != key:
+            cache.underlay = underlay(self._camera_cache.background[1] if cols is not None else bg, backdrop)
+            cache.underlay_key = key
+        if cols is None:
+            return cache.underlay
+        now = underlay(fresh, backdrop)
+        return Underlay(*(_columns(a, b, cols) for a, b in zip(
+            (cache.underlay.far, cache.underlay.clear, cache.underlay.over_backdrop),
+            (now.far, now.clear, now.over_backdrop))))
+
+    def _joint_layer(self, poses, Ks, vms, W, H, backend, nb, shift=None, cols=None) -> Layer:
         """Background and bodies in one rasterisation (no cache)."""
         B, C = vms.shape[:2]
         parts = []
@@ -335,9 +453,9 @@ class SceneRenderer:
             feats = torch.nn.functional.pad(feats, (0, nb))
             parts.append((bg.means.expand(B, -1, -1), bg.quats.expand(B, -1, -1), bg.scales.expand(B, -1, -1),
                           bg.opacities.expand(B, -1), feats))
-        kept = self._kept_bodies(pose_to_matrix(poses), Ks, vms, W, H) if self._bodies is not None else None
+        kept = self._kept_bodies(pose_to_matrix(poses), Ks, vms, W, H, cols) if self._bodies is not None else None
         if kept is not None:
-            parts.append(bodies_in_world(kept, poses, vms, nb))
+            parts.append(bodies_in_world(kept, poses, vms, nb, shift))
         if not parts:
             return empty_layer(B, C, H, W, nb, vms.device)
         # features: [B, N_part, D] each, or [B, C, N_part, D] once any part is view-dependent

@@ -11,6 +11,7 @@ rasterisation call would.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -40,7 +41,7 @@ class RigidBodies:
         self._parts = [(seg.body, *(t[seg.start:seg.stop].contiguous() for t in (means, quats, scales, opacities)))
                        for seg in segments if seg.stop > seg.start]
         self._buffer: Tensor | None = None  # [I, N, D + 1] features and depth, see _features
-        self._buffer_key: tuple | None = None
+        self._buffer_key: tuple | None = None  # (weakref to the features written, (I, D, dim, version))
         self._opacities: Tensor | None = None  # [I, N], contiguous (rasterize_to_pixels copies views)
 
     def __len__(self) -> int:
@@ -50,18 +51,18 @@ class RigidBodies:
         """[I, N, D + 1]: the features with each gaussian's camera depth as the last channel.
 
         rasterize_to_pixels wants one contiguous tensor. Features shared by all images ([N, D]) are
-        written once into a kept buffer; only the depth channel changes from render to render."""
+        written once into a kept buffer; only the depth channel changes from render to render. So are
+        per-image features [B, C, N, D] passed again as the same unchanged tensor (a per-env colour
+        shift, kept by BodySplats); new ones (view-dependent colour) are copied in each time."""
         D = feats.shape[-1]
-        if feats.dim() == 2:
-            key = (images, D, id(feats), feats._version)
-            if self._buffer is None or self._buffer_key != key:
-                self._buffer = torch.empty((images, len(self), D + 1), device=feats.device, dtype=torch.float32)
-                self._buffer[..., :D] = feats
-                self._buffer_key = key
+        key = (images, D, feats.dim(), feats._version)
+        src = self._buffer_key[0]() if self._buffer_key is not None else None
+        if src is feats and self._buffer_key[1] == key:
             buf = self._buffer
-        else:  # per-image features [I, N, D] (view-dependent colour)
+        else:
             buf = torch.empty((images, len(self), D + 1), device=feats.device, dtype=torch.float32)
-            buf[..., :D] = feats
+            buf[..., :D] = feats if feats.dim() == 2 else feats.reshape((images,) + feats.shape[2:])
+            self._buffer, self._buffer_key = buf, (weakref.ref(feats), key)  # a dead ref never matches
         buf[..., D] = depths
         return buf
 
@@ -103,7 +104,7 @@ class RigidBodies:
 
         _, means2d, depths, conics = projected
         I = means2d.shape[0]
-        colors = self._features(feats.reshape((I,) + feats.shape[2:]) if feats.dim() == 4 else feats, I, depths)
+        colors = self._features(feats, I, depths)
         if self._opacities is None or self._opacities.shape[0] != I:
             self._opacities = self.opacities.expand(I, -1).contiguous()
         offsets, flatten_ids = order

@@ -68,17 +68,20 @@ def eval_sh_bases(num_bases: int, dirs: Tensor) -> Tensor:
     return out
 
 
-def eval_sh(sh: Tensor, dirs: Tensor) -> Tensor:
+def eval_sh(sh: Tensor, dirs: Tensor, dc_shift: Tensor | None = None) -> Tensor:
     """View-dependent colour. sh: [..., N, K, 3] (broadcast against dirs), dirs: [..., N, 3] (any length,
-    from the camera to the gaussian) -> rgb [..., N, 3], clamped at 0 from below (not above), like gsplat."""
+    from the camera to the gaussian) -> rgb [..., N, 3], clamped at 0 from below (not above), like gsplat.
+    dc_shift [..., N, 3] (broadcast): added to the colour before the clamp, i.e. a shift of the DC
+    term by dc_shift / SH_C0 (per-env colour randomisation)."""
     k = sh.shape[-2]
     if k == 1:
         rgb = SH_C0 * sh[..., 0, :]
-        return torch.clamp_min(rgb.expand(torch.broadcast_shapes(rgb.shape, dirs.shape)) + 0.5, 0.0)
+        rgb = rgb.expand(torch.broadcast_shapes(rgb.shape, dirs.shape)) + 0.5
+        return torch.clamp_min(rgb if dc_shift is None else rgb + dc_shift, 0.0)
     d = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     bases = eval_sh_bases(k, d)  # [..., N, K]
-    rgb = torch.einsum("...k,...kc->...c", bases, sh)
-    return torch.clamp_min(rgb + 0.5, 0.0)
+    rgb = torch.einsum("...k,...kc->...c", bases, sh) + 0.5
+    return torch.clamp_min(rgb if dc_shift is None else rgb + dc_shift, 0.0)
 
 
 def sh_rotation_blocks(R: Tensor, degree: int) -> list[Tensor]:

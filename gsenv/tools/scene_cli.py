@@ -53,7 +53,8 @@ def add_commands(sub) -> None:
                    help="judge a body only where it covers at least P pixels in the mesh or splat render "
                         "(default: 200)")
     p.add_argument("--camera", action="append", default=None, metavar="NAME",
-                   help="check this bundle camera (repeat for several; default: all the scene's cameras)")
+                   help="check this bundle camera, fixed or on a robot link such as wrist_camera (repeat for "
+                        "several; default: all the scene's fixed cameras)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random states (default: 0)")
     p.add_argument("--density", type=float, default=1.0,
                    help="gaussian density of the default scene (ignored for other scenes; default: 1.0)")

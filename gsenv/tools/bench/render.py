@@ -1,6 +1,7 @@
 """Render benchmarks (GPU): ms per batched render and env-frames/s, background cache on and off.
 
     python -m gsenv.tools.bench.render [--batch 1 16 64 256] [--image-size 224x224 480x640] [--iters 10]
+    python -m gsenv.tools.bench.render --views --batch 256 --image-size 224x224 [--json FILE]
 
 `benchmark` uses a synthetic table-top with the default scene's gaussian counts (static background
 336k: table, apron, floor, wall; 9 robot links x 12.2k + cube 4k + plate 16k = 130k body gaussians),
@@ -479,6 +480,88 @@ def check_baseline(device, backend: str, cases=((100_000, 224, 224, 16), (100_00
     return rows
 
 
+# ----------------------------------------------------------------------------------------------------
+# Domain randomisation and the wrist camera (`--views`): their cost, as ratios measured in one run
+# ----------------------------------------------------------------------------------------------------
+EXAMPLE_RANDOMIZATION = dict(
+    camera_translation=(-0.02, 0.02), camera_rotation=(-3.0, 3.0), focal_scale=(0.92, 1.08), light=(0.7, 1.3),
+    tint=(0.9, 1.1), brightness=(-0.05, 0.05), contrast=(0.8, 1.2), saturation=(0.6, 1.4), hue=(-0.05, 0.05),
+    gamma=(0.8, 1.25), noise_std=(0.0, 0.02), object_color=(-0.35, 0.35),
+    backdrop_color=((0.1, 0.1, 0.1), (0.9, 0.9, 0.9)))
+"""Every range on (the README's example): what `--views` times as "randomisation on"."""
+VIEW_SETS = {"third": ("3rd_view_camera",), "third+wrist": ("3rd_view_camera", "wrist_camera")}
+
+
+def views_benchmark(batch: int = 256, image_size: tuple[int, int] = (224, 224), device: str = "cuda",
+                    density: float = 1.0, min_time: float = 1.0, partial: int = 8,
+                    asset_root: str | None = None) -> dict:
+    """The default scene rendered as the env renders it (CameraRig + SceneRenderer, the background cache
+    on), for the third-person camera alone and with the wrist camera, each with domain randomisation
+    off and on (EXAMPLE_RANDOMIZATION). Rows: ms per render, env-steps/s (B per render) and images/s;
+    ratios: randomisation's cost (1 - on/off throughput) per view set, the wrist's cost; also the time
+    of a partial reset of `partial` envs with randomisation on (new draws, their backgrounds rendered
+    again, one render)."""
+    from gsenv.scene.camera_rig import CameraRig
+    from gsenv.scene.randomization import DomainRandomization, RandomizedLook
+    from gsenv.scene.rendering import make_renderer
+    from gsenv.scene.resolve import resolve_scene
+
+    B, (h, w) = int(batch), image_size
+    bundle = resolve_scene("default", asset_root=asset_root, density=density)
+    renderer = make_renderer(bundle, "auto", device)
+    poses = varied_poses([*renderer.body_names, "fr3_hand"], B, device)
+    frame = torch.zeros(B, dtype=torch.int32, device=device)
+    config = DomainRandomization.from_any(EXAMPLE_RANDOMIZATION)
+    rows, fps = [], {}
+    for views, cams in VIEW_SETS.items():
+        rig = CameraRig(bundle, list(cams), B, device, (h, w))
+        for on in (False, True):
+            rl = None
+            if on:
+                rl = RandomizedLook(config, B, len(cams), renderer.body_names, w, h, device)
+                rl.redraw(range(B), range(B))
+                rig.set_offsets(*rl.camera_offsets())
+            else:
+                rig.set_offsets(None, None)
+
+            def step(rig=rig, rl=rl):
+                renderer.render(poses, rig.cameras(poses), look=None if rl is None else rl.look(frame))
+
+            ms, n = time_call(step, device, min_time=min_time, max_iters=200, warmup=2)
+            fps[(views, on)] = B / ms * 1000
+            rows.append(dict(views=views, randomization=on, B=B, res=f"{w}x{h}", ms=round(ms, 3),
+                             env_steps_per_s=round(B / ms * 1000, 1), images_per_s=round(B * len(cams) / ms * 1000, 1),
+                             iters=n))
+            logger.info("%s", rows[-1])
+            if on and partial:
+                k = min(int(partial), B)
+
+                def reset(rig=rig, rl=rl, k=k):
+                    rl.redraw(range(k), [10_000 + i for i in range(k)])
+                    rig.set_offsets(*rl.camera_offsets())
+                    step()
+
+                reset_ms, _ = time_call(reset, device, min_time=min_time, max_iters=50, warmup=1)
+                rows[-1]["partial_reset_ms"] = round(reset_ms, 3)
+                rows[-1]["partial_reset_envs"] = k
+    ratios = {f"randomization_cost_{v}": round(1 - fps[(v, True)] / fps[(v, False)], 4) for v in VIEW_SETS}
+    ratios["wrist_cost"] = round(1 - fps[("third+wrist", False)] / fps[("third", False)], 4)
+    return {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "rows": rows,
+            "ratios": ratios}
+
+
+def views_table(result: dict) -> str:
+    out = ["| views | randomisation | B | resolution | ms / render | env-steps/s | images/s | partial reset ms |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        reset = f"{r['partial_reset_ms']:.2f} ({r['partial_reset_envs']} envs)" if "partial_reset_ms" in r else "-"
+        out.append(f"| {r['views']} | {'on' if r['randomization'] else 'off'} | {r['B']} | {r['res']} | {r['ms']:.2f} "
+                   f"| {r['env_steps_per_s']:,.0f} | {r['images_per_s']:,.0f} | {reset} |")
+    out.append("")
+    out += [f"- {k}: {v:.1%}" for k, v in result["ratios"].items()]
+    return "\n".join(out)
+
+
 def table(rows: list[dict]) -> str:
     out = ["| background cache | resolution | B | ms / render | env-frames/s |", "|---|---|---|---|---|"]
     for r in rows:
@@ -492,10 +575,25 @@ def main() -> None:
     ap.add_argument("--image-size", type=parse_image_size, nargs="+", default=[(224, 224), (480, 640)], metavar="HxW",
                     help="image sizes: one int (square) or HEIGHTxWIDTH each (default 224x224 480x640)")
     ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--views", action="store_true",
+                    help="instead: the default scene as the env renders it, third-person vs third-person + wrist "
+                         "camera, domain randomisation off vs on (ratios from one run; first --batch and "
+                         "--image-size only)")
+    ap.add_argument("--json", default=None, metavar="FILE", help="with --views: also write the result as JSON")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("gsenv.tools.bench.render times CUDA renders: run it where CUDA is available")
     logging.basicConfig(level=logging.INFO)
+    if a.views:
+        import json
+
+        result = views_benchmark(a.batch[0], a.image_size[0])
+        print(f"device: {result['device']}")
+        print(views_table(result))
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(result, f, indent=1)
+        return
     rows = benchmark(a.batch, a.image_size, a.iters)
     print(f"device: {torch.cuda.get_device_name()}")
     print(table(rows))

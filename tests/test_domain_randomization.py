@@ -1,0 +1,269 @@
+"""Visual domain randomisation: the ranges and their errors, per-env draws (seeded, in range, partial
+redraws), the renderer's per-env look (object colours, backdrops, image colour, camera offsets), and
+GSEnv with it on and off (real physics workers, torch rendering on the CPU, tiny images)."""
+from __future__ import annotations
+
+import dataclasses
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import gsenv
+from gsenv.scene.randomization import DomainRandomization, RandomizedLook, draw_seed
+from gsenv.splat.cameras import Cameras
+from gsenv.splat.gaussians import Gaussians
+from gsenv.splat.look import (
+    NOISE_FRAMES,
+    ImageJitter,
+    Look,
+    apply_image_jitter,
+    noise_bank,
+    noise_index,
+    saturation_hue_matrix,
+)
+from gsenv.splat.renderer import SceneRenderer
+
+H, W = 24, 32
+FULL = dict(camera_translation=(-0.02, 0.02), camera_rotation=(-2.0, 2.0), focal_scale=(0.9, 1.1), light=(0.7, 1.3),
+            tint=(0.9, 1.1), brightness=(-0.1, 0.1), contrast=(0.8, 1.2), saturation=(0.5, 1.5), hue=(-0.1, 0.1),
+            gamma=(0.8, 1.2), noise_std=(0.01, 0.03), object_color=(-0.3, 0.3),
+            backdrop_color=((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
+BODIES = ("fr3_link0", "cube", "plate")
+
+
+# ----------------------------------------------------------------------------------------- the ranges
+@pytest.mark.parametrize("bad, match", [
+    ({"brightnes": (0, 0.1)}, "unknown domain_randomization key 'brightnes' .*did you mean 'brightness'"),
+    ({"contrast": (1.2, 0.8)}, "low 1.2 is above high 0.8"),
+    ({"gamma": (0.0, 1.0)}, r"'gamma' must lie in \(0.0, 4.0\]"),
+    ({"hue": (-0.7, 0.0)}, r"'hue' must lie in \[-0.5, 0.5\]"),
+    ({"noise_std": 0.1}, "must be a \\(low, high\\) pair"),
+    ({"light": ("0.5", 1.0)}, "must be a \\(low, high\\) pair"),
+    ({"light": (float("nan"), 1.0)}, "must be a \\(low, high\\) pair"),
+    ({"backdrop_color": ((0, 0, 0), (1, 1, 2))}, "'backdrop_color' must be"),
+    ({"backdrop_color": ((0, 0, 0), (1, 1, 1)), "backdrop_images": "."}, "not both"),
+    ({"backdrop_images": "/nonexistent/folder"}, "not a directory"),
+    ({"object_bodies": "cube"}, "list of body names"),
+])
+def test_bad_ranges_raise_one_clear_error(bad, match):
+    with pytest.raises(ValueError, match=match):
+        DomainRandomization.from_any(bad)
+
+
+def test_ranges_from_a_dict_or_a_dataclass_and_off():
+    assert DomainRandomization.from_any(None) is None
+    cfg = DomainRandomization.from_any({"light": [0.5, 1.5]})
+    assert cfg.light == (0.5, 1.5) and cfg.contrast == (1.0, 1.0)
+    assert DomainRandomization.from_any(cfg) is cfg
+    with pytest.raises(ValueError, match="must be None, a dict"):
+        DomainRandomization.from_any([("light", (0.5, 1.5))])
+    with pytest.raises(ValueError, match=r"'object_bodies' \['mug'\] are not bodies"):
+        RandomizedLook(DomainRandomization(object_bodies=("mug",)), 2, 1, BODIES, W, H, "cpu")
+
+
+# ----------------------------------------------------------------------------------------- the draws
+def test_draws_are_seeded_per_env_in_range_and_redrawn_only_where_reset():
+    cfg = DomainRandomization.from_any(FULL)
+    a = RandomizedLook(cfg, 3, 2, BODIES, W, H, "cpu")
+    a.redraw([0, 1, 2], [5, 6, 7])
+    va = a.snapshot()
+    for key, rng in FULL.items():
+        if key == "backdrop_color":
+            lo, hi = torch.tensor(rng[0]), torch.tensor(rng[1])
+            assert ((va[key] >= lo) & (va[key] <= hi)).all()
+            continue
+        vals = torch.cat([v.flatten() for v in va[key].values()]) if isinstance(va[key], dict) else va[key]
+        assert ((vals >= rng[0]) & (vals <= rng[1])).all(), key
+    assert va["camera_translation"].shape == (3, 2, 3) and va["object_color"]["cube"].shape == (3, 3)
+    assert not torch.equal(va["light"][0], va["light"][1]) and not torch.equal(va["light"][1], va["light"][2])
+    b = RandomizedLook(cfg, 3, 2, BODIES, W, H, "cpu")
+    b.redraw([2, 0, 1], [7, 5, 6])  # the same seeds on the same envs, in another order
+    vb = b.snapshot()
+    for key in va:
+        same = (all(torch.equal(va[key][k], vb[key][k]) for k in va[key]) if isinstance(va[key], dict)
+                else torch.equal(va[key], vb[key]))
+        assert same, key
+    b.redraw([1], [99])  # a partial reset: env 1 alone draws again
+    vc = b.snapshot()
+    assert torch.equal(vc["light"][[0, 2]], va["light"][[0, 2]]) and not torch.equal(vc["light"][1], va["light"][1])
+    assert draw_seed(3, None) == 3 and draw_seed(3, 3) != 3 and draw_seed(0, 3) == draw_seed(9, 3)
+
+
+def test_backdrop_images_from_a_folder_per_env(tmp_path):
+    import imageio.v3 as iio
+
+    red, blue = np.zeros((6, 8, 3), np.uint8), np.zeros((6, 8, 3), np.uint8)
+    red[..., 0], blue[..., 2] = 255, 255
+    iio.imwrite(tmp_path / "a.png", red)
+    iio.imwrite(tmp_path / "b.png", blue)
+    (tmp_path / "notes.txt").write_text("not an image")
+    r = RandomizedLook(DomainRandomization(backdrop_images=str(tmp_path)), 6, 1, BODIES, W, H, "cpu")
+    r.redraw(range(6), range(6))
+    idx = r.snapshot()["backdrop_index"]
+    back = r.look(torch.zeros(6, dtype=torch.int32)).backdrop
+    assert back.shape == (6, H, W, 3) and set(idx.tolist()) == {0, 1}  # both images drawn, at the render size
+    for b in range(6):
+        assert torch.allclose(back[b, H // 2, W // 2], torch.eye(3)[[0, 2][int(idx[b])]])
+    with pytest.raises(ValueError, match="has no .png/.jpg/.jpeg images"):
+        DomainRandomization(backdrop_images=str(tmp_path / "empty") if (tmp_path / "empty").mkdir() is None else "")
+
+
+def test_gym_make_refuses_bad_ranges_before_anything_starts():
+    with pytest.raises(ValueError, match="unknown domain_randomization key 'tnt'"):
+        gym.make(gsenv.registration.ENV_ID, num_envs=1, domain_randomization={"tnt": (0.9, 1.1)})
+
+
+def test_turning_one_range_on_leaves_the_others_draws():
+    one = RandomizedLook(DomainRandomization(light=(0.5, 1.5)), 2, 1, BODIES, W, H, "cpu")
+    two = RandomizedLook(DomainRandomization(light=(0.5, 1.5), hue=(-0.2, 0.2)), 2, 1, BODIES, W, H, "cpu")
+    for r in (one, two):
+        r.redraw([0, 1], [1, 2])
+    assert torch.equal(one.snapshot()["light"], two.snapshot()["light"])
+
+
+# ----------------------------------------------------------------------------------------- the look
+def _blob(centre, colour, n=30, scale=0.03):
+    g = torch.Generator().manual_seed(0)
+    m = torch.tensor(centre) + 0.03 * torch.randn(n, 3, generator=g)
+    return Gaussians.from_activated(m, torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1), torch.full((n, 3), scale),
+                                    torch.full((n,), 0.9), colors=torch.tensor([colour] * n))
+
+
+def _renderer(**kw):
+    bodies = {"fr3_link0": _blob([0.0, 0.0, 0.0], [0.2, 0.8, 0.2]), "cube": _blob([0.0, 0.0, 0.0], [0.8, 0.2, 0.2]),
+              "plate": _blob([0.0, 0.0, 0.0], [0.2, 0.2, 0.8])}
+    bg = _blob([0.0, 0.0, 3.0], [0.5, 0.5, 0.5], n=50, scale=0.08)
+    return SceneRenderer(bg, bodies, backend="torch", backdrop=(0.1, 0.1, 0.1), **kw)
+
+
+def _poses(B=2):
+    p = {"fr3_link0": [-0.25, 0.0, 1.5], "cube": [0.0, 0.0, 1.5], "plate": [0.25, 0.0, 1.5]}
+    return {k: torch.tensor([[*v, 1.0, 0, 0, 0]]).repeat(B, 1) for k, v in p.items()}
+
+
+def _cams(B=2):
+    K = torch.tensor([[30.0, 0, W / 2], [0, 30.0, H / 2], [0, 0, 1]])
+    return Cameras.shared(K, torch.eye(4), W, H, B)
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_object_colour_shift_moves_only_that_body_in_that_env(cache):
+    r = _renderer(cache_background=cache)
+    base = r.render(_poses(), _cams(), body_alpha=True)
+    shift = torch.zeros(2, 3, 3)
+    shift[1, 1] = torch.tensor([-0.5, 0.5, 0.0])  # env 1's cube: less red, more green
+    out = r.render(_poses(), _cams(), look=Look(body_color_shift=shift))
+    ids = base.body_ids()
+    cube = ids[1, 0] == 1
+    diff = out.rgb.int() - base.rgb.int()
+    assert torch.equal(out.rgb[0], base.rgb[0])  # env 0 unchanged
+    assert (diff[1, 0][cube][:, 0] < -60).all() and (diff[1, 0][cube][:, 1] > 60).all()
+    far = (base.body_alpha[1, 0, ..., 1] < 1e-3)  # pixels the cube does not touch
+    assert (diff[1, 0][far] == 0).all()
+
+
+def test_backdrop_per_env_and_image_jitter():
+    r = SceneRenderer(None, {"cube": _blob([0.0, 0.0, 0.0], [0.8, 0.2, 0.2])}, backend="torch", backdrop=(0, 0, 0))
+    poses = {"cube": torch.tensor([[0.0, 0.0, 1.5, 1.0, 0, 0, 0]]).repeat(2, 1)}
+    colours = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 1.0]])
+    out = r.render(poses, _cams(), alpha=True, look=Look(backdrop=colours))
+    empty = out.alpha == 0
+    for b in range(2):
+        assert (out.rgb[b][empty[b]] == (colours[b] * 255).round().to(torch.uint8)).all()
+    with pytest.raises(ValueError, match="look.backdrop must be"):
+        r.render(poses, _cams(), look=Look(backdrop=torch.zeros(2, 4)))
+    # the affine part: light x tint, brightness, contrast, saturation, hue
+    x = torch.rand(2, 1, 4, 5, 3, generator=torch.Generator().manual_seed(1)) * 0.5
+    one, zero = torch.ones(2), torch.zeros(2)
+    ident = ImageJitter(gain=torch.ones(2, 3), brightness=zero, contrast=one,
+                        color_matrix=saturation_hue_matrix(one, zero))
+    assert torch.allclose(apply_image_jitter(x.clone(), ident), x, atol=1e-5)
+    half = dataclasses.replace(ident, gain=torch.tensor([[0.5, 0.5, 0.5], [1.0, 1.0, 2.0]]))
+    y = apply_image_jitter(x.clone(), half)
+    assert torch.allclose(y[0], x[0] * 0.5, atol=1e-5) and torch.allclose(y[1, ..., 2], x[1, ..., 2] * 2, atol=1e-5)
+    grey = dataclasses.replace(ident, color_matrix=saturation_hue_matrix(zero, zero))
+    g = apply_image_jitter(x.clone(), grey)
+    lum = (x * torch.tensor([0.299, 0.587, 0.114])).sum(-1)
+    assert torch.allclose(g, lum[..., None].expand_as(g), atol=1e-5)
+    flat = dataclasses.replace(ident, contrast=zero)  # contrast 0: every pixel the image's mean grey
+    f = apply_image_jitter(x.clone(), flat)
+    assert torch.allclose(f, lum.mean((2, 3))[:, :, None, None, None].expand_as(f), atol=1e-5)
+    hue = saturation_hue_matrix(one, torch.full((2,), 0.5))  # half a turn: grey stays grey
+    assert torch.allclose(hue @ torch.ones(3), torch.ones(2, 3), atol=1e-5)
+
+
+def test_noise_is_a_function_of_key_and_frame():
+    bank = noise_bank((1, 20, 30, 3), "cpu")
+    assert bank.shape == (NOISE_FRAMES, 1, 20, 30, 3) and torch.equal(bank, noise_bank((1, 20, 30, 3), "cpu"))
+    assert abs(float(bank.float().mean())) < 0.02 and abs(float(bank.float().std()) - 1.0) < 0.02
+    keys = torch.arange(200, dtype=torch.int32)
+    idx = noise_index(keys, torch.zeros(200, dtype=torch.int32), NOISE_FRAMES)
+    assert ((idx >= 0) & (idx < NOISE_FRAMES)).all() and len(set(idx.tolist())) > NOISE_FRAMES // 2  # spread
+    assert torch.equal(noise_index(keys[5:6], torch.zeros(1, dtype=torch.int32), NOISE_FRAMES), idx[5:6])
+    later = noise_index(keys, torch.ones(200, dtype=torch.int32), NOISE_FRAMES)
+    assert (later != idx).float().mean() > 0.8  # a new frame, (almost always) another noise image
+    x = torch.full((2, 1, 20, 30, 3), 0.5)
+    one, zero = torch.ones(2), torch.zeros(2)
+    jit = ImageJitter(gain=torch.ones(2, 3), brightness=zero, contrast=one,
+                      color_matrix=saturation_hue_matrix(one, zero),
+                      noise_std=torch.tensor([0.0, 0.1]), noise_key=keys[:2], frame=torch.zeros(2, dtype=torch.int32),
+                      noise_bank=bank)
+    y = apply_image_jitter(x.clone(), jit)
+    assert torch.allclose(y[0], x[0], atol=1e-6)  # std 0: no noise
+    assert abs(float((y[1] - 0.5).std()) - 0.1) < 0.01
+
+
+# ----------------------------------------------------------------------------------------- GSEnv
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("assets"))
+
+
+def _make(assets, **kw):
+    return gym.make(gsenv.registration.ENV_ID, num_envs=2, obs_mode="rgb", image_size=(H, W), scene_density=0.02,
+                    asset_root=assets, num_workers=1, render_backend="torch", device="cpu", **kw)
+
+
+def _rgb(obs):
+    return obs["sensor_data"]["3rd_view_camera"]["rgb"].clone()
+
+
+def test_env_randomised_reproducible_per_env_and_off_is_the_plain_render(assets):
+    from gsenv.scene.rendering import bundle_cameras, make_renderer
+
+    env = _make(assets, domain_randomization=FULL)
+    try:
+        u = env.unwrapped
+        obs, _ = env.reset(seed=3)
+        img, vals = _rgb(obs), u.domain_randomization_values()
+        assert not torch.equal(vals["camera_translation"][0], vals["camera_translation"][1])
+        assert not torch.equal(img[0], img[1])
+        obs, _ = env.reset(seed=3)  # the same seed: the same draws and images
+        assert torch.equal(_rgb(obs), img) and torch.equal(u.domain_randomization_values()["hue"], vals["hue"])
+        # the cameras carry the offsets: env 0's viewmat differs from the bundle's
+        plain = bundle_cameras(u.scene, None, 2, "cpu", image_size=(H, W))
+        assert not torch.allclose(u.cameras.viewmats, plain.viewmats)
+        obs, *_ = env.step(torch.zeros(2, 7))
+        obs, _ = env.reset(seed=[11], options={"env_idx": [1]})  # env 1 alone draws again
+        now = u.domain_randomization_values()
+        assert now["light"][0] == vals["light"][0] and now["light"][1] != vals["light"][1]
+        obs, _ = env.reset(seed=[4, 3])  # env 1 with env 0's earlier seed: env 0's earlier draw and image
+        assert torch.equal(u.domain_randomization_values()["hue"][1], vals["hue"][0])
+        assert torch.equal(_rgb(obs)[1], img[0])
+        obs, _ = env.reset(seed=0, options={"episode_id": [5, 5]})  # the same episode id: the same draw
+        e = u.domain_randomization_values()
+        assert torch.equal(e["light"][0], e["light"][1]) and torch.equal(_rgb(obs)[0], _rgb(obs)[1])
+    finally:
+        env.close()
+    env = _make(assets)  # off: exactly the renderer's plain image of the bundle's cameras
+    try:
+        u = env.unwrapped
+        obs, _ = env.reset(seed=3)
+        assert u.domain_randomization_values() is None
+        ref = make_renderer(u.scene, "torch", "cpu").render(u.get_body_poses(),
+                                                            bundle_cameras(u.scene, None, 2, "cpu", image_size=(H, W)))
+        assert torch.equal(_rgb(obs), ref.rgb[:, 0])
+    finally:
+        env.close()
