@@ -16,7 +16,8 @@ from torch import Tensor
 
 from gsenv.geometry import pose_to_matrix
 from gsenv.scene.bundle import CameraSpec, LinkCameraSpec, SceneBundle
-from gsenv.splat.cameras import Cameras, image_size_hw
+from gsenv.scene.rendering import at_one_size
+from gsenv.splat.cameras import Cameras
 
 
 def rigid_inverse(T: Tensor) -> Tensor:
@@ -49,15 +50,7 @@ def rig_specs(bundle: SceneBundle, names: Sequence[str] | None = None,
             raise ValueError(exc.args[0]) from None
     if not specs:
         raise ValueError("cameras must name at least one camera")
-    if image_size is None:
-        sizes = {(c.height, c.width) for c in specs}
-        if len(sizes) > 1:
-            raise ValueError(f"cameras {[c.name for c in specs]} have different calibrated sizes (height, width) "
-                             f"{sorted(sizes)}: pass image_size=(height, width)")
-        height, width = sizes.pop()
-    else:
-        height, width = image_size_hw(image_size)
-    return [c.at_resolution(width, height) for c in specs]
+    return at_one_size(specs, image_size)
 
 
 class CameraRig:

@@ -124,6 +124,36 @@ def read_manifest(root: str | Path) -> dict:
     return doc
 
 
+def _camera_intrinsics(c: _Checker, cam: Any, path: str, seen: set[str]):
+    """(name, width, height, K) of one camera entry, fixed or on a link; names are unique across both."""
+    cname = c.get(cam, "name", path, str)
+    if cname in seen:
+        c.fail(f"{path}.name", f"duplicate camera name {cname!r}")
+    seen.add(cname)
+    w = c.get(cam, "width", path, int)
+    h = c.get(cam, "height", path, int)
+    for key, v in (("width", w), ("height", h)):
+        if v is not None and v <= 0:
+            c.fail(f"{path}.{key}", "must be > 0")
+    K = c.matrix(cam.get("K") if isinstance(cam, dict) else None, (3, 3), f"{path}.K")
+    if K is not None:
+        if K[0, 0] <= 0 or K[1, 1] <= 0:
+            c.fail(f"{path}.K", f"focal lengths must be > 0, got fx={K[0, 0]}, fy={K[1, 1]}")
+        if not np.allclose(K[2], [0, 0, 1]) or K[1, 0] != 0:
+            c.fail(f"{path}.K", "must be a pinhole matrix [[fx,s,cx],[0,fy,cy],[0,0,1]]")
+    return cname, w, h, K
+
+
+def _camera_pose(c: _Checker, cam: Any, path: str, key: str) -> np.ndarray | None:
+    """The rigid 4x4 pose cam[key] (cam_to_base or cam_to_link), checked."""
+    T = c.matrix(cam.get(key) if isinstance(cam, dict) else None, (4, 4), f"{path}.{key}")
+    if T is not None:
+        if not np.allclose(T[3], [0, 0, 0, 1]):
+            c.fail(f"{path}.{key}", "last row must be [0, 0, 0, 1]")
+        c.rotation(T[:3, :3], f"{path}.{key}[:3,:3]")
+    return T
+
+
 def load_bundle(root: str | Path, known_links: Iterable[str] | None = None, device: str = "cpu") -> SceneBundle:
     """Read and validate a bundle directory; load every PLY.
 
@@ -204,56 +234,23 @@ def load_bundle(root: str | Path, known_links: Iterable[str] | None = None, devi
     cam_docs = c.get(doc, "cameras", "$", list) or []
     if not cam_docs and "cameras" in doc:
         c.fail("cameras", "needs at least one camera")
-    seen = set()
+    seen: set[str] = set()
     for i, cam in enumerate(cam_docs):
         path = f"cameras[{i}]"
-        cname = c.get(cam, "name", path, str)
-        if cname in seen:
-            c.fail(f"{path}.name", f"duplicate camera name {cname!r}")
-        seen.add(cname)
-        w = c.get(cam, "width", path, int)
-        h = c.get(cam, "height", path, int)
-        for key, v in (("width", w), ("height", h)):
-            if v is not None and v <= 0:
-                c.fail(f"{path}.{key}", "must be > 0")
-        K = c.matrix(cam.get("K") if isinstance(cam, dict) else None, (3, 3), f"{path}.K")
-        if K is not None:
-            if K[0, 0] <= 0 or K[1, 1] <= 0:
-                c.fail(f"{path}.K", f"focal lengths must be > 0, got fx={K[0, 0]}, fy={K[1, 1]}")
-            if not np.allclose(K[2], [0, 0, 1]) or K[1, 0] != 0:
-                c.fail(f"{path}.K", "must be a pinhole matrix [[fx,s,cx],[0,fy,cy],[0,0,1]]")
-        T = c.matrix(cam.get("cam_to_base") if isinstance(cam, dict) else None, (4, 4), f"{path}.cam_to_base")
-        if T is not None:
-            if not np.allclose(T[3], [0, 0, 0, 1]):
-                c.fail(f"{path}.cam_to_base", "last row must be [0, 0, 0, 1]")
-            c.rotation(T[:3, :3], f"{path}.cam_to_base[:3,:3]")
+        cname, w, h, K = _camera_intrinsics(c, cam, path, seen)
+        T = _camera_pose(c, cam, path, "cam_to_base")
         if all(v is not None for v in (cname, w, h, K, T)):
             cameras.append(CameraSpec(cname, w, h, K, T))
 
     link_cameras: list[LinkCameraSpec] = []
     for i, cam in enumerate(c.get(doc, "link_cameras", "$", list, required=False) or []):
         path = f"link_cameras[{i}]"
-        cname = c.get(cam, "name", path, str)
-        if cname in seen:
-            c.fail(f"{path}.name", f"duplicate camera name {cname!r}")
-        seen.add(cname)
-        w = c.get(cam, "width", path, int)
-        h = c.get(cam, "height", path, int)
-        for key, v in (("width", w), ("height", h)):
-            if v is not None and v <= 0:
-                c.fail(f"{path}.{key}", "must be > 0")
-        K = c.matrix(cam.get("K") if isinstance(cam, dict) else None, (3, 3), f"{path}.K")
-        if K is not None and (K[0, 0] <= 0 or K[1, 1] <= 0 or not np.allclose(K[2], [0, 0, 1]) or K[1, 0] != 0):
-            c.fail(f"{path}.K", "must be a pinhole matrix [[fx,s,cx],[0,fy,cy],[0,0,1]] with fx, fy > 0")
+        cname, w, h, K = _camera_intrinsics(c, cam, path, seen)
         link = c.get(cam, "link", path, str)
         known = allowed if allowed is not None else set(links_doc)
         if link is not None and known and link not in known:
             c.fail(f"{path}.link", f"unknown link {link!r} (the robot has {', '.join(sorted(known))})")
-        T = c.matrix(cam.get("cam_to_link") if isinstance(cam, dict) else None, (4, 4), f"{path}.cam_to_link")
-        if T is not None:
-            if not np.allclose(T[3], [0, 0, 0, 1]):
-                c.fail(f"{path}.cam_to_link", "last row must be [0, 0, 0, 1]")
-            c.rotation(T[:3, :3], f"{path}.cam_to_link[:3,:3]")
+        T = _camera_pose(c, cam, path, "cam_to_link")
         if all(v is not None for v in (cname, w, h, K, link, T)):
             link_cameras.append(LinkCameraSpec(cname, w, h, K, link, T))
 

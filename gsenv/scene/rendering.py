@@ -58,6 +58,12 @@ def camera_specs(bundle: SceneBundle, names: Sequence[str] | None = None,
             specs.append(bundle.camera(name))
         except KeyError as exc:
             raise ValueError(exc.args[0]) from None
+    return at_one_size(specs, image_size)
+
+
+def at_one_size(specs: list, image_size: int | tuple[int, int] | None) -> list:
+    """Camera specs (fixed or on links) rendering image_size = (height, width) or an int, or None: their
+    calibrated size, which must then agree (one image size per Cameras batch)."""
     if image_size is None:
         sizes = {(c.height, c.width) for c in specs}
         if len(sizes) > 1:
