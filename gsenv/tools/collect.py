@@ -76,7 +76,7 @@ def _features(image_size: tuple[int, int]):
             ACTION_KEY: VectorFeature(7, ACTION_NAMES)}
 
 
-def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: tuple[int, int] = (480, 640),
+def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: int | tuple[int, int] = (480, 640),
             scene="default", camera: str | None = None, seed: int | None = None, max_attempts: int | None = None,
             device: str | None = None, progress: bool = True, **env_kwargs) -> CollectResult:
     """Collect ``episodes`` successful expert episodes into the LeRobot v2.1 dataset at ``out``.
@@ -91,10 +91,15 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: tu
 
     import gsenv
     from gsenv.lerobot_v21 import Episode, LeRobotV21Writer
+    from gsenv.splat.cameras import image_size_hw
 
     episodes = _positive_int("episodes", episodes)
     num_envs = _positive_int("num_envs", num_envs)
     max_attempts = 4 * episodes if max_attempts is None else _positive_int("max_attempts", max_attempts)
+    try:
+        image_size = image_size_hw(image_size)
+    except ValueError as exc:
+        raise CollectError(str(exc)) from None
     if image_size[0] % 2 or image_size[1] % 2:
         raise CollectError(f"image size {image_size[0]}x{image_size[1]}: the dataset's videos (yuv420p) need an "
                            "even height and width")
