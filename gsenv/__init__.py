@@ -24,6 +24,7 @@ _LAZY: dict[str, str] = {
     # simulation (gsenv.sim) and the environment
     "scripted_expert_action": "gsenv.sim.expert",
     "GSEnv": "gsenv.env",
+    "DomainRandomization": "gsenv.scene.randomization",
 }
 
 __all__ = ["__version__", *_LAZY]

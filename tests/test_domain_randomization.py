@@ -57,6 +57,9 @@ def test_ranges_from_a_dict_or_a_dataclass_and_off():
     cfg = DomainRandomization.from_any({"light": [0.5, 1.5]})
     assert cfg.light == (0.5, 1.5) and cfg.contrast == (1.0, 1.0)
     assert DomainRandomization.from_any(cfg) is cfg
+    import gsenv
+
+    assert gsenv.DomainRandomization is DomainRandomization  # the public name
     with pytest.raises(ValueError, match="must be None, a dict"):
         DomainRandomization.from_any([("light", (0.5, 1.5))])
     with pytest.raises(ValueError, match=r"'object_bodies' \['mug'\] are not bodies"):
