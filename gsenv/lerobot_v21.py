@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from gsenv.atomic import write_text_atomic
+
 CODEBASE_VERSION = "v2.1"
 CHUNKS_SIZE = 1000
 DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
@@ -100,12 +102,6 @@ class EncodedEpisode:
     episode: Episode
     videos: dict[str, Path]
     stats: dict[str, dict]
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=4) + "\n")
-    os.replace(tmp, path)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -207,9 +203,7 @@ class LeRobotV21Writer:
         stats = _read_jsonl(stats_path)
         if len(stats) != n:
             kept = [s for s in stats if s["episode_index"] < n]
-            tmp = stats_path.with_name(".episodes_stats.jsonl.tmp")
-            tmp.write_text("".join(json.dumps(s) + "\n" for s in kept))
-            os.replace(tmp, stats_path)
+            write_text_atomic(stats_path, "".join(json.dumps(s) + "\n" for s in kept))
 
     @property
     def num_episodes(self) -> int:
@@ -345,7 +339,7 @@ class LeRobotV21Writer:
             "video_path": VIDEO_PATH if self.video_keys else None,
             "features": self._specs,
         }
-        _write_json_atomic(self.root / "meta" / "info.json", info)
+        write_text_atomic(self.root / "meta" / "info.json", json.dumps(info, indent=4) + "\n")
 
 
 def verify(root: str | Path, *, check_videos: bool = True) -> dict:

@@ -11,10 +11,11 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from gsenv.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,7 @@ def read_record(directory: Path) -> dict[str, Any] | None:
 def write_record(directory: Path, record: dict[str, Any]) -> Path:
     """Write the record atomically (temporary file + rename)."""
     path = directory / RECORD_NAME
-    tmp = path.with_name(f".{RECORD_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"schema": RECORD_SCHEMA, **record}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps({"schema": RECORD_SCHEMA, **record}, indent=2, sort_keys=True) + "\n")
     return path
 
 

@@ -24,16 +24,16 @@ import importlib.metadata as md
 import itertools
 import json
 import logging
-import os
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from gsenv.atomic import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -222,11 +222,7 @@ def _write_cache(path: Path, key: str, verdict: Verdict) -> None:
     data = read_cache(path)
     data[key] = {"ok": verdict.ok, "reason": verdict.reason, "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
     except OSError as exc:
         logger.warning("could not cache the GPU PhysX check's verdict in %s (%s): it runs again next time; "
                        "set GSENV_ASSETS to a writable directory to keep it", path, exc)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from gsenv.atomic import write_text_atomic
 from gsenv.sim import names
 
 logger = logging.getLogger(__name__)
@@ -81,18 +81,6 @@ def rewrite_panda_srdf(srdf_text: str) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def default_fr3_urdf(root: str | os.PathLike | None = None) -> Path:
     """Path of the FR3-named URDF generated from ManiSkill's Panda (its .srdf lies beside it)."""
     src = _maniskill_panda_dir()
@@ -109,6 +97,6 @@ def default_fr3_urdf(root: str | os.PathLike | None = None) -> Path:
 
         logger.info("writing FR3 robot description to %s", out)
         with root_write_errors(out):
-            _atomic_write(srdf_path, srdf)
-            _atomic_write(urdf_path, urdf)
+            write_text_atomic(srdf_path, srdf)
+            write_text_atomic(urdf_path, urdf)
     return urdf_path
