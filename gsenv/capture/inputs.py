@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -120,6 +121,16 @@ def _xyz(value, where: str) -> np.ndarray:
     return arr
 
 
+def _read_json(path: Path, where: str) -> Any:
+    """The JSON document at path; CaptureError naming `where` when it is missing or not JSON."""
+    if not path.is_file():
+        raise CaptureError(f"{where}: file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CaptureError(f"{where}: not valid JSON ({exc})") from None
+
+
 def read_points(path: str | Path | None) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, np.ndarray]]:
     """points.json -> (splat points [P, 3], robot points [P, 3], {object: splat point [3]}); None pairs
     when the file gives none."""
@@ -127,12 +138,7 @@ def read_points(path: str | Path | None) -> tuple[np.ndarray | None, np.ndarray 
         return None, None, {}
     path = Path(path)
     where = f"--points {path}"
-    if not path.is_file():
-        raise CaptureError(f"{where}: file not found")
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CaptureError(f"{where}: not valid JSON ({exc})") from None
+    doc = _read_json(path, where)
     if not isinstance(doc, dict) or not set(doc) <= {"pairs", "objects"}:
         raise CaptureError(f"{where}: must be an object with 'pairs' and/or 'objects' (see `gsenv scene build -h`)")
     pairs = doc.get("pairs") or []
@@ -155,12 +161,7 @@ def read_cameras(paths: list[str] | None) -> list[CameraSpec]:
     for path in paths or []:
         path = Path(path)
         where = f"--camera {path}"
-        if not path.is_file():
-            raise CaptureError(f"{where}: file not found")
-        try:
-            doc = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise CaptureError(f"{where}: not valid JSON ({exc})") from None
+        doc = _read_json(path, where)
         docs = doc.get("cameras") if isinstance(doc, dict) and "cameras" in doc else [doc]
         for i, c in enumerate(docs if isinstance(docs, list) else [None]):
             try:

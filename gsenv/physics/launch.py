@@ -61,6 +61,15 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def _close_quietly(*channels) -> None:
+    """Close each connection or socket; one that is already gone is no error."""
+    for channel in channels:
+        try:
+            channel.close()
+        except OSError:
+            pass
+
+
 def signal_name(code: int) -> str:
     """'SIGKILL' for -9 (a Popen-style return code of a killed process)."""
     try:
@@ -109,11 +118,7 @@ class WorkerHandle:
         self.wait(1e9 if timeout is None else timeout)
 
     def close_channel(self) -> None:
-        for closer in (self.conn.close, self.sock.close):
-            try:
-                closer()
-            except OSError:
-                pass
+        _close_quietly(self.conn, self.sock)
 
 
 class _SubprocessWorker(WorkerHandle):
@@ -194,11 +199,7 @@ class _Server:
             return -signal.SIGKILL
 
     def close(self) -> None:
-        for closer in (self.conn.close, self.sock.close):
-            try:
-                closer()
-            except OSError:
-                pass
+        _close_quietly(self.conn, self.sock)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
