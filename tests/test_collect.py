@@ -169,3 +169,21 @@ def test_collect_rejects_bad_settings(tmp_path, capsys):
     assert "episodes must be a positive int" in capsys.readouterr().err
     assert cli(["collect", "--episodes", "1", "--image-size", "33x48", "--out", str(tmp_path / "b")]) == 2
     assert "even height and width" in capsys.readouterr().err
+
+
+def test_max_attempts_caps_the_episodes_started(tmp_path):
+    """Two envs finishing in the same step start no more attempts than --max-attempts allows."""
+    from gsenv.tools.collect import CollectError, collect
+
+    with pytest.raises(CollectError, match=r"only 3 of 4 episodes succeeded in 3 attempts"):
+        collect(tmp_path / "ds", 4, num_envs=2, image_size=16, max_attempts=3, device="cpu", progress=False,
+                scene_density=float(DENSITY), num_workers=2)
+    assert verify(tmp_path / "ds")["total_episodes"] == 3  # what succeeded is kept
+
+
+def test_a_bad_seed_is_refused_before_any_file_is_written(tmp_path):
+    from gsenv.tools.collect import CollectError, collect
+
+    with pytest.raises(CollectError, match="seed must be a non-negative int, got -1"):
+        collect(tmp_path / "ds", 1, seed=-1)
+    assert not (tmp_path / "ds").exists()

@@ -103,12 +103,12 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
     if image_size[0] % 2 or image_size[1] % 2:
         raise CollectError(f"image size {image_size[0]}x{image_size[1]}: the dataset's videos (yuv420p) need an "
                            "even height and width")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise CollectError(f"seed must be a non-negative int, got {seed!r}")
     writer = LeRobotV21Writer(out, fps=FPS, features=_features(image_size), robot_type=ROBOT_TYPE)
     if seed is None:
         seeds = [int(e["seed"]) for e in writer.episodes if "seed" in e]
         seed = max(seeds) + 1 if seeds else 0
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise CollectError(f"seed must be a non-negative int, got {seed!r}")
 
     env = gym.make(gsenv.registration.ENV_ID, num_envs=num_envs, obs_mode="rgb", image_size=image_size,
                    scene=scene, cameras=[camera] if camera else None, device=device, **env_kwargs)
@@ -186,7 +186,7 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
                     v.clear()
             if len(finished):
                 bar.set_postfix(success=f"{kept}/{ended}", eps_per_s=f"{kept / (time.perf_counter() - t0):.2f}")
-                restart = [i for i in finished if attempts < max_attempts and kept < episodes]
+                restart = list(finished[:max(0, max_attempts - attempts)]) if kept < episodes else []
                 for i in finished:
                     active[i] = False
                 if restart:
