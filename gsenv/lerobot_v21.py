@@ -348,6 +348,7 @@ def verify(root: str | Path, *, check_videos: bool = True) -> dict:
     columns, contiguous global indices, timestamps frame_index / fps, known task indices, one stats line
     per episode, and (check_videos) each video's frame count and size. Raises DatasetFormatError naming
     the first problem; returns info.json."""
+    import imageio.v3 as iio
     import pyarrow.parquet as pq
 
     root = Path(root)
@@ -387,8 +388,6 @@ def verify(root: str | Path, *, check_videos: bool = True) -> dict:
                                      "indices are not consistent")
         index += n
         for key in video_keys if check_videos else []:
-            import imageio.v3 as iio
-
             path = root / info["video_path"].format(episode_chunk=chunk, video_key=key, episode_index=ep)
             if not path.is_file():
                 raise DatasetFormatError(f"{root}: episode {ep}: no video {path}")
