@@ -218,6 +218,21 @@ def test_noise_is_a_function_of_key_and_frame():
     assert abs(float((y[1] - 0.5).std()) - 0.1) < 0.01
 
 
+def test_jitter_to_uint8_is_the_jitter_rounded_and_fused_needs_cuda():
+    from gsenv.splat.compositing import to_uint8
+    from gsenv.splat.look import jitter_to_uint8
+
+    rl = RandomizedLook(DomainRandomization.from_any(FULL), 3, 1, BODIES, W, H, "cpu")
+    rl.redraw(range(3), range(3))
+    jit = rl.look(torch.arange(3, dtype=torch.int32)).image
+    x = torch.rand(3, 1, H, W, 3, generator=torch.Generator().manual_seed(2))
+    out = jitter_to_uint8(x, jit)
+    assert out.dtype == torch.uint8 and torch.equal(out, to_uint8(apply_image_jitter(x.clone(), jit)))
+    assert not torch.equal(out, to_uint8(x))
+    with pytest.raises(RuntimeError, match=r"fused=True\) needs CUDA images and triton"):
+        jitter_to_uint8(x, jit, fused=True)
+
+
 # ----------------------------------------------------------------------------------------- GSEnv
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):

@@ -1,6 +1,7 @@
 """GPU acceptance of the splatting core: gsplat vs the torch reference, cache vs joint, batching."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import tempfile
@@ -206,3 +207,23 @@ def test_randomisation_off_is_the_plain_render_and_on_is_reproducible_gsplat():
     b = r.render(poses, cams, look=_look(B, r.body_names, W, H, 1).look(frame)).rgb
     assert torch.equal(a, b) and not torch.equal(a, plain.rgb)
     assert torch.equal(r.render(poses, cams).rgb, plain.rgb)  # back to the plain look: the cache is right
+
+
+@pytest.mark.parametrize("gamma_noise", [False, True])
+def test_fused_image_jitter_matches_the_torch_ops(gamma_noise):
+    """The fused Triton jitter + uint8 kernel against the torch ops on the same images, every range on
+    (gamma and noise too, or neither): one level at most, and on almost no values."""
+    from gsenv.splat.look import jitter_to_uint8
+
+    B, C, W, H = 6, 2, 150, 70  # an image size that is not a multiple of the kernel's block
+    rl = _look(B, ("cube", "plate"), W, H, C)
+    jit = rl.look(torch.arange(B, dtype=torch.int32, device=DEV)).image
+    if not gamma_noise:
+        jit = dataclasses.replace(jit, gamma=None, noise_std=None, noise_bank=None)
+    rgb = torch.rand(B, C, H, W, 3, generator=torch.Generator().manual_seed(3)).to(DEV) * 1.1 - 0.05
+    fused = jitter_to_uint8(rgb, jit, fused=True)
+    ref = jitter_to_uint8(rgb, jit, fused=False)
+    diff = (fused.int() - ref.int()).abs()
+    assert fused.dtype == torch.uint8 and fused.shape == (B, C, H, W, 3)
+    assert int(diff.max()) <= 1 and float((diff > 0).float().mean()) < 1e-3
+    assert (ref.float() - (rgb.clamp(0, 1) * 255).round()).abs().mean() > 5  # the jitter did change the images

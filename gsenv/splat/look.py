@@ -15,11 +15,16 @@ twenty elementwise passes over the images).
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from gsenv.splat.compositing import to_uint8
+
+logger = logging.getLogger(__name__)
 
 # Rec. 601 luma: the grey of saturation and contrast.
 LUMA = (0.299, 0.587, 0.114)
@@ -104,25 +109,31 @@ def noise_index(key: Tensor, frame: Tensor, frames: int) -> Tensor:
     return ((x >> 1) & 0x3FFFFFFF).to(torch.int64) % frames
 
 
-def apply_image_jitter(rgb: Tensor, jitter: ImageJitter) -> Tensor:
-    """Float RGB [B, C, H, W, 3] (composited, about [0, 1]) -> the jittered float RGB, same shape.
+def image_affine(rgb: Tensor, jitter: ImageJitter) -> Tensor:
+    """float32 [B, C, 3, 4]: each image's colour map x' = A x + t as [A | t], from rgb [B, C, H, W, 3].
 
-    light x tint, brightness, contrast (about the image's mean grey), saturation and hue are folded
-    into one affine map per image: x' = A x + t with A = k M diag(g), t = M (k b + (1 - k) m) 1,
-    m the mean grey of g x + b; then clamp to [0, 1], gamma, noise."""
-    B, C, H, W, _ = rgb.shape
-    g = jitter.gain[:, None, :]  # [B, 1, 3]
-    b = jitter.brightness[:, None, None]  # [B, 1, 1]
-    k = jitter.contrast[:, None, None]
-    M = jitter.color_matrix[:, None]  # [B, 1, 3, 3]
-    luma = torch.tensor(LUMA, device=rgb.device, dtype=rgb.dtype)
-    mean_rgb = rgb.mean(dim=(2, 3))  # [B, C, 3]
+    light x tint, brightness, contrast (about the image's mean grey), saturation and hue folded into one
+    affine map: A = k M diag(g), t = M (k b + (1 - k) m) 1, m the mean grey of g x + b."""
+    B, C = rgb.shape[:2]
+    g = jitter.gain[:, None, :].to(torch.float32)  # [B, 1, 3]
+    b = jitter.brightness[:, None, None].to(torch.float32)  # [B, 1, 1]
+    k = jitter.contrast[:, None, None].to(torch.float32)
+    M = jitter.color_matrix[:, None].to(torch.float32)  # [B, 1, 3, 3]
+    luma = torch.tensor(LUMA, device=rgb.device, dtype=torch.float32)
+    mean_rgb = rgb.mean(dim=(2, 3), dtype=torch.float32)  # [B, C, 3]
     grey = (g * mean_rgb) @ luma + b[..., 0]  # [B, C]
-    A = k[..., None] * M * g[:, :, None, :]  # [B, C, 3, 3]
-    t = (M @ (k * b + (1 - k) * grey[..., None]).expand(B, C, 3)[..., None])[..., 0]  # [B, C, 3]
+    A = (k[..., None] * M * g[:, :, None, :]).expand(B, C, 3, 3)
+    t = (M @ (k * b + (1 - k) * grey[..., None]).expand(B, C, 3)[..., None])  # [B, C, 3, 1]
+    return torch.cat([A, t], dim=-1)
+
+
+def apply_image_jitter(rgb: Tensor, jitter: ImageJitter) -> Tensor:
+    """Float RGB [B, C, H, W, 3] (composited, about [0, 1]) -> the jittered float RGB, same shape (torch
+    ops: the reference of the fused kernel): the image_affine map, clamp to [0, 1], gamma, noise."""
+    B, C, H, W, _ = rgb.shape
+    At = image_affine(rgb, jitter).to(rgb.dtype)
     flat = rgb.reshape(B * C, H * W, 3)
-    out = torch.baddbmm(t.expand(B, C, 3).reshape(B * C, 1, 3), flat, A.expand(B, C, 3, 3).reshape(B * C, 3, 3)
-                        .transpose(1, 2))
+    out = torch.baddbmm(At[..., 3].reshape(B * C, 1, 3), flat, At[..., :3].reshape(B * C, 3, 3).transpose(1, 2))
     out = out.reshape(B, C, H, W, 3).clamp_(0.0, 1.0)
     if jitter.gamma is not None:
         out = out.pow_(jitter.gamma[:, None, None, None, None])
@@ -130,3 +141,36 @@ def apply_image_jitter(rgb: Tensor, jitter: ImageJitter) -> Tensor:
         noise = jitter.noise_bank[noise_index(jitter.noise_key, jitter.frame, jitter.noise_bank.shape[0])]
         out = out.addcmul_(noise, jitter.noise_std[:, None, None, None, None].to(out.dtype))
     return out
+
+
+_FUSED: dict[str, object] = {}
+
+
+def _fused_kernel():
+    """gsenv.splat.jitter_kernel.jitter_to_uint8_fused, or None where triton does not import (said once)."""
+    if "fn" not in _FUSED:
+        try:
+            from gsenv.splat.jitter_kernel import jitter_to_uint8_fused
+        except ImportError as exc:
+            logger.warning("image jitter runs as torch ops, not as one fused kernel (triton does not import: "
+                           "%s); the images agree to one level, it is slower", exc)
+            jitter_to_uint8_fused = None
+        _FUSED["fn"] = jitter_to_uint8_fused
+    return _FUSED["fn"]
+
+
+def jitter_to_uint8(rgb: Tensor, jitter: ImageJitter, fused: bool | None = None) -> Tensor:
+    """Float RGB [B, C, H, W, 3] -> the jittered image as uint8 [B, C, H, W, 3] (apply_image_jitter,
+    then to_uint8's rounding).
+
+    fused: None: one fused kernel on CUDA where triton imports, else torch ops; False: torch ops;
+    True: the fused kernel (RuntimeError where it cannot run)."""
+    kernel = None
+    if fused is not False and rgb.is_cuda:
+        kernel = _fused_kernel()
+    if fused is True and kernel is None:
+        raise RuntimeError("jitter_to_uint8(fused=True) needs CUDA images and triton "
+                           f"(the images are on {rgb.device}); pass fused=None to use torch ops where it cannot run")
+    if kernel is None:
+        return to_uint8(apply_image_jitter(rgb, jitter))
+    return kernel(rgb, jitter, LUMA)

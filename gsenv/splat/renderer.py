@@ -47,7 +47,7 @@ from gsenv.splat.compositing import (
 )
 from gsenv.splat.culling import BodyCulling, cluster_bodies, frustum_planes
 from gsenv.splat.gaussians import Gaussians
-from gsenv.splat.look import Look, apply_image_jitter
+from gsenv.splat.look import Look, jitter_to_uint8
 from gsenv.splat.rasterize import DEFAULT_TILE_SIZE, TILE_SIZES, rasterize
 from gsenv.splat.render_splats import BodySplats, RenderSplats, background_features
 
@@ -281,9 +281,9 @@ class SceneRenderer:
             out = self._joint_layer(poses, Ks, vms, W, H, backend, nb, shift, cols)
         if rgb is None:
             rgb = out.feats[..., :3] + (1.0 - out.alpha) * backdrop
-        if look is not None and look.image is not None:
-            rgb = apply_image_jitter(rgb.expand(shape + (3,)), look.image)
-        res = RenderOutput(rgb=to_uint8(rgb.expand(shape + (3,))), body_names=self._body_names)
+        rgb = rgb.expand(shape + (3,))
+        rgb8 = to_uint8(rgb) if look is None or look.image is None else jitter_to_uint8(rgb, look.image)
+        res = RenderOutput(rgb=rgb8, body_names=self._body_names)
         if out is None:
             return res
         feats = out.feats.expand(shape + out.feats.shape[-1:])

@@ -490,17 +490,24 @@ EXAMPLE_RANDOMIZATION = dict(
     backdrop_color=((0.1, 0.1, 0.1), (0.9, 0.9, 0.9)))
 """Every range on (the README's example): what `--views` times as "randomisation on"."""
 VIEW_SETS = {"third": ("3rd_view_camera",), "third+wrist": ("3rd_view_camera", "wrist_camera")}
+RANDOMIZATION_PARTS = {
+    "camera": ("camera_translation", "camera_rotation", "focal_scale"),
+    "image": ("light", "tint", "brightness", "contrast", "saturation", "hue", "gamma", "noise_std"),
+    "object_color": ("object_color",), "backdrop": ("backdrop_color",)}
+"""`--views --parts`: EXAMPLE_RANDOMIZATION split into what the renderer does with each part, each timed
+alone on the third-person camera (the cost of the whole is split by stage)."""
 
 
 def views_benchmark(batch: int = 256, image_size: tuple[int, int] = (224, 224), device: str = "cuda",
                     density: float = 1.0, min_time: float = 1.0, partial: int = 8,
-                    asset_root: str | None = None) -> dict:
+                    asset_root: str | None = None, parts: bool = False) -> dict:
     """The default scene rendered as the env renders it (CameraRig + SceneRenderer, the background cache
     on), for the third-person camera alone and with the wrist camera, each with domain randomisation
     off and on (EXAMPLE_RANDOMIZATION). Rows: ms per render, env-steps/s (B per render) and images/s;
     ratios: randomisation's cost (1 - on/off throughput) per view set, the wrist's cost; also the time
     of a partial reset of `partial` envs with randomisation on (new draws, their backgrounds rendered
-    again, one render)."""
+    again, one render). parts: also each of RANDOMIZATION_PARTS alone on the third-person camera
+    (rows with views "third" and randomization the part's name; ratios randomization_cost_<part>)."""
     from gsenv.scene.camera_rig import CameraRig
     from gsenv.scene.randomization import DomainRandomization, RandomizedLook
     from gsenv.scene.rendering import make_renderer
@@ -513,38 +520,44 @@ def views_benchmark(batch: int = 256, image_size: tuple[int, int] = (224, 224), 
     frame = torch.zeros(B, dtype=torch.int32, device=device)
     config = DomainRandomization.from_any(EXAMPLE_RANDOMIZATION)
     rows, fps = [], {}
-    for views, cams in VIEW_SETS.items():
-        rig = CameraRig(bundle, list(cams), B, device, (h, w))
-        for on in (False, True):
-            rl = None
-            if on:
-                rl = RandomizedLook(config, B, len(cams), renderer.body_names, w, h, device)
-                rl.redraw(range(B), range(B))
+    runs = [(views, cams, on) for views, cams in VIEW_SETS.items() for on in (False, True)]
+    if parts:
+        runs += [("third", VIEW_SETS["third"], part) for part in RANDOMIZATION_PARTS]
+    rigs = {views: CameraRig(bundle, list(cams), B, device, (h, w)) for views, cams in VIEW_SETS.items()}
+    for views, cams, on in runs:
+        rig, rl = rigs[views], None
+        if on:
+            keys = EXAMPLE_RANDOMIZATION if on is True else RANDOMIZATION_PARTS[on]
+            config = DomainRandomization.from_any({k: EXAMPLE_RANDOMIZATION[k] for k in keys})
+            rl = RandomizedLook(config, B, len(cams), renderer.body_names, w, h, device)
+            rl.redraw(range(B), range(B))
+            rig.set_offsets(*rl.camera_offsets())
+        else:
+            rig.set_offsets(None, None)
+
+        def step(rig=rig, rl=rl):
+            renderer.render(poses, rig.cameras(poses), look=None if rl is None else rl.look(frame))
+
+        ms, n = time_call(step, device, min_time=min_time, max_iters=200, warmup=2)
+        fps[(views, on)] = B / ms * 1000
+        rows.append(dict(views=views, randomization=on, B=B, res=f"{w}x{h}", ms=round(ms, 3),
+                         env_steps_per_s=round(B / ms * 1000, 1), images_per_s=round(B * len(cams) / ms * 1000, 1),
+                         iters=n))
+        logger.info("%s", rows[-1])
+        if on is True and partial:
+            k = min(int(partial), B)
+
+            def reset(rig=rig, rl=rl, k=k):
+                rl.redraw(range(k), [10_000 + i for i in range(k)])
                 rig.set_offsets(*rl.camera_offsets())
-            else:
-                rig.set_offsets(None, None)
+                step()
 
-            def step(rig=rig, rl=rl):
-                renderer.render(poses, rig.cameras(poses), look=None if rl is None else rl.look(frame))
-
-            ms, n = time_call(step, device, min_time=min_time, max_iters=200, warmup=2)
-            fps[(views, on)] = B / ms * 1000
-            rows.append(dict(views=views, randomization=on, B=B, res=f"{w}x{h}", ms=round(ms, 3),
-                             env_steps_per_s=round(B / ms * 1000, 1), images_per_s=round(B * len(cams) / ms * 1000, 1),
-                             iters=n))
-            logger.info("%s", rows[-1])
-            if on and partial:
-                k = min(int(partial), B)
-
-                def reset(rig=rig, rl=rl, k=k):
-                    rl.redraw(range(k), [10_000 + i for i in range(k)])
-                    rig.set_offsets(*rl.camera_offsets())
-                    step()
-
-                reset_ms, _ = time_call(reset, device, min_time=min_time, max_iters=50, warmup=1)
-                rows[-1]["partial_reset_ms"] = round(reset_ms, 3)
-                rows[-1]["partial_reset_envs"] = k
+            reset_ms, _ = time_call(reset, device, min_time=min_time, max_iters=50, warmup=1)
+            rows[-1]["partial_reset_ms"] = round(reset_ms, 3)
+            rows[-1]["partial_reset_envs"] = k
     ratios = {f"randomization_cost_{v}": round(1 - fps[(v, True)] / fps[(v, False)], 4) for v in VIEW_SETS}
+    ratios.update({f"randomization_cost_{p}": round(1 - fps[("third", p)] / fps[("third", False)], 4)
+                   for p in RANDOMIZATION_PARTS if ("third", p) in fps})
     ratios["wrist_cost"] = round(1 - fps[("third+wrist", False)] / fps[("third", False)], 4)
     return {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "rows": rows,
             "ratios": ratios}
@@ -555,7 +568,8 @@ def views_table(result: dict) -> str:
            "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         reset = f"{r['partial_reset_ms']:.2f} ({r['partial_reset_envs']} envs)" if "partial_reset_ms" in r else "-"
-        out.append(f"| {r['views']} | {'on' if r['randomization'] else 'off'} | {r['B']} | {r['res']} | {r['ms']:.2f} "
+        what = {True: "on", False: "off"}.get(r["randomization"], f"{r['randomization']} only")
+        out.append(f"| {r['views']} | {what} | {r['B']} | {r['res']} | {r['ms']:.2f} "
                    f"| {r['env_steps_per_s']:,.0f} | {r['images_per_s']:,.0f} | {reset} |")
     out.append("")
     out += [f"- {k}: {v:.1%}" for k, v in result["ratios"].items()]
@@ -579,6 +593,9 @@ def main() -> None:
                     help="instead: the default scene as the env renders it, third-person vs third-person + wrist "
                          "camera, domain randomisation off vs on (ratios from one run; first --batch and "
                          "--image-size only)")
+    ap.add_argument("--parts", action="store_true",
+                    help="with --views: also time each part of the randomisation alone (camera, image colour, "
+                         "object colour, backdrop) on the third-person camera")
     ap.add_argument("--json", default=None, metavar="FILE", help="with --views: also write the result as JSON")
     a = ap.parse_args()
     if not torch.cuda.is_available():
@@ -587,7 +604,7 @@ def main() -> None:
     if a.views:
         import json
 
-        result = views_benchmark(a.batch[0], a.image_size[0])
+        result = views_benchmark(a.batch[0], a.image_size[0], parts=a.parts)
         print(f"device: {result['device']}")
         print(views_table(result))
         if a.json:
