@@ -47,9 +47,9 @@ def _to_uint8(y):
 def _jitter_to_uint8(rgb, out, mean, gain, brightness, contrast, matrix, gamma, noise_std, noise_bank, noise_key,
                      frame, pixels, cameras, bank_frames, luma_r, luma_g, luma_b,
                      HAS_GAMMA: tl.constexpr, HAS_NOISE: tl.constexpr, BLOCK: tl.constexpr):
-    image = tl.program_id(1)  # env * cameras + camera
+    image = tl.program_id(0)  # env * cameras + camera (axis 0: the grid's other axes stop at 65,535)
     env = image // cameras
-    p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    p = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     inside = p < pixels
     at = image.to(tl.int64) * pixels * 3 + p * 3
     x0 = tl.load(rgb + at, mask=inside, other=0.0)
@@ -92,7 +92,7 @@ def jitter_to_uint8_fused(rgb: Tensor, jitter, luma: tuple[float, float, float])
     i32 = lambda t: t.to(torch.int32).contiguous()  # noqa: E731
     noise = jitter.noise_std is not None
     unused = mean  # stands for the tensors a constexpr switch leaves unread
-    _jitter_to_uint8[(triton.cdiv(H * W, BLOCK), B * C)](
+    _jitter_to_uint8[(B * C, triton.cdiv(H * W, BLOCK))](
         rgb, out, mean, f32(jitter.gain), f32(jitter.brightness), f32(jitter.contrast), f32(jitter.color_matrix),
         unused if jitter.gamma is None else f32(jitter.gamma),
         f32(jitter.noise_std) if noise else unused, jitter.noise_bank.contiguous() if noise else unused,
