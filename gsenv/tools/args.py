@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def parse_image_size(text: str, min_side: int = 8, max_side: int = 4096) -> tuple[int, int]:
@@ -28,3 +29,22 @@ def add_image_size(parser: argparse.ArgumentParser, default: str, what: str = "c
     """--image-size HxW (or one int), parsed to (height, width)."""
     parser.add_argument("--image-size", type=parse_image_size, default=parse_image_size(default), metavar="HxW",
                         help=f"{what}: one int (square) or HEIGHTxWIDTH, e.g. 480x640 (default {default})")
+
+
+def check_device(device: str | None, error: type[Exception]) -> None:
+    """Raise error(...) when --device names CUDA and torch has none here (before anything is made or
+    written); None (the default: CUDA if available) and cpu pass."""
+    import torch
+
+    if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise error(f"--device {device} needs CUDA, which is not available here; use --device cpu")
+
+
+def make_out_dir(path: str | Path, error: type[Exception]) -> Path:
+    """The output folder `path`, created with its parents if missing; error(...) when it cannot be."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"cannot create the output directory {out}: {exc}") from None
+    return out

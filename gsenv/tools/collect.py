@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gsenv.tools.args import add_image_size
+from gsenv.tools.args import add_image_size, check_device
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
                            "even height and width")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise CollectError(f"seed must be a non-negative int, got {seed!r}")
+    check_device(device, CollectError)  # before the dataset folder is made
     writer = LeRobotV21Writer(out, fps=FPS, features=_features(image_size), robot_type=ROBOT_TYPE)
     if seed is None:
         seeds = [int(e["seed"]) for e in writer.episodes if "seed" in e]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gsenv.media import FrameWriter, tile_frames
-from gsenv.tools.args import add_image_size
+from gsenv.tools.args import add_image_size, check_device, make_out_dir
 
 logger = logging.getLogger(__name__)
 
@@ -141,19 +141,13 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, num_envs: int = DEFAULT_NUM_ENVS
     import gymnasium as gym
     import imageio.v3 as iio
     import numpy as np
-    import torch
     from tqdm.auto import tqdm
 
     import gsenv
     from gsenv.registration import ENV_ID
 
-    if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise DemoError(f"--device {device} needs CUDA, which is not available here; use --device cpu")
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DemoError(f"cannot create the output directory {out}: {exc}") from None
+    check_device(device, DemoError)
+    out = make_out_dir(out_dir, DemoError)
 
     t0 = time.perf_counter()
     env = gym.make(ENV_ID, num_envs=num_envs, obs_mode="rgb", image_size=image_size, device=device,

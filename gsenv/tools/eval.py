@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from gsenv.tools.args import add_image_size
+from gsenv.tools.args import add_image_size, check_device, make_out_dir
 
 DEFAULT_OUT = "gsenv-eval"
 DEFAULT_IMAGE_SIZE = "480x640"  # what openpi's pi05_gsenv was trained on
@@ -305,19 +305,13 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
     if timeout_s <= 0:
         raise EvalError(f"--timeout must be > 0, got {timeout_s}")
     import gymnasium as gym
-    import torch
 
     from gsenv.registration import ENV_ID
     from gsenv.sim.names import DEFAULT_TOTAL_NUM_TRIALS, EPISODE_STEPS
     from gsenv.tools.policies import make_policy, probe_server
 
-    if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise EvalError(f"--device {device} needs CUDA, which is not available here; use --device cpu")
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EvalError(f"cannot create the output directory {out}: {exc}") from None
+    check_device(device, EvalError)
+    out = make_out_dir(out_dir, EvalError)
     if policy.strip().startswith(("ws://", "wss://")):
         probe_server(policy.strip(), timeout_s)  # a dead server fails now, not after the env's start-up
     num_envs = min(num_envs, len(ids))  # more envs than episodes would only idle
