@@ -90,3 +90,19 @@ def test_actions():
         inputs.checked_actions(torch.full((1, 7), float("inf")), 1, 7)
     with pytest.raises(TypeError, match="torch tensor or numpy array"):
         inputs.checked_actions("forward", 1, 7)
+
+
+def test_action_chunks():
+    one = inputs.checked_action_chunk(np.zeros((2, 7), np.float64), 2, 7, "the policy")
+    assert one.dtype == torch.float32 and one.shape == (2, 1, 7)  # one step: a chunk of 1
+    assert inputs.checked_action_chunk(torch.ones(2, 5, 7, dtype=torch.float16), 2, 7).shape == (2, 5, 7)
+    expected = r"expected \[B, A\] = \[2, 7\] or \[B, T, A\] = \[2, T, 7\]"
+    for bad in (torch.zeros(2, 6), torch.zeros(3, 7), torch.zeros(2, 0, 7), torch.zeros(2, 1, 1, 7)):
+        with pytest.raises(ValueError, match=rf"^the policy returned actions of shape \[.*\]; {expected}"):
+            inputs.checked_action_chunk(bad, 2, 7, "the policy")
+    with pytest.raises(TypeError, match="dtype torch.int64; expected a floating dtype"):
+        inputs.checked_action_chunk(torch.zeros(2, 7, dtype=torch.int64), 2, 7)  # not silently converted
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        inputs.checked_action_chunk(torch.full((2, 3, 7), float("nan")), 2, 7)
+    with pytest.raises(TypeError, match=r"^the driver returned a list; expected a torch tensor or numpy array"):
+        inputs.checked_action_chunk([[0.0] * 7] * 2, 2, 7)

@@ -221,6 +221,11 @@ def test_a_module_callable_policy_runs_its_chunks_open_loop():
                 viewer.submit("step", wait=WAIT_S)
             assert viewer.step_count == 4
             assert HOLD_STILL.calls == 2  # steps 1-3 from the first chunk (cut to 3), step 4 from the next
+        # a driver returning integer actions: refused (not silently converted), said in the page, no step
+        with env.unwrapped.open_viewer(port=0, driver=lambda obs, env: torch.zeros(1, 7, dtype=torch.int64)) as viewer:
+            viewer.submit("step", wait=WAIT_S)
+            assert viewer.step_count == 0
+            assert "dtype torch.int64; expected a floating dtype" in viewer._status.content
     finally:
         env.close()
 

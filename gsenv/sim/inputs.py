@@ -36,6 +36,31 @@ def checked_actions(action: Any, num_envs: int, action_dim: int, control_mode: s
     return action.to(torch.float32)
 
 
+def checked_action_chunk(actions: Any, num_envs: int, action_dim: int, who: str = "the driver") -> torch.Tensor:
+    """float32 [B, T, A] (on the input's device) from what a policy or driver returned: a torch tensor
+    or numpy array of shape [B, A] (one step) or [B, T, A] (a chunk of T >= 1 steps), floating, finite.
+
+    Raises TypeError for another type or an integer or bool dtype, ValueError for a wrong shape or
+    NaN/infinity; each message starts with `who`.
+    """
+    expected = f"[B, A] = [{num_envs}, {action_dim}] or [B, T, A] = [{num_envs}, T, {action_dim}] (T >= 1)"
+    if isinstance(actions, np.ndarray):
+        actions = torch.from_numpy(actions)
+    if not torch.is_tensor(actions):
+        raise TypeError(f"{who} returned a {type(actions).__name__}; expected a torch tensor or numpy array "
+                        f"of shape {expected}")
+    shape = list(actions.shape)
+    if actions.ndim == 2:
+        actions = actions[:, None]
+    if actions.ndim != 3 or actions.shape[0] != num_envs or actions.shape[1] < 1 or actions.shape[2] != action_dim:
+        raise ValueError(f"{who} returned actions of shape {shape}; expected {expected}")
+    if not actions.is_floating_point():
+        raise TypeError(f"{who} returned actions of dtype {actions.dtype}; expected a floating dtype")
+    if not torch.isfinite(actions).all():
+        raise ValueError(f"{who} returned actions with NaN or infinity")
+    return actions.to(torch.float32)
+
+
 def checked_episode_ids(ids: Any, count: int, total_num_trials: int) -> list[int]:
     """options["episode_id"] -> one int per reset env, each in [0, total_num_trials).
 

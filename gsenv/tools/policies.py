@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from gsenv.sim.inputs import checked_action_chunk
 from gsenv.tools.openpi_wire import Connection, OpenpiError
 
 SPEC_FORMS = '"expert", "module:callable" or "ws://host:port"'
@@ -118,23 +119,12 @@ def _import_callable(spec: str):
 
 
 def checked_chunk(actions, num_envs: int, action_dim: int, chunk: int, who: str) -> torch.Tensor:
-    """A callable's output [B, A] or [B, T, A] (torch or numpy, floating, finite) -> float32 [B, min(T, chunk), A]."""
-    expected = f"[B, A] = [{num_envs}, {action_dim}] or [B, T, A] = [{num_envs}, T, {action_dim}] (T >= 1)"
-    if isinstance(actions, np.ndarray):
-        actions = torch.from_numpy(actions)
-    if not torch.is_tensor(actions):
-        raise PolicyError(f"{who} returned a {type(actions).__name__}; expected a torch tensor or numpy array "
-                          f"of shape {expected}")
-    shape = list(actions.shape)
-    if actions.ndim == 2:
-        actions = actions[:, None]
-    if actions.ndim != 3 or actions.shape[0] != num_envs or actions.shape[1] < 1 or actions.shape[2] != action_dim:
-        raise PolicyError(f"{who} returned actions of shape {shape}; expected {expected}")
-    if not actions.is_floating_point():
-        raise PolicyError(f"{who} returned actions of dtype {actions.dtype}; expected a floating dtype")
-    if not torch.isfinite(actions).all():
-        raise PolicyError(f"{who} returned actions with NaN or infinity")
-    return actions[:, :chunk].to(torch.float32)
+    """A callable's output [B, A] or [B, T, A] (sim.inputs.checked_action_chunk) -> float32 [B, min(T, chunk), A];
+    PolicyError otherwise."""
+    try:
+        return checked_action_chunk(actions, num_envs, action_dim, who)[:, :chunk]
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(str(exc)) from None
 
 
 # ----------------------------------------------------------------------------------------- the policies

@@ -16,7 +16,8 @@ import time
 import numpy as np
 import torch
 
-from gsenv.viewer.drivers import EE_ACTION_DIM, TeleopDriver, as_chunk, expert_driver
+from gsenv.sim.inputs import checked_action_chunk
+from gsenv.viewer.drivers import EE_ACTION_DIM, TeleopDriver, expert_driver
 from gsenv.viewer.history import EpisodeFrames, Frame
 from gsenv.viewer.net import DEFAULT_HOST, DEFAULT_PORT, checked_address, warn_if_exposed
 from gsenv.viewer.scene_view import SceneView
@@ -228,7 +229,9 @@ class Viewer:
     def _next_actions(self) -> torch.Tensor:
         """[B, A]: the next action of the current chunk, asking the driver for a new chunk when done."""
         if self._chunk is None or self._chunk_pos >= self._chunk.shape[1]:
-            self._chunk = as_chunk(self._drivers[self._driver_name](self._obs, self.env), self.num_envs)
+            actions = self._drivers[self._driver_name](self._obs, self.env)
+            self._chunk = checked_action_chunk(actions, self.num_envs, self._base.single_action_space.shape[0],
+                                               f"the {self._driver_name!r} driver").cpu()
             self._chunk_pos = 0
         action = self._chunk[:, self._chunk_pos]
         self._chunk_pos += 1

@@ -1,5 +1,6 @@
 """What moves the robot in the viewer: a driver is called as ``driver(obs, env)`` and returns actions
-torch float32 [B, A] or an action chunk [B, T, A] that the viewer runs open-loop, one step at a time;
+[B, A] or an action chunk [B, T, A] (a torch tensor or numpy array, floating: checked by
+gsenv.sim.inputs.checked_action_chunk) that the viewer runs open-loop, one step at a time;
 an optional ``driver.reset(env_idx)`` hears about envs that were just reset (the same interface as
 ``gsenv.tools.policies`` policies).
 
@@ -20,17 +21,6 @@ EE_ACTION_DIM = 7  # [dx, dy, dz, drx, dry, drz, grip]: the end-effector delta c
 def expert_driver(obs, env) -> torch.Tensor:
     """The scripted pick-and-place expert: float32 [B, 1, 7]."""
     return scripted_expert_action(**env.unwrapped.get_expert_inputs())[:, None]
-
-
-def as_chunk(actions, num_envs: int) -> torch.Tensor:
-    """A driver's output -> float32 [B, T, A] on the CPU; a ValueError naming the shape otherwise."""
-    a = torch.as_tensor(actions, dtype=torch.float32).detach().cpu()
-    if a.dim() == 2:
-        a = a[:, None]
-    if a.dim() != 3 or a.shape[0] != num_envs or a.shape[1] < 1:
-        raise ValueError(f"a driver must return actions [B, A] or [B, T, A] with B = {num_envs}, "
-                         f"got shape {list(a.shape)}")
-    return a
 
 
 class TeleopDriver:
