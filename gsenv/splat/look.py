@@ -109,8 +109,8 @@ def noise_index(key: Tensor, frame: Tensor, frames: int) -> Tensor:
     return ((x >> 1) & 0x3FFFFFFF).to(torch.int64) % frames
 
 
-def image_affine(rgb: Tensor, jitter: ImageJitter) -> Tensor:
-    """float32 [B, C, 3, 4]: each image's colour map x' = A x + t as [A | t], from rgb [B, C, H, W, 3].
+def image_affine(rgb: Tensor, jitter: ImageJitter) -> tuple[Tensor, Tensor]:
+    """Each image's colour map x' = A x + t from rgb [B, C, H, W, 3]: float32 A [B, C, 3, 3], t [B, C, 3].
 
     light x tint, brightness, contrast (about the image's mean grey), saturation and hue folded into one
     affine map: A = k M diag(g), t = M (k b + (1 - k) m) 1, m the mean grey of g x + b."""
@@ -123,17 +123,17 @@ def image_affine(rgb: Tensor, jitter: ImageJitter) -> Tensor:
     mean_rgb = rgb.mean(dim=(2, 3), dtype=torch.float32)  # [B, C, 3]
     grey = (g * mean_rgb) @ luma + b[..., 0]  # [B, C]
     A = (k[..., None] * M * g[:, :, None, :]).expand(B, C, 3, 3)
-    t = (M @ (k * b + (1 - k) * grey[..., None]).expand(B, C, 3)[..., None])  # [B, C, 3, 1]
-    return torch.cat([A, t], dim=-1)
+    t = (M @ (k * b + (1 - k) * grey[..., None]).expand(B, C, 3)[..., None])[..., 0]  # [B, C, 3]
+    return A, t
 
 
 def apply_image_jitter(rgb: Tensor, jitter: ImageJitter) -> Tensor:
     """Float RGB [B, C, H, W, 3] (composited, about [0, 1]) -> the jittered float RGB, same shape (torch
     ops: the reference of the fused kernel): the image_affine map, clamp to [0, 1], gamma, noise."""
     B, C, H, W, _ = rgb.shape
-    At = image_affine(rgb, jitter).to(rgb.dtype)
+    A, t = (x.to(rgb.dtype) for x in image_affine(rgb, jitter))
     flat = rgb.reshape(B * C, H * W, 3)
-    out = torch.baddbmm(At[..., 3].reshape(B * C, 1, 3), flat, At[..., :3].reshape(B * C, 3, 3).transpose(1, 2))
+    out = torch.baddbmm(t.reshape(B * C, 1, 3), flat, A.reshape(B * C, 3, 3).transpose(1, 2))
     out = out.reshape(B, C, H, W, 3).clamp_(0.0, 1.0)
     if jitter.gamma is not None:
         out = out.pow_(jitter.gamma[:, None, None, None, None])
