@@ -289,3 +289,32 @@ def test_cameras_changed_in_place_are_not_taken_from_the_cache():
     fresh = SceneRenderer(bg, bodies, backend="torch").render(_poses(2), Cameras(c.Ks, c.viewmats.clone(), W, H)).rgb
     assert not torch.equal(after, before) and torch.equal(after, fresh)
 
+
+
+def test_visible_spheres_is_the_per_sphere_frustum_test():
+    """The blocked matrix product against a plain loop over spheres, envs and cameras: several bodies
+    of different cluster counts (one without any), poses per env, spheres on both sides of the planes."""
+    from gsenv.geometry import pose_to_matrix
+    from gsenv.splat.culling import BodyClusters, frustum_planes, sphere_blocks, visible_spheres
+
+    g = torch.Generator().manual_seed(0)
+    body_of = torch.tensor([0, 0, 0, 2, 2, 3, 3, 3, 3, 3])  # body 1 has no cluster
+    centres = torch.randn(len(body_of), 3, generator=g) * 0.6
+    radii = torch.rand(len(body_of), generator=g) * 0.2
+    clusters = BodyClusters(torch.zeros(0, dtype=torch.long), body_of, centres, radii)
+    B, C, NB = 3, 2, 5
+    q = torch.nn.functional.normalize(torch.randn(B, NB, 4, generator=g), dim=-1)
+    t = torch.randn(B, NB, 3, generator=g) * 0.3 + torch.tensor([0.0, 0.0, 2.0])
+    body_to_world = pose_to_matrix(torch.cat([t, q], -1))  # [B, NB, 4, 4]
+    c = cams(B=B)
+    Ks, vms = c.Ks.repeat(1, C, 1, 1), c.viewmats.repeat(1, C, 1, 1)
+    vms[:, 1, 0, 3] += 0.8  # the second camera looks elsewhere
+    planes = frustum_planes(Ks, vms, W, H, 0.01)  # [B, C, 5, 4]
+    want = torch.zeros(len(body_of), dtype=torch.bool)
+    for s in range(len(body_of)):
+        x = body_to_world[:, body_of[s]] @ torch.cat([centres[s], torch.ones(1)])  # [B, 4] in the world
+        dist = (planes @ x[:, None, :, None])[..., 0]  # [B, C, 5]
+        want[s] = bool((dist > -radii[s]).all(-1).any())
+    got = visible_spheres(sphere_blocks(clusters), body_to_world, planes)
+    assert got.dtype == torch.bool and torch.equal(got, want)
+    assert 0 < int(want.sum()) < len(want)  # some in view, some not: the test can tell

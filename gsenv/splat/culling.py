@@ -74,16 +74,43 @@ def frustum_planes(Ks: Tensor, viewmats: Tensor, width: int, height: int, near: 
     return cam @ vms  # (n_c, d) . (V x) = (V^T (n_c, d)) . x
 
 
-def visible_spheres(centres: Tensor, radii: Tensor, body_of: Tensor, body_to_world: Tensor, planes: Tensor) -> Tensor:
-    """bool [NS]: spheres that meet the frustum of any camera of any env.
+class SphereBlocks(NamedTuple):
+    """The clusters' bounding spheres laid out body by body for one batched matrix product (S: the most
+    clusters of any body): centres [NB, 4, S] in their body's frame, homogeneous, zero-padded; radii
+    [NB, 1, S], padded with -inf (never visible); at [NC]: each cluster's place in the flat [NB * S]."""
 
-    centres [NS, 3], radii [NS] in the frames of their bodies body_of [NS]; body_to_world
-    [B, NB, 4, 4]; planes [B, C, 5, 4] from frustum_planes.
+    centres: Tensor
+    radii: Tensor
+    at: Tensor
+
+
+def sphere_blocks(clusters: BodyClusters) -> SphereBlocks:
+    """The blocks of `clusters` (whose clusters come body by body, as cluster_bodies makes them)."""
+    body_of, dev = clusters.body_of, clusters.centres.device
+    counts = torch.bincount(body_of)  # [NB]: clusters per body
+    NB, S = len(counts), int(counts.max())
+    first = torch.cumsum(counts, 0) - counts
+    at = body_of * S + torch.arange(len(body_of), device=dev) - first[body_of]
+    centres = torch.zeros(NB * S, 4, device=dev)
+    centres[at, :3], centres[at, 3] = clusters.centres, 1.0
+    radii = torch.full((NB * S,), -torch.inf, device=dev)
+    radii[at] = clusters.radii
+    return SphereBlocks(centres.reshape(NB, S, 4).transpose(1, 2), radii.reshape(NB, 1, S), at)
+
+
+def visible_spheres(blocks: SphereBlocks, body_to_world: Tensor, planes: Tensor) -> Tensor:
+    """bool [NC]: spheres that meet the frustum of any camera of any env.
+
+    blocks: sphere_blocks of the clusters; body_to_world [B or 1, NB', 4, 4] (NB' >= the blocks' NB);
+    planes [B, C, 5, 4] from frustum_planes. One matrix product per body over every env and camera
+    (a gather of the planes per cluster would be a batched 5x4 product per cluster: far slower).
     """
-    in_bodies = planes[:, :, None] @ body_to_world[:, None]  # [B, C, NB, 5, 4]: the planes in each body's frame
-    ones = torch.ones_like(radii)[:, None]
-    dist = in_bodies[:, :, body_of] @ torch.cat([centres, ones], -1)[..., None]  # [B, C, NS, 5, 1]
-    return (dist[..., 0] > -radii[:, None]).all(-1).flatten(0, 1).any(0)
+    NB = blocks.centres.shape[0]
+    in_bodies = planes[:, :, None] @ body_to_world[:, None, :NB]  # [B, C, NB, 5, 4]: the planes in each body's frame
+    B, C = in_bodies.shape[:2]
+    dist = in_bodies.permute(2, 0, 1, 3, 4).reshape(NB, B * C * 5, 4) @ blocks.centres  # [NB, B * C * 5, S]
+    inside = (dist > -blocks.radii).reshape(NB, B * C, 5, -1).all(2).any(1)  # [NB, S]
+    return inside.reshape(-1)[blocks.at]
 
 
 class BodyCulling:
@@ -95,13 +122,13 @@ class BodyCulling:
 
     def __init__(self, bodies: BodySplats, clusters: BodyClusters) -> None:
         self.bodies, self.clusters = bodies, clusters
+        self._blocks = sphere_blocks(clusters)
         self._last: tuple[bytes, BodySplats] | None = None  # last visibility and its subset
 
     def kept(self, body_to_world: Tensor, planes: Tensor) -> BodySplats | None:
         """All bodies, the visible subset, or None when no camera sees any. body_to_world [B, NB, 4, 4],
         planes [B, C, 5, 4] from frustum_planes."""
-        of_gaussian, body_of, centres, radii = self.clusters
-        visible = visible_spheres(centres, radii, body_of, body_to_world, planes)
+        visible = visible_spheres(self._blocks, body_to_world, planes)
         key = visible.cpu().numpy().tobytes()
         if self._last is not None and self._last[0] == key:
             return self._last[1]
@@ -109,6 +136,6 @@ class BodyCulling:
             return self.bodies
         if not bool(visible.any()):
             return None
-        keep = visible[of_gaussian]
+        keep = visible[self.clusters.of_gaussian]
         self._last = (key, self.bodies.subset(keep))
         return self._last[1]
