@@ -154,3 +154,24 @@ def test_startup_tiny(tmp_path):
         assert r["gym_make_s"] > 0 and len(r["workers"]) == 1
         assert 0 < r["workers"][0]["uss_mb"] <= r["workers"][0]["rss_mb"]
         assert r["server"]["rss_mb"] > 0
+
+
+def test_views_benchmark_times_every_view_set_and_part_on_the_cpu():
+    """`bench.render --views --parts` on tiny images through the torch renderer: a row per view set and
+    randomisation setting and per part, ratios computed from those rows, and the table names the parts."""
+    from gsenv.tools.bench.render import RANDOMIZATION_PARTS, VIEW_SETS, views_benchmark, views_table
+
+    result = views_benchmark(batch=2, image_size=(16, 16), device="cpu", density=0.02, min_time=0.0, partial=1,
+                             parts=True)
+    seen = [(r["views"], r["randomization"]) for r in result["rows"]]
+    assert seen == [("third", False), ("third", True), *(("third", p) for p in RANDOMIZATION_PARTS),
+                    ("third+wrist", False), ("third+wrist", True)]
+    fps = {k: r["env_steps_per_s"] for k, r in zip(seen, result["rows"])}
+    for p in RANDOMIZATION_PARTS:
+        want = 1 - fps[("third", p)] / fps[("third", False)]
+        assert result["ratios"][f"randomization_cost_{p}"] == pytest.approx(want, abs=2e-3)
+    assert set(result["ratios"]) >= {f"randomization_cost_{v}" for v in VIEW_SETS} | {"wrist_cost"}
+    assert all(r["ms"] > 0 and r["B"] == 2 and r["res"] == "16x16" for r in result["rows"])
+    assert "partial_reset_ms" in result["rows"][1] and result["device"] == "cpu"
+    table = views_table(result)
+    assert "| third | camera only |" in table and "| third+wrist | on |" in table
