@@ -1,5 +1,6 @@
-"""What the `gsenv` commands share: --device cuda where there is no CUDA, and an output folder that
-cannot be made, refused by demo, eval and collect before anything starts or is written."""
+"""What the `gsenv` commands share: --device cuda where there is no CUDA, an output folder that cannot
+be made and a scene that is not one, refused by demo, eval and collect before anything is written; any
+other failure is one line with exit 1, the traceback with -v."""
 from __future__ import annotations
 
 import pytest
@@ -31,3 +32,36 @@ def test_an_output_folder_that_cannot_be_made_is_one_clear_error(command, tmp_pa
     assert cli(COMMANDS[command] + ["--device", "cpu", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"cannot create the output directory {out}" in err and "Traceback" not in err
+
+
+def test_collect_with_a_bad_scene_is_a_clear_error_and_leaves_no_dataset(tmp_path, capsys):
+    out = tmp_path / "ds"
+    argv = ["collect", "--episodes", "1", "--scene", str(tmp_path / "no_scene"), "--device", "cpu", "--out", str(out)]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert "gsenv collect: error: invalid scene bundle" in err and "Traceback" not in err
+    assert not out.exists()
+    # a dataset that was there before is left as it was
+    from gsenv.lerobot_v21 import LeRobotV21Writer
+    from gsenv.tools.args import parse_image_size
+    from gsenv.tools.collect import DEFAULT_IMAGE_SIZE, FPS, ROBOT_TYPE, _features
+
+    LeRobotV21Writer(out, fps=FPS, features=_features(parse_image_size(DEFAULT_IMAGE_SIZE)), robot_type=ROBOT_TYPE)
+    info = (out / "meta" / "info.json").read_text()
+    assert cli(argv) == 2 and (out / "meta" / "info.json").read_text() == info
+
+
+def test_a_failing_run_is_one_line_and_the_traceback_comes_with_v(tmp_path, capsys, monkeypatch):
+    """A policy of the user's that raises: `gsenv eval` says so in one line (exit 1); with -v the
+    traceback, down to the line that raised, comes first."""
+    (tmp_path / "broken_policy_t1.py").write_text("def act(obs, env):\n    return 1 / 0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["eval", "--policy", "broken_policy_t1:act", "--episodes", "1", "--device", "cpu", "--image-size", "16",
+            "--scene-density", "0.02", "--no-video", "--out", str(tmp_path / "out")]
+    assert cli(argv) == 1
+    err = capsys.readouterr().err
+    assert "gsenv eval: failed: ZeroDivisionError: division by zero (run `gsenv -v eval ...` for the traceback)" in err
+    assert "Traceback" not in err
+    assert cli(["-v"] + argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "return 1 / 0" in err and "gsenv eval: failed: ZeroDivisionError" in err

@@ -5,6 +5,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 # Modules that add sub-commands; each must be cheap to import (heavy imports inside the handlers).
 COMMAND_MODULES = [
@@ -30,10 +31,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status. Each command reports the mistakes it knows (exit 2) itself; any
+    other failure is one line here, exit 1 (the traceback with -v)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"gsenv {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"gsenv {args.command}: failed: {type(exc).__name__}: {exc} "
+              f"(run `gsenv -v {args.command} ...` for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

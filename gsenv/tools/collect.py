@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import threading
 import time
@@ -106,13 +107,22 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise CollectError(f"seed must be a non-negative int, got {seed!r}")
     check_device(device, CollectError)  # before the dataset folder is made
+    root = Path(out)
+    made = [p for p in (root, root / "meta") if not p.exists()]  # what a failed start takes back
     writer = LeRobotV21Writer(out, fps=FPS, features=_features(image_size), robot_type=ROBOT_TYPE)
     if seed is None:
         seeds = [int(e["seed"]) for e in writer.episodes if "seed" in e]
         seed = max(seeds) + 1 if seeds else 0
 
-    env = gym.make(gsenv.registration.ENV_ID, num_envs=num_envs, obs_mode="rgb", image_size=image_size,
-                   scene=scene, cameras=[camera] if camera else None, device=device, **env_kwargs)
+    try:
+        env = gym.make(gsenv.registration.ENV_ID, num_envs=num_envs, obs_mode="rgb", image_size=image_size,
+                       scene=scene, cameras=[camera] if camera else None, device=device, **env_kwargs)
+    except BaseException as exc:  # a new dataset stays unmade when the env cannot start
+        if made and writer.num_episodes == 0:
+            shutil.rmtree(made[0], ignore_errors=True)
+        if isinstance(exc, ValueError):  # the env refused an argument (a bad --scene, --camera, ...)
+            raise CollectError(str(exc)) from None
+        raise
     u = env.unwrapped
     cam = u.camera_names[0]
     low = torch.as_tensor(u.single_action_space.low, device=u.device)

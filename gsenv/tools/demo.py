@@ -261,14 +261,6 @@ def _demo(args: argparse.Namespace) -> int:
     except SceneError as exc:
         print(f"gsenv demo: error: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # a failed run: one clear line (the traceback with -v)
-        if getattr(args, "verbose", False):
-            import traceback
-
-            traceback.print_exc()
-        print(f"gsenv demo: failed: {type(exc).__name__}: {exc} (run `gsenv -v demo ...` for the traceback)",
-              file=sys.stderr)
-        return 1
     _print_result(result)
     return 0
 

@@ -377,14 +377,6 @@ def _eval(args: argparse.Namespace) -> int:
     except (PolicyError, SceneError) as exc:
         print(f"gsenv eval: error: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # a failed run: one clear line (the traceback with -v)
-        if getattr(args, "verbose", False):
-            import traceback
-
-            traceback.print_exc()
-        print(f"gsenv eval: failed: {type(exc).__name__}: {exc} (run `gsenv -v eval ...` for the traceback)",
-              file=sys.stderr)
-        return 1
     _print_result(result)
     return 0
 
