@@ -266,7 +266,7 @@ def test_without_viser_the_viewer_says_how_to_install_it(monkeypatch, capsys):
     with pytest.raises(ImportError, match=r"gsenv\[viewer\]"):
         require_viser()
     assert main(["view"]) == 1
-    assert 'pip install "gsenv[viewer]"' in capsys.readouterr().out
+    assert 'gsenv view: error: the viewer needs viser: pip install "gsenv[viewer]"' in capsys.readouterr().err
 
 
 @needs_viser
@@ -302,3 +302,14 @@ def test_gsenv_view_serves_on_loopback_and_ctrl_c_stops_it_cleanly():
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@needs_viser
+def test_gsenv_view_bad_arguments_are_one_line_on_stderr(capsys, tmp_path):
+    from gsenv.tools.cli import main
+
+    assert main(["view", "--num-envs", "0"]) == 2
+    out = capsys.readouterr()
+    assert "gsenv view: error: --num-envs must be >= 1, got 0" in out.err and not out.out
+    assert main(["view", "--scene", str(tmp_path / "none")]) == 2
+    assert "gsenv view: error: invalid scene bundle" in capsys.readouterr().err

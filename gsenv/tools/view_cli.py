@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from gsenv.tools.args import add_image_size
 
@@ -57,7 +58,7 @@ def _view(args: argparse.Namespace) -> int:
     try:
         import viser  # noqa: F401
     except ImportError:
-        print(f"gsenv view: {INSTALL_HINT}")
+        print(f"gsenv view: error: {INSTALL_HINT}", file=sys.stderr)
         return 1
     host = DEFAULT_HOST if args.host is None else args.host
     port = DEFAULT_PORT if args.port is None else args.port
@@ -72,7 +73,7 @@ def _view(args: argparse.Namespace) -> int:
         if not 0 < args.scene_density <= 1:
             raise ValueError(f"--scene-density must lie in (0, 1], got {args.scene_density}")
     except ValueError as e:
-        print(f"gsenv view: {e}")
+        print(f"gsenv view: error: {e}", file=sys.stderr)
         return 2
     import gymnasium as gym
 
@@ -85,7 +86,7 @@ def _view(args: argparse.Namespace) -> int:
     try:
         bundle = resolve_scene(args.scene, density=args.scene_density)
     except SceneError as e:
-        print(f"gsenv view: {e}")
+        print(f"gsenv view: error: {e}", file=sys.stderr)
         return 2
     cameras = [c.name for c in bundle.cameras] + [c.name for c in getattr(bundle, "link_cameras", ())]
     env = gym.make(ENV_ID, num_envs=args.num_envs, obs_mode="rgb", image_size=args.image_size, device=args.device,
@@ -99,7 +100,7 @@ def _view(args: argparse.Namespace) -> int:
         print(f"gsenv view: {viewer.url} (Ctrl-C stops)", flush=True)
         viewer.wait()
     except PolicyError as e:  # a bad --policy spec or an unreachable server: make_policy says which
-        print(f"gsenv view: {e}")
+        print(f"gsenv view: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gsenv view: stopped")
