@@ -311,5 +311,5 @@ def test_gsenv_view_bad_arguments_are_one_line_on_stderr(capsys, tmp_path):
     assert main(["view", "--num-envs", "0"]) == 2
     out = capsys.readouterr()
     assert "gsenv view: error: --num-envs must be >= 1, got 0" in out.err and not out.out
-    assert main(["view", "--scene", str(tmp_path / "none")]) == 2
+    assert main(["view", str(tmp_path / "none")]) == 2
     assert "gsenv view: error: invalid scene bundle" in capsys.readouterr().err
