@@ -233,6 +233,20 @@ def test_jitter_to_uint8_is_the_jitter_rounded_and_fused_needs_cuda():
         jitter_to_uint8(x, jit, fused=True)
 
 
+def test_without_triton_the_fused_jitter_is_absent_and_that_is_said_once(monkeypatch, caplog):
+    import sys
+
+    from gsenv.splat import look
+
+    monkeypatch.setattr(look, "_FUSED", {})
+    monkeypatch.setitem(sys.modules, "triton", None)  # what a machine without triton looks like
+    monkeypatch.delitem(sys.modules, "gsenv.splat.jitter_kernel", raising=False)
+    with caplog.at_level("WARNING", logger="gsenv.splat.look"):
+        assert look._fused_kernel() is None and look._fused_kernel() is None
+    said = [r.getMessage() for r in caplog.records if "one fused kernel" in r.getMessage()]
+    assert len(said) == 1 and "triton does not import" in said[0] and "agree to one level" in said[0]
+
+
 # ----------------------------------------------------------------------------------------- GSEnv
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
