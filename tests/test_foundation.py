@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 
 def _python(code: str, cwd) -> subprocess.CompletedProcess:
@@ -59,6 +60,9 @@ def test_doctor_reports_cpu_path(tmp_path):
     for row in ("Python", "torch", "CUDA", "gsplat", "ManiSkill", "SAPIEN Vulkan", "physics backend", "render backend",
                 "asset root", "default scene", "dataset gsenv-assets-v0"):
         assert row in out.stdout
+    if not torch.cuda.is_available():
+        (jitter,) = [ln for ln in out.stdout.splitlines() if "image jitter" in ln]
+        assert jitter.startswith("OK") and jitter.endswith("torch ops (no CUDA)")
     assert "the CPU path works" in out.stdout
     assert str(tmp_path / "assets") in out.stdout and "not downloaded (optional)" in out.stdout
     (root_line,) = [ln for ln in out.stdout.splitlines() if "asset root" in ln]

@@ -127,8 +127,20 @@ def collect() -> list[Row]:
     if gpu_check is not None:
         rows.append(gpu_check)
     rows.append(Row("render backend", resolve_render_backend("auto", "cuda" if cuda else "cpu"), True))
+    rows.append(_image_jitter_row(cuda))
     rows.extend(_asset_rows())
     return rows
+
+
+def _image_jitter_row(cuda: bool) -> Row:
+    """How domain randomisation's image colour runs: one fused Triton kernel on CUDA, else torch ops."""
+    if not cuda:
+        return Row("image jitter", "torch ops (no CUDA)", True)
+    version = _version("triton")
+    if version is None:
+        return Row("image jitter", "torch ops (triton is not installed): slower", True,
+                   "pip install triton (torch's CUDA wheels bring it)", warn=True)
+    return Row("image jitter", f"one fused Triton kernel (triton {version})", True)
 
 
 def _gpu_check_row() -> Row:
