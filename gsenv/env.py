@@ -168,6 +168,7 @@ class GSEnv(gym.Env):
             randomization, self.num_envs, len(self.camera_names), self._renderer.body_names, self._rig.width,
             self._rig.height, self.device)
         self._cameras = None  # made from the body poses at every reset and step
+        self._cameras_version = -1
         self._sensor_param = None
         self._sensor_cameras = None
         self._rgb: torch.Tensor | None = None
@@ -335,12 +336,15 @@ class GSEnv(gym.Env):
         self._rig.set_offsets(*self._randomization.camera_offsets())
 
     def _current_cameras(self):
-        """The cameras of the current state and their ManiSkill sensor_param (made when they change)."""
+        """The cameras of the current state and their ManiSkill sensor_param: made once per reset or step
+        (after its redraws), and the sensor_param only when the cameras changed."""
+        if self._cameras_version == self._version:
+            return self._cameras
         cams = self._rig.cameras(self._outputs.body_poses)
         if cams is not self._sensor_cameras:
             self._sensor_param = sensor_params(self.camera_names, cams.Ks, cams.viewmats)
             self._sensor_cameras = cams
-        self._cameras = cams
+        self._cameras, self._cameras_version = cams, self._version
         return cams
 
     def _render_images(self, depth: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
