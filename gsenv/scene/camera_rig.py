@@ -77,8 +77,7 @@ class CameraRig:
         # a link camera's column is filled in at every step
         fixed_vms = torch.tensor(np.stack([c.world_to_cam if isinstance(c, CameraSpec) else np.eye(4)
                                            for c in specs]), dtype=f, device=self.device)
-        self._base = Cameras.shared(Ks, fixed_vms, self.width, self.height, self.num_envs)
-        self._base = Cameras(self._base.Ks, self._base.viewmats, self.width, self.height, self.moving)
+        self._base = Cameras.shared(Ks, fixed_vms, self.width, self.height, self.num_envs, self.moving)
         self._moving_idx = [c for c, m in enumerate(self.moving) if m]
         self._offsets: Tensor | None = None  # [B, C, 4, 4] camera-frame offsets
         self._still = self._base
@@ -86,10 +85,6 @@ class CameraRig:
     @property
     def num_cameras(self) -> int:
         return len(self.names)
-
-    @property
-    def has_moving(self) -> bool:
-        return bool(self._moving_idx)
 
     def set_offsets(self, offsets: Tensor | None, focal_scale: Tensor | None) -> None:
         """Per-env offsets [B, C, 4, 4] (each camera moved in its own frame: cam_to_world @ offset) and

@@ -85,12 +85,13 @@ class Cameras:
         return self.viewmats.device
 
     @classmethod
-    def shared(cls, Ks: Tensor, viewmats: Tensor, width: int, height: int, batch_size: int) -> Cameras:
+    def shared(cls, Ks: Tensor, viewmats: Tensor, width: int, height: int, batch_size: int,
+               moving: tuple[bool, ...] = ()) -> Cameras:
         """The same C cameras in every env: Ks [C, 3, 3] (or [3, 3]), viewmats [C, 4, 4] (or [4, 4])."""
         Ks = Ks.reshape(-1, 3, 3)
         viewmats = viewmats.reshape(-1, 4, 4)
         return cls(Ks[None].expand(batch_size, -1, -1, -1), viewmats[None].expand(batch_size, -1, -1, -1),
-                   width, height)
+                   width, height, moving)
 
     def scaled(self, width: int, height: int) -> Cameras:
         """The same cameras rendering `width` x `height` images (K rescaled)."""
