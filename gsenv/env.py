@@ -130,6 +130,7 @@ class GSEnv(gym.Env):
         from gsenv.scene.randomization import DomainRandomization, RandomizedLook
         from gsenv.scene.rendering import make_renderer
         from gsenv.scene.resolve import resolve_scene, task_kwargs_from_bundle
+        from gsenv.splat.view_state import ViewState
 
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
@@ -167,11 +168,11 @@ class GSEnv(gym.Env):
         self._randomization = None if randomization is None else RandomizedLook(
             randomization, self.num_envs, len(self.camera_names), self._renderer.body_names, self._rig.width,
             self._rig.height, self.device)
+        self._views = ViewState()  # what the renderer keeps between steps; told when cameras or look change
         self._cameras = None  # made from the body poses at every reset and step
-        self._cameras_version = -1
-        self._sensor_param = None
-        self._sensor_cameras = None
+        self._sensor_param = None  # made again when the cameras change (every step with a link camera)
         self._rgb: torch.Tensor | None = None
+        self._frames: torch.Tensor | None = None  # render()'s frames of the current state, once made
 
         task_kwargs = {**task_kwargs_from_bundle(self.scene, asset_root), **user_task_kwargs}
         self._physics = make_physics(physics_backend, self.num_envs, task_kwargs, self.device, num_workers,
@@ -186,9 +187,6 @@ class GSEnv(gym.Env):
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
         self._seed_rng = np.random.default_rng()
         self._episode_seeds = np.zeros(self.num_envs, dtype=np.int64)
-        self._frames: torch.Tensor | None = None
-        self._frames_version = -1
-        self._version = 0  # bumped by every reset and step: render() re-renders at most once per version
         self._closed = False
 
         obs, _ = self.reset(seed=0)
@@ -217,11 +215,11 @@ class GSEnv(gym.Env):
             for opt, k in zip(per_env, checked_episode_ids(episode_ids, len(env_idx), self.total_num_trials)):
                 opt["episode_id"] = [k]
         self._outputs = self._physics.reset(env_idx, seeds, per_env)
-        self._version += 1
         self._episode_seeds[env_idx] = seeds
         if self._randomization is not None:
             self._redraw(env_idx, seeds, episode_ids)
         self._note_restart_seeds()
+        self._new_state()
         obs = self._observe()
         return obs, self._info()
 
@@ -229,8 +227,8 @@ class GSEnv(gym.Env):
         self._check_open()
         action = checked_actions(action, self.num_envs, self.single_action_space.shape[0])
         self._outputs = self._physics.step(action)
-        self._version += 1
         self._note_restart_seeds()
+        self._new_state()
         obs = self._observe()
         out = self._outputs
         if self.max_episode_steps is None:
@@ -243,9 +241,8 @@ class GSEnv(gym.Env):
     def render(self) -> torch.Tensor:
         """uint8 [B, H, W, 3]: the first camera's frame of the current state (rendered at most once per step)."""
         self._check_open()
-        if self._frames is None or self._frames_version != self._version:
+        if self._frames is None:
             self._frames = self._render_images(depth=False)[0][:, 0]
-            self._frames_version = self._version
         return self._frames
 
     def close(self) -> None:
@@ -333,32 +330,30 @@ class GSEnv(gym.Env):
 
         ids = [None] * len(env_idx) if episode_ids is None else [int(k) for k in episode_ids]
         self._randomization.redraw(env_idx, [draw_seed(s, k) for s, k in zip(seeds, ids)])
-        self._rig.set_offsets(*self._randomization.camera_offsets())
+        self._views.look_changed()
+        if self._randomization.config.moves_cameras:
+            self._rig.set_offsets(*self._randomization.camera_offsets())
+            self._views.cameras_changed(env_idx)
+            self._sensor_param = None
 
-    def _current_cameras(self):
-        """The cameras of the current state and their ManiSkill sensor_param: made once per reset or step
-        (after its redraws), and the sensor_param only when the cameras changed."""
-        if self._cameras_version == self._version:
-            return self._cameras
-        cams = self._rig.cameras(self._outputs.body_poses)
-        if cams is not self._sensor_cameras:
-            self._sensor_param = sensor_params(self.camera_names, cams.Ks, cams.viewmats)
-            self._sensor_cameras = cams
-        self._cameras, self._cameras_version = cams, self._version
-        return cams
+    def _new_state(self) -> None:
+        """After a reset or step (and its redraws): the cameras of the new body poses, their ManiSkill
+        sensor_param when they changed, and no frames rendered yet."""
+        self._cameras = self._rig.cameras(self._outputs.body_poses)
+        if self._sensor_param is None or any(self._rig.moving):
+            self._sensor_param = sensor_params(self.camera_names, self._cameras.Ks, self._cameras.viewmats)
+        self._frames = None
 
     def _render_images(self, depth: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        cams = self._current_cameras()
         look = None if self._randomization is None else self._randomization.look(self._outputs.elapsed_steps)
-        out = self._renderer.render(self.get_body_poses(), cams, depth=depth, look=look)
+        out = self._renderer.render(self.get_body_poses(), self._cameras, depth=depth, look=look, views=self._views)
         return out.rgb, out.depth
 
     def _observe(self):
         rgb = depth = None
-        self._current_cameras()
         if self._wants_images:
             rgb, depth = self._render_images(self._wants_depth)
-            self._frames, self._frames_version = rgb[:, 0], self._version
+            self._frames = rgb[:, 0]
             self._rgb = rgb
         return build_obs(self.obs_mode, self._outputs, self.camera_names, rgb, depth, self._sensor_param)
 

@@ -12,6 +12,7 @@ import torch
 from gsenv.compat import gsplat_batched
 from gsenv.splat.rasterize import rasterize
 from gsenv.splat.renderer import SceneRenderer
+from gsenv.splat.view_state import ViewState
 from gsenv.tools.bench.render import synthetic_poses, synthetic_tabletop, upstream_cameras
 
 pytestmark = pytest.mark.gpu
@@ -91,8 +92,9 @@ def test_background_cache_matches_joint_rendering():
     cams, poses = upstream_cameras(B, 224, 224, DEV), synthetic_poses(B, DEV)
     cached = SceneRenderer(bg, bodies, device=DEV, backdrop=(0.5, 0.5, 0.5))
     joint = SceneRenderer(bg, bodies, device=DEV, backdrop=(0.5, 0.5, 0.5), cache_background=False)
-    a, b = cached.render(poses, cams), joint.render(poses, cams)
-    a2 = cached.render(poses, cams)  # from the cache
+    views = ViewState()
+    a, b = cached.render(poses, cams, views=views), joint.render(poses, cams)
+    a2 = cached.render(poses, cams, views=views)  # the background kept
     p = psnr(a.rgb, b.rgb, 255.0)
     logger.warning("background cache vs joint: PSNR %.1f dB", p)
     assert torch.equal(a.rgb, a2.rgb)
@@ -199,14 +201,17 @@ def test_randomisation_off_is_the_plain_render_and_on_is_reproducible_gsplat():
     B, W, H = 4, 128, 96
     cams = upstream_cameras(B, W, H, DEV)
     poses = synthetic_poses(B, DEV)
-    r = SceneRenderer(bg, bodies, device=DEV)
-    plain = r.render(poses, cams)
+    r, views = SceneRenderer(bg, bodies, device=DEV), ViewState()
+    plain = r.render(poses, cams, views=views)
     assert torch.equal(SceneRenderer(bg, bodies, device=DEV).render(poses, cams, look=None).rgb, plain.rgb)
     frame = torch.zeros(B, dtype=torch.int32, device=DEV)
-    a = r.render(poses, cams, look=_look(B, r.body_names, W, H, 1).look(frame)).rgb
-    b = r.render(poses, cams, look=_look(B, r.body_names, W, H, 1).look(frame)).rgb
+    views.look_changed()
+    a = r.render(poses, cams, look=_look(B, r.body_names, W, H, 1).look(frame), views=views).rgb
+    b = r.render(poses, cams, look=_look(B, r.body_names, W, H, 1).look(frame), views=views).rgb
     assert torch.equal(a, b) and not torch.equal(a, plain.rgb)
-    assert torch.equal(r.render(poses, cams).rgb, plain.rgb)  # back to the plain look: the cache is right
+    assert torch.equal(r.render(poses, cams, look=_look(B, r.body_names, W, H, 1).look(frame)).rgb, a)  # nothing kept
+    views.look_changed()
+    assert torch.equal(r.render(poses, cams, views=views).rgb, plain.rgb)  # back to the plain look, said so
 
 
 @pytest.mark.parametrize("gamma_noise", [False, True])

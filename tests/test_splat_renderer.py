@@ -10,6 +10,7 @@ from gsenv.geometry import quat_multiply, quat_to_rotmat
 from gsenv.splat.cameras import Cameras, look_at, opengl_pose_to_viewmat, sapien_pose_to_viewmat, scale_intrinsics
 from gsenv.splat.gaussians import Gaussians
 from gsenv.splat.renderer import SceneRenderer
+from gsenv.splat.view_state import ViewState
 
 F, W, H = 100.0, 32, 32
 CX, CY = W / 2 + 0.25, H / 2 + 0.25  # off pixel boundaries: no argmax ties
@@ -151,22 +152,41 @@ def test_batched_equals_one_by_one_and_cache_close_to_joint():
             assert torch.equal(fresh.render(p1, one).rgb[0, 0], a.rgb[i, c])
 
 
-def test_background_cache_reused_and_invalidated_by_camera_change():
+def test_background_kept_in_the_view_state_until_told_the_cameras_changed():
     bg, bodies = _scene()
     r = SceneRenderer(bg, bodies, backend="torch")
+    views = ViewState()
     c1 = cams(B=2, vm=look_at(torch.tensor([0.0, -0.1, 0.0]), torch.tensor([0.0, 0.0, 2.5])), f=40.0)
-    first = r.render(_poses(2), c1).rgb
+    first = r.render(_poses(2), c1, views=views).rgb
     assert r.background_images_rendered == 1  # shared cameras: background rendered once per camera, not per env
-    assert torch.equal(r.render(_poses(2), c1).rgb, first)
-    assert r.background_images_rendered == 1  # reused
-    # per-env cameras that differ: the cache is replaced and the image equals a fresh renderer's
+    assert torch.equal(r.render(_poses(2), c1, views=views).rgb, first)
+    assert r.background_images_rendered == 1  # kept
+    # per-env cameras that differ, said so: the background is made again, per env, as a fresh render's
     vms = torch.stack([look_at(torch.tensor([0.1 * i, -0.1, 0.0]), torch.tensor([0.0, 0.0, 2.5])) for i in range(2)])
     c2 = Cameras(c1.Ks, vms[:, None], W, H)
-    got = r.render(_poses(2), c2).rgb
+    views.cameras_changed()
+    got = r.render(_poses(2), c2, views=views).rgb
     assert r.background_images_rendered == 1 + 2  # one per env now
     assert torch.equal(got, SceneRenderer(bg, bodies, backend="torch").render(_poses(2), c2).rgb)
-    r.invalidate_cache()
-    assert torch.equal(r.render(_poses(2), c2).rgb, got) and r.background_images_rendered == 3 + 2
+    # one env's camera moves, said so: that env's background alone is rendered again
+    vms2 = vms.clone()
+    vms2[1, 0, 3] += 0.05
+    c3 = Cameras(c1.Ks, vms2[:, None], W, H)
+    views.cameras_changed([1])
+    got3 = r.render(_poses(2), c3, views=views).rgb
+    assert r.background_images_rendered == 3 + 1
+    assert torch.equal(got3, SceneRenderer(bg, bodies, backend="torch").render(_poses(2), c3).rgb)
+    assert torch.equal(got3[0], got[0]) and not torch.equal(got3[1], got[1])
+    # without a ViewState nothing is kept: each render makes its background
+    assert torch.equal(r.render(_poses(2), c3).rgb, got3) and r.background_images_rendered == 4 + 2
+
+
+def test_a_view_state_of_other_cameras_is_refused():
+    bg, bodies = _scene()
+    r, views = SceneRenderer(bg, bodies, backend="torch"), ViewState()
+    r.render(_poses(2), cams(B=2), views=views)
+    with pytest.raises(ValueError, match="cameras_changed"):
+        r.render(_poses(3), cams(B=3), views=views)
 
 
 def test_body_alpha_at_projected_points():
@@ -275,17 +295,18 @@ def test_a_body_reaching_into_the_view_is_kept():
     assert r.visible_bodies(r.stack_poses(p, 1, torch.device("cpu")), cams()) is r.body_splats  # none left out
 
 
-def test_cameras_changed_in_place_are_not_taken_from_the_cache():
-    """The cache recognises the same camera tensors without comparing values; an in-place change of
-    those tensors must still re-render the background and move the frusta used for culling."""
+def test_cameras_changed_in_place_and_said_so_are_rendered_anew():
+    """The view state keeps the background and the culling frusta until told the cameras changed: an
+    in-place change of the same tensors, said so, re-renders the background and moves the frusta."""
     bg, bodies = _scene()
     c = cams(B=2)
     c = Cameras(c.Ks.clone(), c.viewmats.clone(), W, H)
-    r = SceneRenderer(bg, bodies, backend="torch")
-    before = r.render(_poses(2), c).rgb
-    assert torch.equal(r.render(_poses(2), c).rgb, before)
+    r, views = SceneRenderer(bg, bodies, backend="torch"), ViewState()
+    before = r.render(_poses(2), c, views=views).rgb
+    assert torch.equal(r.render(_poses(2), c, views=views).rgb, before)
     c.viewmats[..., 0, 3] += 0.15  # the camera moves 15 cm sideways: the same tensor, new values
-    after = r.render(_poses(2), c).rgb
+    views.cameras_changed()
+    after = r.render(_poses(2), c, views=views).rgb
     fresh = SceneRenderer(bg, bodies, backend="torch").render(_poses(2), Cameras(c.Ks, c.viewmats.clone(), W, H)).rgb
     assert not torch.equal(after, before) and torch.equal(after, fresh)
 

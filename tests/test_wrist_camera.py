@@ -22,6 +22,7 @@ from gsenv.sim.robot_description import default_fr3_urdf
 from gsenv.splat.cameras import Cameras
 from gsenv.splat.gaussians import Gaussians
 from gsenv.splat.renderer import SceneRenderer
+from gsenv.splat.view_state import ViewState
 
 H, W = 36, 48
 WRIST = "wrist_camera"
@@ -121,13 +122,14 @@ def test_moving_cameras_render_their_background_each_step_and_keep_the_fixed_one
     joint = SceneRenderer(wall, bodies, backend="torch", backdrop=(0.2, 0.2, 0.2), cache_background=False)
     alone = SceneRenderer(wall, bodies, backend="torch", backdrop=(0.2, 0.2, 0.2))
     unculled = SceneRenderer(wall, bodies, backend="torch", backdrop=(0.2, 0.2, 0.2), cull=False)
+    views = ViewState()  # kept from step to step, as the env does
     for step in range(3):
         moving = torch.eye(4).repeat(B, 1, 1)
         moving[:, 0, 3] = torch.tensor([0.1, -0.1]) * (step + 1)  # each env's own moving camera
         vms = torch.stack([still.expand(B, 4, 4), moving], 1)
         cams = Cameras(K.expand(B, 2, 3, 3), vms, W, H, moving=(False, True))
         poses = {"hand": torch.tensor([[0.0, 0.0, 1.5, 1.0, 0, 0, 0]]).repeat(B, 1)}
-        out = cached.render(poses, cams, depth=True)
+        out = cached.render(poses, cams, depth=True, views=views)
         ref = joint.render(poses, cams, depth=True)
         assert (out.rgb.int() - ref.rgb.int()).abs().float().mean() < 2.0  # cached + fresh ~ joint
         assert torch.equal(out.rgb, unculled.render(poses, cams).rgb)  # culling the background changes nothing

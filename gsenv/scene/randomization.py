@@ -121,6 +121,12 @@ class DomainRandomization:
                                  f"[0, 1] with low <= high, got {self.backdrop_color!r}")
             object.__setattr__(self, "backdrop_color", tuple(tuple(float(v) for v in row) for row in c))
 
+    @property
+    def moves_cameras(self) -> bool:
+        """Whether a draw moves the cameras or scales their focal lengths."""
+        return (self.camera_translation, self.camera_rotation, self.focal_scale) != ((0.0, 0.0), (0.0, 0.0),
+                                                                                      (1.0, 1.0))
+
     @classmethod
     def from_any(cls, value: Any) -> DomainRandomization | None:
         """None (off), a DomainRandomization, or a dict of its keys -> a checked DomainRandomization
@@ -207,7 +213,6 @@ class RandomizedLook:
             "backdrop_index": torch.zeros(B, dtype=torch.long, device=self.device),
             "backdrop_color": z(3), "noise_key": torch.zeros(B, dtype=torch.int32, device=self.device),
         }
-        self.version = 0
         self.width, self.height = int(width), int(height)
         self._bank: Tensor | None = None
         self._look: Look | None = None
@@ -244,7 +249,6 @@ class RandomizedLook:
         idx = torch.as_tensor(list(env_idx), dtype=torch.long, device=self.device)
         for key, column in self.values.items():
             column[idx] = torch.stack([d[key] for d in draws]).to(self.device, column.dtype)
-        self.version += 1
         self._look, self._offsets = None, None
 
     # ------------------------------------------------------------------ what the renderer takes
@@ -299,7 +303,7 @@ class RandomizedLook:
                     gamma=None if cfg.gamma == (1.0, 1.0) else v["gamma"],
                     noise_std=None if cfg.noise_std == (0.0, 0.0) else v["noise_std"], noise_key=v["noise_key"],
                     noise_bank=None if cfg.noise_std == (0.0, 0.0) else self._noise_bank())
-            self._look = Look(body_color_shift=shift, backdrop=backdrop, image=image, version=self.version)
+            self._look = Look(body_color_shift=shift, backdrop=backdrop, image=image)
         look = self._look
         if look.image is not None and look.image.noise_std is not None:
             look = replace(look, image=replace(look.image, frame=frame.to(self.device, torch.int32)))

@@ -14,7 +14,8 @@ Modules (import what you need; nothing heavy is imported here; rotations live in
       render_splats    `RenderSplats`, `BodySplats`: the render-ready gaussian sets, background colours
       body_transforms  body poses stacked, bodies' view-dependent colour, bodies moved to the world frame
       culling          body gaussians by 5 cm cluster against the camera frusta
-      camera_cache     what is derived from the cameras (frusta, background layer), kept while they stay
+      view_state       `ViewState`: what a caller keeps between renders (frusta, background layer, kept
+                       bodies) and tells to forget when its cameras or look change
       compositing      `Layer`s: bodies over the cached background, depth-tested; uint8
       backdrop         `Backdrop`: the colour or image behind everything
       look             `Look`: per-env appearance (colour shifts, backdrops, image colour and noise)

@@ -47,7 +47,7 @@ def body_features(bodies: BodySplats, poses: Tensor, viewmats: Tensor, nb: int,
     if not body.view_dependent:
         if color_shift is None:
             return bodies.static_feats(nb)
-        return bodies.shifted_feats(nb, color_shift, viewmats.shape[1])
+        return bodies.shifted_feats(nb, color_shift)[:, None].expand(-1, viewmats.shape[1], -1, -1)
     # view direction in the body frame: R^T (R m + t - campos) = m + R^T (t - campos)
     q, t = quat_normalize(poses[..., 3:]), poses[..., :3]  # [B, NB, *]
     cam = camera_centres(viewmats)  # [B, C, 3]
@@ -57,18 +57,19 @@ def body_features(bodies: BodySplats, poses: Tensor, viewmats: Tensor, nb: int,
 
 
 def bodies_in_world(bodies: BodySplats, poses: Tensor, viewmats: Tensor, nb: int,
-                    color_shift: Tensor | None = None) -> tuple[Tensor, ...]:
+                    color_shift: Tensor | None = None, feats: Tensor | None = None) -> tuple[Tensor, ...]:
     """The bodies moved to their poses (world frame, per env): means/quats [B, N, *], scales [B, N, 3]
     and opacities [B, N] (broadcast views), features [B, N, D] or [B, C, N, D] (D = 3 + nb).
     poses [B, NB, 7], viewmats [B, C, 4, 4] (for view-dependent colour); color_shift [B, NB, 3] as in
-    body_features."""
+    body_features; feats: body_features(...) made earlier for these same arguments (None: made here)."""
     body, idx = bodies.splats, bodies.index
     B = poses.shape[0]
     q = quat_normalize(poses[..., 3:])  # [B, NB, 4]
     qg, tg = q[:, idx], poses[:, idx, :3]  # [B, N, *]
     means = quat_rotate(qg, body.means) + tg
     quats = quat_multiply(qg, body.quats)
-    feats = body_features(bodies, poses, viewmats, nb, color_shift)
+    if feats is None:
+        feats = body_features(bodies, poses, viewmats, nb, color_shift)
     if feats.dim() == 2:
         feats = feats.expand(B, -1, -1)
     return means, quats, body.scales.expand(B, -1, -1), body.opacities.expand(B, -1), feats

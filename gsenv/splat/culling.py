@@ -114,28 +114,22 @@ def visible_spheres(blocks: SphereBlocks, body_to_world: Tensor, planes: Tensor)
 
 
 class BodyCulling:
-    """The body gaussians some camera of some env sees, by cluster, for one renderer's bodies.
-
-    Remembers the last visibility and its subset: consecutive steps mostly agree, so the gather of
-    the kept gaussians is redone only when the visible clusters change.
-    """
+    """Which of one renderer's body gaussians some camera of some env sees, by cluster."""
 
     def __init__(self, bodies: BodySplats, clusters: BodyClusters) -> None:
         self.bodies, self.clusters = bodies, clusters
         self._blocks = sphere_blocks(clusters)
-        self._last: tuple[bytes, BodySplats] | None = None  # last visibility and its subset
 
-    def kept(self, body_to_world: Tensor, planes: Tensor) -> BodySplats | None:
-        """All bodies, the visible subset, or None when no camera sees any. body_to_world [B, NB, 4, 4],
-        planes [B, C, 5, 4] from frustum_planes."""
-        visible = visible_spheres(self._blocks, body_to_world, planes)
-        key = visible.cpu().numpy().tobytes()
-        if self._last is not None and self._last[0] == key:
-            return self._last[1]
+    def visible(self, body_to_world: Tensor, planes: Tensor) -> Tensor:
+        """bool [S]: the clusters some camera sees. body_to_world [B, NB, 4, 4], planes [B, C, 5, 4]
+        from frustum_planes."""
+        return visible_spheres(self._blocks, body_to_world, planes)
+
+    def subset(self, visible: Tensor) -> BodySplats | None:
+        """All bodies, the gaussians of the visible clusters (visible [S] from `visible`), or None
+        when no camera sees any."""
         if bool(visible.all()):
             return self.bodies
         if not bool(visible.any()):
             return None
-        keep = visible[self.clusters.of_gaussian]
-        self._last = (key, self.bodies.subset(keep))
-        return self._last[1]
+        return self.bodies.subset(visible[self.clusters.of_gaussian])

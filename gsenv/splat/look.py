@@ -56,13 +56,12 @@ class ImageJitter:
 
 @dataclass
 class Look:
-    """Per-env appearance for a render of B envs (see the module doc); `version` changes whenever
-    body_color_shift or backdrop change (the renderer keeps what it derives from them until then)."""
+    """Per-env appearance for a render of B envs (see the module doc). A caller that keeps a ViewState
+    calls its look_changed() whenever body_color_shift or backdrop change."""
 
     body_color_shift: Tensor | None = None
     backdrop: Tensor | None = None
     image: ImageJitter | None = None
-    version: int = 0
 
 
 def saturation_hue_matrix(saturation: Tensor, hue: Tensor) -> Tensor:

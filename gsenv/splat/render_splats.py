@@ -46,15 +46,14 @@ class RenderSplats:
 
 class BodySplats:
     """Body gaussians ordered by body (all of them, or those some camera sees): the splats, the body
-    index of each [N] (into the renderer's body_names), and, made on first use, the gsplat path's
-    `RigidBodies` and the features of each gaussian [N, 3 + nb] (colour and per-body one-hot) when
-    they are view-independent."""
+    index of each [N] (into the renderer's body_names), and, made on first use from these gaussians
+    alone, the gsplat path's `RigidBodies` and the features of each gaussian [N, 3 + nb] (colour and
+    per-body one-hot) when they are view-independent."""
 
     def __init__(self, splats: RenderSplats, index: Tensor, num_bodies: int) -> None:
         self.splats, self.index, self.num_bodies = splats, index, num_bodies
         self._rigid: RigidBodies | None = None
         self._feats: dict[int, Tensor] = {}
-        self._shifted: tuple | None = None  # (key, shift kept alive, features) of the last colour shift
 
     def subset(self, keep: Tensor) -> BodySplats:
         """The gaussians where keep [N] is True (still ordered by body)."""
@@ -76,16 +75,12 @@ class BodySplats:
             self._feats[nb] = with_onehot(self.splats.rgb, self.index, nb).contiguous()
         return self._feats[nb]
 
-    def shifted_feats(self, nb: int, shift: Tensor, cameras: int) -> Tensor:
-        """[B, C, N, 3 + nb] (a broadcast view over C = cameras) colour with each env's per-body colour
-        shift [B, NB, 3] (view-independent colour only), kept while the same shift tensor is unchanged."""
-        key = (nb, cameras, id(shift), shift._version, tuple(shift.shape))
-        if self._shifted is None or self._shifted[0] != key:
-            s = self.splats
-            rgb = eval_sh(s.sh, torch.ones_like(s.means), dc_shift=shift[:, self.index])  # [B, N, 3]
-            feats = with_onehot(rgb, self.index, nb).contiguous()
-            self._shifted = (key, shift, feats[:, None].expand(-1, cameras, -1, -1))
-        return self._shifted[2]
+    def shifted_feats(self, nb: int, shift: Tensor) -> Tensor:
+        """[B, N, 3 + nb] colour with each env's per-body colour shift [B, NB, 3] (view-independent
+        colour only) and the one-hot body id."""
+        s = self.splats
+        rgb = eval_sh(s.sh, torch.ones_like(s.means), dc_shift=shift[:, self.index])  # [B, N, 3]
+        return with_onehot(rgb, self.index, nb).contiguous()
 
 
 def with_onehot(feats: Tensor, index: Tensor, nb: int) -> Tensor:

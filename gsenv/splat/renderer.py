@@ -5,15 +5,16 @@ Each body's gaussians are stored in the body's own frame. Per render, one pose p
 colour follows the body (body_transforms). All envs and cameras go through ONE rasteriser call.
 Clusters of body gaussians no camera sees are left out first (culling).
 
-Static-background cache (default on): while the background and the cameras are unchanged, the
-background is rasterised once per distinct camera and kept (camera_cache); each render then
-rasterises only the bodies and composites them over it per pixel with premultiplied alpha and a
-depth test (compositing), so a body behind background geometry is hidden. With the cache off,
-background and bodies are rasterised jointly (per-env copies of the background). Cameras marked
-`moving` (on a robot link) share the bodies' rasterisation with the others, but their background is
-rasterised at every render; per-env cameras (randomised) keep a per-env background, rendered again
-only for the envs whose cameras changed. A `Look` (gsenv.splat.look) varies the appearance per env
-inside the same render.
+The renderer holds the scene, not the views: what is kept from one render to the next lives in a
+`ViewState` (gsenv.splat.view_state) that the caller passes and tells when cameras or look change.
+Static-background cache (default on): the background is rasterised once per distinct camera (kept in
+the ViewState while the caller's still cameras are unchanged); each render rasterises only the bodies
+and composites them over it per pixel with premultiplied alpha and a depth test (compositing), so a
+body behind background geometry is hidden. With the cache off, background and bodies are rasterised
+jointly (per-env copies of the background). Cameras marked `moving` (on a robot link) share the
+bodies' rasterisation with the others, but their background is rasterised at every render; per-env
+cameras (randomised) keep a per-env background, rendered again only for the envs the caller names.
+A `Look` (gsenv.splat.look) varies the appearance per env inside the same render.
 
 Besides `render`, the stages of the body layer are public so that tools can time them one by one:
 `stack_poses` and `visible_bodies` here, body_transforms' `body_features` and `bodies_in_world`, and
@@ -33,7 +34,6 @@ from gsenv.backends import RENDER_BACKENDS, resolve_render_backend
 from gsenv.geometry import pose_to_matrix
 from gsenv.splat.backdrop import Backdrop
 from gsenv.splat.body_transforms import bodies_in_world, body_features, stack_body_poses
-from gsenv.splat.camera_cache import CameraCache, distinct_views
 from gsenv.splat.cameras import Cameras
 from gsenv.splat.compositing import (
     Layer,
@@ -50,6 +50,7 @@ from gsenv.splat.gaussians import Gaussians
 from gsenv.splat.look import Look, jitter_to_uint8
 from gsenv.splat.rasterize import DEFAULT_TILE_SIZE, TILE_SIZES, rasterize
 from gsenv.splat.render_splats import BodySplats, RenderSplats, background_features
+from gsenv.splat.view_state import KeptBodies, ViewState, distinct_views
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,8 @@ class SceneRenderer:
         backend: "auto" (gsplat on CUDA, torch otherwise), "gsplat" or "torch".
         backdrop: what shows where the gaussians leave the pixel uncovered: an RGB colour (3 floats in
             [0, 1]) or an image ([h, w, 3] uint8 or float in [0, 1], any size: resized to each render).
-        cache_background: keep the rendered background while background and cameras are unchanged.
+        cache_background: rasterise the background apart from the bodies and composite (kept across
+            renders in the caller's ViewState); False: background and bodies in one rasterisation.
         device: where the gaussians live (default: background's / first body's device). Renders follow
             the input device (the renderer moves itself there).
         near_plane, far_plane: camera-space depth range in metres.
@@ -168,7 +170,6 @@ class SceneRenderer:
         self._background_src = background
         self._bodies_src = dict(bodies)
         self._backdrop_src = backdrop
-        self._camera_cache = CameraCache()
         self._background_images = 0
         self._build()
 
@@ -189,7 +190,6 @@ class SceneRenderer:
         else:
             self._bodies, self._culling = None, None
         self._backdrop = Backdrop(self._backdrop_src, self.device)
-        self.invalidate_cache()
 
     @property
     def body_names(self) -> tuple[str, ...]:
@@ -208,28 +208,16 @@ class SceneRenderer:
 
     @property
     def background_images_rendered(self) -> int:
-        """How many background images the cache has rasterised so far: one per camera when all envs
-        share the cameras, one per env and camera otherwise, each time the cameras change."""
+        """How many background images have been rasterised so far (with cache_background): per
+        ViewState, one per camera when all envs share the cameras, one per env and camera otherwise,
+        each time the caller says the cameras changed; moving cameras' at every render."""
         return self._background_images
 
     def to(self, device: torch.device | str) -> SceneRenderer:
-        """Move the gaussians (and drop the background cache)."""
+        """Move the gaussians (a ViewState kept for another device starts afresh at its next render)."""
         self.device = _resolved(device)
         self._build()
         return self
-
-    def set_background(self, background: Gaussians | None) -> None:
-        self._background_src = background
-        self._build()
-
-    def set_backdrop(self, backdrop) -> None:
-        self._backdrop_src = backdrop
-        self._backdrop = Backdrop(backdrop, self.device)
-        self._camera_cache.underlay = None
-
-    def invalidate_cache(self) -> None:
-        """Forget everything derived from the last render's cameras (the background layer above all)."""
-        self._camera_cache.clear()
 
     # ------------------------------------------------------------------ per step
     def render(
@@ -241,6 +229,7 @@ class SceneRenderer:
         alpha: bool = False,
         body_alpha: bool = False,
         look: Look | None = None,
+        views: ViewState | None = None,
     ) -> RenderOutput:
         """Render B envs x C cameras.
 
@@ -251,13 +240,20 @@ class SceneRenderer:
         depth / alpha / body_alpha: also return those (see RenderOutput).
         look: per-env appearance (`gsenv.splat.look.Look`: body colour shifts, backdrops, image
             colour), applied inside this render; None: the scene as it is.
+        views: what to keep for the next render of the same still cameras and look (the caller says
+            when they change: ViewState.cameras_changed / look_changed); None: nothing is kept.
         """
         dev = cameras.device
         if dev != self.device:
             logger.info("SceneRenderer: moving gaussians to %s (the input device)", dev)
             self.to(dev)
+        views = ViewState() if views is None else views
+        if views.device != dev:  # kept for another device (or new): start afresh
+            views.clear()
+            views.device = dev
         backend = resolve_render_backend(self.backend, str(dev))
         B, C, W, H = cameras.batch_size, cameras.num_cameras, cameras.width, cameras.height
+        views.check_shape((B, C, H, W))
         Ks, vms = cameras.Ks.to(torch.float32), cameras.viewmats.to(torch.float32)
         cols = cameras.moving_columns  # None, or (static, moving) camera indices
         poses = self.stack_poses(body_poses, B, dev)  # [B, NB, 7] or None
@@ -269,16 +265,16 @@ class SceneRenderer:
         shape = (B, C, H, W)
         rgb = None
         if self.cache_background and self._bg is not None:
-            bg, fresh = self._background(Ks, vms, W, H, backend, cols)  # [B or 1, C, H, W, *]
+            bg, fresh = self._background(Ks, vms, W, H, backend, cols, views)  # [B or 1, C, H, W, *]
             if self._bodies is not None:
-                fg = self._body_layer(poses, Ks, vms, W, H, backend, nb, shift, cols)
-                under = self._underlay(bg, backdrop, look, fresh, cols)
+                fg = self._body_layer(poses, Ks, vms, W, H, backend, nb, shift, cols, views)
+                under = self._underlay(bg, backdrop, fresh, cols, views)
                 rgb = rgb_over(fg, under, backdrop)  # the step's hot path: few passes
                 out = composite_depth_tested(fg, bg, under.far) if depth or alpha or body_alpha else None
             else:
                 out = pad_feats(bg, nb)
         else:
-            out = self._joint_layer(poses, Ks, vms, W, H, backend, nb, shift, cols)
+            out = self._joint_layer(poses, Ks, vms, W, H, backend, nb, shift, cols, views)
         if rgb is None:
             rgb = out.feats[..., :3] + (1.0 - out.alpha) * backdrop
         rgb = rgb.expand(shape + (3,))
@@ -311,7 +307,8 @@ class SceneRenderer:
         if self._bodies is None:
             return None
         return self._kept_bodies(pose_to_matrix(poses), cameras.Ks.to(torch.float32),
-                                 cameras.viewmats.to(torch.float32), cameras.width, cameras.height)
+                                 cameras.viewmats.to(torch.float32), cameras.width, cameras.height, None,
+                                 ViewState()).splats
 
     # ------------------------------------------------------------------ pieces
     def _checked_shift(self, look: Look | None, B: int) -> Tensor | None:
@@ -324,20 +321,42 @@ class SceneRenderer:
                              f"(bodies as body_names), got {list(s.shape)}")
         return s
 
-    def _planes(self, Ks: Tensor, vms: Tensor, W: int, H: int, cols) -> Tensor:
+    def _planes(self, Ks: Tensor, vms: Tensor, W: int, H: int, cols, views: ViewState) -> Tensor:
         """[B, C, 5, 4] culling frusta: kept for still cameras, made anew for moving ones."""
         if cols is None:
-            cache = self._camera_cache.update(Ks, vms, W, H)
-            if cache.planes is None:
-                cache.planes = frustum_planes(Ks, vms, W, H, self.near_plane)
-            return cache.planes
+            if views.planes is None:
+                views.planes = frustum_planes(Ks, vms, W, H, self.near_plane)
+            return views.planes
         return frustum_planes(Ks, vms, W, H, self.near_plane)  # [B, C, 5, 4]: a few hundred numbers
 
-    def _kept_bodies(self, body_to_world: Tensor, Ks: Tensor, vms: Tensor, W: int, H: int,
-                     cols=None) -> BodySplats | None:
+    @staticmethod
+    def _kept(culling: BodyCulling, kept: KeptBodies | None, body_to_world: Tensor, planes: Tensor) -> KeptBodies:
+        """The gaussians `culling` finds visible, as kept (with what was derived from them) while the
+        visible clusters are the same as last render's: consecutive steps mostly agree."""
+        visible = culling.visible(body_to_world, planes)
+        if kept is not None and kept.same_visibility(visible):
+            return kept
+        return KeptBodies(visible, culling.subset(visible))
+
+    def _kept_bodies(self, body_to_world: Tensor, Ks: Tensor, vms: Tensor, W: int, H: int, cols,
+                     views: ViewState) -> KeptBodies:
+        """The body gaussians this render uses: with `cull`, those some camera of some env sees."""
         if not self.cull:
-            return self._bodies
-        return self._culling.kept(body_to_world, self._planes(Ks, vms, W, H, cols))
+            if views.bodies is None:
+                views.bodies = KeptBodies(None, self._bodies)
+        else:
+            views.bodies = self._kept(self._culling, views.bodies, body_to_world,
+                                      self._planes(Ks, vms, W, H, cols, views))
+        return views.bodies
+
+    def _body_feats(self, kept: KeptBodies, poses: Tensor, vms: Tensor, nb: int, shift: Tensor | None) -> Tensor:
+        """The kept gaussians' features (body_features): view-independent ones kept in `kept` until
+        the look changes, view-dependent ones made every render."""
+        if kept.splats.splats.view_dependent:
+            return body_features(kept.splats, poses, vms, nb, shift)
+        if nb not in kept.feats:
+            kept.feats[nb] = body_features(kept.splats, poses, vms, nb, shift)
+        return kept.feats[nb]
 
     def _raster(self, means, quats, scales, opac, feats, Ks, vms, W, H, backend) -> Layer:
         out, a = rasterize(means, quats, scales, opac, feats, vms, Ks, W, H, near_plane=self.near_plane,
@@ -345,20 +364,27 @@ class SceneRenderer:
                            backend=backend, tile_size=self.tile_size)
         return Layer(out[..., :-1], out[..., -1:], a)
 
-    def _body_layer(self, poses, Ks, vms, W, H, backend, nb, shift=None, cols=None) -> Layer:
+    def _body_layer(self, poses, Ks, vms, W, H, backend, nb, shift, cols, views: ViewState) -> Layer:
         body_to_world = pose_to_matrix(poses)  # [B, NB, 4, 4]
-        kept = self._kept_bodies(body_to_world, Ks, vms, W, H, cols)
-        if kept is None:  # no camera sees any body
+        kept = self._kept_bodies(body_to_world, Ks, vms, W, H, cols, views)
+        if kept.splats is None:  # no camera sees any body
             B, C = vms.shape[:2]
             return empty_layer(B, C, H, W, nb, vms.device)
+        feats = self._body_feats(kept, poses, vms, nb, shift)
         if backend == "gsplat":  # poses folded into the view matrices: no per-env copies of the bodies
-            out, a = kept.rigid().rasterize(
-                body_to_world, body_features(kept, poses, vms, nb, shift), Ks, vms, W, H,
-                near_plane=self.near_plane, far_plane=self.far_plane, eps2d=self.eps2d, tile_size=self.tile_size)
+            rigid, images = kept.splats.rigid(), vms.shape[0] * vms.shape[1]
+            buffer = None
+            if not kept.splats.splats.view_dependent:  # the same features every render: written once
+                if (nb, images) not in kept.buffers:
+                    kept.buffers[(nb, images)] = rigid.feature_buffer(feats, images)
+                buffer = kept.buffers[(nb, images)]
+            out, a = rigid.rasterize(body_to_world, feats, Ks, vms, W, H, near_plane=self.near_plane,
+                                     far_plane=self.far_plane, eps2d=self.eps2d, tile_size=self.tile_size,
+                                     buffer=buffer)
             return Layer(out[..., :-1], out[..., -1:], a)
-        return self._raster(*bodies_in_world(kept, poses, vms, nb, shift), Ks, vms, W, H, backend)
+        return self._raster(*bodies_in_world(kept.splats, poses, vms, nb, shift, feats), Ks, vms, W, H, backend)
 
-    def _bg_seen_by(self, Ks: Tensor, vms: Tensor, W: int, H: int) -> RenderSplats | None:
+    def _bg_seen_by(self, Ks: Tensor, vms: Tensor, W: int, H: int, views: ViewState) -> RenderSplats | None:
         """The background gaussians some of these cameras (Ks [B, Cm, 3, 3], viewmats [B, Cm, 4, 4]) can
         see: culled by 5 cm cluster against their frusta (with `cull`; the image is the same), None
         when they see none. A wrist camera sees a patch of the table, not the floor and the wall."""
@@ -368,8 +394,10 @@ class SceneRenderer:
             bg = self._bg
             index = torch.zeros(len(bg), dtype=torch.long, device=self.device)
             self._bg_culling = BodyCulling(BodySplats(bg, index, 1), cluster_bodies([self._bg_gaussians]))
-        kept = self._bg_culling.kept(torch.eye(4, device=self.device)[None, None],
-                                     frustum_planes(Ks, vms, W, H, self.near_plane))
+        views.background_seen = self._kept(self._bg_culling, views.background_seen,
+                                           torch.eye(4, device=self.device)[None, None],
+                                           frustum_planes(Ks, vms, W, H, self.near_plane))
+        kept = views.background_seen.splats
         return None if kept is None else kept.splats
 
     def _background_views(self, k: Tensor, v: Tensor, W: int, H: int, backend: str,
@@ -381,39 +409,41 @@ class SceneRenderer:
         return self._raster(bg.means, bg.quats, bg.scales, bg.opacities, background_features(bg, v), k, v, W, H,
                             backend)
 
-    def _background_layer(self, Ks: Tensor, vms: Tensor, W: int, H: int, backend: str) -> Layer:
-        """The background rendered once per distinct camera: [1, C, ...] when every env shares the
-        cameras, else [B, C, ...]; reused while (Ks, viewmats, size, backend) are unchanged, and, per
-        env, only the envs whose cameras changed are rendered again."""
-        cache = self._camera_cache.update(Ks, vms, W, H)
-        if cache.background is not None and cache.background[0] == backend:
-            layer = cache.background[1]
-            if cache.stale_envs is not None:  # some envs' cameras changed (partial reset): those alone
-                rows, C = cache.stale_envs, Ks.shape[1]
+    def _background_layer(self, Ks: Tensor, vms: Tensor, W: int, H: int, backend: str, views: ViewState) -> Layer:
+        """The still cameras' background (Ks [B, Cs, 3, 3], viewmats [B, Cs, 4, 4]) rendered once per
+        distinct camera: [1, Cs, ...] when every env shares the cameras, else [B, Cs, ...]; kept in
+        `views`, and, per env, only the envs the caller said changed are rendered again."""
+        layer = views.background
+        if layer is not None:
+            B, C = Ks.shape[:2]
+            rows = views.stale_envs
+            if rows is None:
+                return layer
+            views.stale_envs, views.underlay = None, None
+            if len(rows) < B:  # some envs' cameras changed (partial reset): those alone
                 part = self._background_views(Ks[rows].reshape(-1, 3, 3), vms[rows].reshape(-1, 4, 4), W, H, backend)
                 for dst, src in zip((layer.feats, layer.depth_acc, layer.alpha),
                                     (part.feats, part.depth_acc, part.alpha)):
                     dst[rows] = src.reshape((len(rows), C) + src.shape[1:])
-                cache.stale_envs, cache.underlay = None, None
                 logger.debug("background rendered again for %d env(s)", len(rows))
-            return layer
+                return layer
         k, v, lead = distinct_views(Ks, vms)
         layer = self._background_views(k, v, W, H, backend)
         layer = Layer(*(x.reshape(lead + x.shape[1:]) for x in (layer.feats, layer.depth_acc, layer.alpha)))
-        cache.background, cache.underlay, cache.stale_envs = (backend, layer), None, None
+        views.background, views.underlay, views.stale_envs = layer, None, None
         logger.debug("background rendered for %d camera(s) (%s)", lead[0] * lead[1],
                      "shared by all envs" if lead[0] == 1 else "per env")
         return layer
 
-    def _background(self, Ks, vms, W, H, backend, cols) -> tuple[Layer, Layer | None]:
+    def _background(self, Ks, vms, W, H, backend, cols, views: ViewState) -> tuple[Layer, Layer | None]:
         """(background layer of every camera [1 or B, C, ...], the moving cameras' part rendered now
         [B, Cm, ...] or None): still cameras from the cache, moving ones rasterised every render."""
         if cols is None:
-            return self._background_layer(Ks, vms, W, H, backend), None
+            return self._background_layer(Ks, vms, W, H, backend, views), None
         still, moving = cols
         B, Cm = Ks.shape[0], len(moving)
         k, v = Ks[:, moving], vms[:, moving]
-        splats = self._bg_seen_by(k, v, W, H)
+        splats = self._bg_seen_by(k, v, W, H, views)
         if splats is None:  # no moving camera sees any background
             fresh = empty_layer(B, Cm, H, W, 0, vms.device)
         else:
@@ -421,29 +451,26 @@ class SceneRenderer:
             fresh = Layer(*(x.reshape((B, Cm) + x.shape[1:]) for x in (fresh.feats, fresh.depth_acc, fresh.alpha)))
         if not still:
             return fresh, fresh
-        cached = self._background_layer(Ks[:, still], vms[:, still], W, H, backend)
+        cached = self._background_layer(Ks[:, still], vms[:, still], W, H, backend, views)
         return Layer(*(_columns(a, b, cols) for a, b in zip(
             (cached.feats, cached.depth_acc, cached.alpha), (fresh.feats, fresh.depth_acc, fresh.alpha)))), fresh
 
-    def _underlay(self, bg: Layer, backdrop: Tensor, look: Look | None, fresh: Layer | None, cols) -> Underlay:
-        """What the bodies are composited over: derived from the cached background layer once per
-        backdrop (the scene's, or a look's per-env one: kept while look.version is unchanged); the
-        moving cameras' part made anew every render."""
-        cache = self._camera_cache
-        key = None if look is None or look.backdrop is None else (id(look.backdrop), look.version)
+    def _underlay(self, bg: Layer, backdrop: Tensor, fresh: Layer | None, cols, views: ViewState) -> Underlay:
+        """What the bodies are composited over: derived from the kept background layer once per
+        backdrop (kept in `views` until the cameras or the look change); the moving cameras' part made
+        anew every render."""
         if cols is not None and not cols[0]:  # every camera moves: nothing to keep
             return underlay(bg, backdrop)
-        if cache.underlay is None or cache.underlay_key != key:
-            cache.underlay = underlay(self._camera_cache.background[1] if cols is not None else bg, backdrop)
-            cache.underlay_key = key
+        if views.underlay is None:
+            views.underlay = underlay(views.background if cols is not None else bg, backdrop)
         if cols is None:
-            return cache.underlay
+            return views.underlay
         now = underlay(fresh, backdrop)
+        kept = views.underlay
         return Underlay(*(_columns(a, b, cols) for a, b in zip(
-            (cache.underlay.far, cache.underlay.clear, cache.underlay.over_backdrop),
-            (now.far, now.clear, now.over_backdrop))))
+            (kept.far, kept.clear, kept.over_backdrop), (now.far, now.clear, now.over_backdrop))))
 
-    def _joint_layer(self, poses, Ks, vms, W, H, backend, nb, shift=None, cols=None) -> Layer:
+    def _joint_layer(self, poses, Ks, vms, W, H, backend, nb, shift, cols, views: ViewState) -> Layer:
         """Background and bodies in one rasterisation (no cache)."""
         B, C = vms.shape[:2]
         parts = []
@@ -453,9 +480,11 @@ class SceneRenderer:
             feats = torch.nn.functional.pad(feats, (0, nb))
             parts.append((bg.means.expand(B, -1, -1), bg.quats.expand(B, -1, -1), bg.scales.expand(B, -1, -1),
                           bg.opacities.expand(B, -1), feats))
-        kept = self._kept_bodies(pose_to_matrix(poses), Ks, vms, W, H, cols) if self._bodies is not None else None
-        if kept is not None:
-            parts.append(bodies_in_world(kept, poses, vms, nb, shift))
+        if self._bodies is not None:
+            kept = self._kept_bodies(pose_to_matrix(poses), Ks, vms, W, H, cols, views)
+            if kept.splats is not None:
+                feats = self._body_feats(kept, poses, vms, nb, shift)
+                parts.append(bodies_in_world(kept.splats, poses, vms, nb, shift, feats))
         if not parts:
             return empty_layer(B, C, H, W, nb, vms.device)
         # features: [B, N_part, D] each, or [B, C, N_part, D] once any part is view-dependent

@@ -11,7 +11,6 @@ rasterisation call would.
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 
 import torch
@@ -40,30 +39,21 @@ class RigidBodies:
         # each body's rows, contiguous, sliced once: the projection runs body by body every render
         self._parts = [(seg.body, *(t[seg.start:seg.stop].contiguous() for t in (means, quats, scales, opacities)))
                        for seg in segments if seg.stop > seg.start]
-        self._buffer: Tensor | None = None  # [I, N, D + 1] features and depth, see _features
-        self._buffer_key: tuple | None = None  # (weakref to the features written, (I, D, dim, version))
         self._opacities: Tensor | None = None  # [I, N], contiguous (rasterize_to_pixels copies views)
 
     def __len__(self) -> int:
         return self.means.shape[0]
 
-    def _features(self, feats: Tensor, images: int, depths: Tensor) -> Tensor:
-        """[I, N, D + 1]: the features with each gaussian's camera depth as the last channel.
+    def feature_buffer(self, feats: Tensor, images: int) -> Tensor:
+        """[I, N, D + 1]: the features [N, D] (the same in every image) or [B, C, N, D] (I = B x C)
+        written into a new buffer, the last channel left for each gaussian's camera depth.
 
-        rasterize_to_pixels wants one contiguous tensor. Features shared by all images ([N, D]) are
-        written once into a kept buffer; only the depth channel changes from render to render. So are
-        per-image features [B, C, N, D] passed again as the same unchanged tensor (a per-env colour
-        shift, kept by BodySplats); new ones (view-dependent colour) are copied in each time."""
+        rasterize_to_pixels wants features and depth in one contiguous tensor. A caller whose features
+        stay the same from render to render (a `ViewState`) keeps the buffer and passes it again:
+        only the depth channel is written then."""
         D = feats.shape[-1]
-        key = (images, D, feats.dim(), feats._version)
-        src = self._buffer_key[0]() if self._buffer_key is not None else None
-        if src is feats and self._buffer_key[1] == key:
-            buf = self._buffer
-        else:
-            buf = torch.empty((images, len(self), D + 1), device=feats.device, dtype=torch.float32)
-            buf[..., :D] = feats if feats.dim() == 2 else feats.reshape((images,) + feats.shape[2:])
-            self._buffer, self._buffer_key = buf, (weakref.ref(feats), key)  # a dead ref never matches
-        buf[..., D] = depths
+        buf = torch.empty((images, len(self), D + 1), device=feats.device, dtype=torch.float32)
+        buf[..., :D] = feats if feats.dim() == 2 else feats.reshape((images,) + feats.shape[2:])
         return buf
 
     def project(self, body_to_world: Tensor, Ks: Tensor, viewmats: Tensor, width: int, height: int, *,
@@ -97,14 +87,16 @@ class RigidBodies:
         _, isect_ids, flatten_ids = isect_tiles(means2d, radii, depths, tile_size, tiles_w, tiles_h)
         return isect_offset_encode(isect_ids, I, tiles_w, tiles_h), flatten_ids
 
-    def blend(self, projected: tuple[Tensor, ...], order: tuple[Tensor, Tensor], feats: Tensor, width: int,
+    def blend(self, projected: tuple[Tensor, ...], order: tuple[Tensor, Tensor], buffer: Tensor, width: int,
               height: int, tile_size: int) -> tuple[Tensor, Tensor]:
-        """gsplat's rasterize_to_pixels: features + depth [I, H, W, D + 1] and alphas [I, H, W, 1]."""
+        """gsplat's rasterize_to_pixels: features + depth [I, H, W, D + 1] and alphas [I, H, W, 1].
+        buffer [I, N, D + 1] from feature_buffer: its last channel is overwritten with the depths."""
         from gsplat.cuda._wrapper import rasterize_to_pixels
 
         _, means2d, depths, conics = projected
         I = means2d.shape[0]
-        colors = self._features(feats, I, depths)
+        buffer[..., -1] = depths
+        colors = buffer
         if self._opacities is None or self._opacities.shape[0] != I:
             self._opacities = self.opacities.expand(I, -1).contiguous()
         offsets, flatten_ids = order
@@ -112,11 +104,14 @@ class RigidBodies:
                                    flatten_ids)
 
     def rasterize(self, body_to_world: Tensor, feats: Tensor, Ks: Tensor, viewmats: Tensor, width: int, height: int,
-                  *, near_plane: float, far_plane: float, eps2d: float, tile_size: int) -> tuple[Tensor, Tensor]:
+                  *, near_plane: float, far_plane: float, eps2d: float, tile_size: int,
+                  buffer: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Rasterise the bodies at their poses into B x C images.
 
         body_to_world: [B, NB, 4, 4] each body's pose per env; feats: [N, D] (the same in every image)
         or [B, C, N, D]; Ks [B, C, 3, 3]; viewmats [B, C, 4, 4] world-to-camera (OpenCV).
+        buffer: feature_buffer(feats, B x C) kept from an earlier render with these same features
+        (None: made here).
         Returns premultiplied features with accumulated depth [B, C, H, W, D + 1] and alphas
         [B, C, H, W, 1], as `rasterize(..., render_mode="RGB+D")`.
         """
@@ -124,5 +119,7 @@ class RigidBodies:
         projected = self.project(body_to_world, Ks, viewmats, width, height, near_plane=near_plane,
                                  far_plane=far_plane, eps2d=eps2d)
         order = self.sort(projected, width, height, tile_size)
-        render, alphas = self.blend(projected, order, feats, width, height, tile_size)
+        if buffer is None:
+            buffer = self.feature_buffer(feats, B * C)
+        render, alphas = self.blend(projected, order, buffer, width, height, tile_size)
         return render.reshape(B, C, height, width, -1), alphas.reshape(B, C, height, width, 1)

@@ -95,13 +95,15 @@ def section_end_to_end(bundle, device: str, render_backend: str, workers: int, c
     and cameras as the env's)."""
     import torch
 
+    from gsenv.splat.view_state import ViewState
     from gsenv.tools.bench.render import time_call
 
     env, startup = make_env(bundle, "rgb", device, render_backend, workers, cfg)
     try:
         res = env_rates(env, cfg, seed=1)
-        poses, cams = env.get_body_poses(), env.cameras
-        render_ms, _ = time_call(lambda: env.renderer.render(poses, cams), device, 0.0 if cfg.quick else 1.0,
+        poses, cams, views = env.get_body_poses(), env.cameras, ViewState()
+        render_ms, _ = time_call(lambda: env.renderer.render(poses, cams, views=views), device,
+                                 0.0 if cfg.quick else 1.0,
                                  max_iters=2 if cfg.quick else 50)
         h, w = cfg.env_image_size
         res.update(obs_mode="rgb", image=f"{w}x{h}", workers=workers, startup_s=round(startup, 2),

@@ -23,6 +23,7 @@ import torch
 from gsenv.geometry import pose_to_matrix
 from gsenv.splat.body_transforms import bodies_in_world, body_features
 from gsenv.splat.rasterize import DEFAULT_TILE_SIZE, TILE_SIZES
+from gsenv.splat.view_state import ViewState
 from gsenv.tools.args import parse_image_size
 
 
@@ -44,7 +45,8 @@ def stage_times(renderer, poses: dict, cameras, iters: int = 20) -> dict:
     B, C, W, H = cameras.batch_size, cameras.num_cameras, cameras.width, cameras.height
     Ks, vms = cameras.Ks.float(), cameras.viewmats.float()
     r, tile = renderer, renderer.tile_size
-    total, _ = _timed(lambda: r.render(poses, cameras), iters)
+    views = ViewState()  # the same cameras every render, as an env's steps
+    total, _ = _timed(lambda: r.render(poses, cameras, views=views), iters)
     stacked = r.stack_poses(poses, B, cameras.device)
     t_cull, kept = _timed(lambda: r.visible_bodies(stacked, cameras), iters)
     if kept is None:
@@ -55,7 +57,8 @@ def stage_times(renderer, poses: dict, cameras, iters: int = 20) -> dict:
                                     far_plane=r.far_plane, eps2d=r.eps2d)
     t_project, projected = _timed(project, iters)
     t_sort, order = _timed(lambda: rigid.sort(projected, W, H, tile), iters)
-    t_blend, _ = _timed(lambda: rigid.blend(projected, order, feats, W, H, tile), iters)
+    buffer = rigid.feature_buffer(feats, B * C)  # kept across renders, as the renderer's ViewState does
+    t_blend, _ = _timed(lambda: rigid.blend(projected, order, buffer, W, H, tile), iters)
     t_world, _ = _timed(lambda: bodies_in_world(kept, stacked, vms, 0), iters)
     staged = t_cull + t_project + t_sort + t_blend
     return {
@@ -71,10 +74,11 @@ def kernel_table(renderer, poses: dict, cameras, rows: int = 25) -> str:
     """torch.profiler's CUDA kernel table of one render (after a warm-up)."""
     from torch.profiler import ProfilerActivity, profile
 
-    renderer.render(poses, cameras)
+    views = ViewState()
+    renderer.render(poses, cameras, views=views)
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        renderer.render(poses, cameras)
+        renderer.render(poses, cameras, views=views)
         torch.cuda.synchronize()
     return prof.key_averages().table(sort_by="cuda_time_total", row_limit=rows)
 

