@@ -1,8 +1,10 @@
 """Rotations and rigid poses: the one home of gsenv's quaternion / rotation-matrix / pose maths.
 
 Pure torch functions, batched over any leading dims. Quaternions are w-first: [w, x, y, z]; a pose
-is [..., 7] = position xyz + quaternion wxyz. `CV_TO_GL` turns OpenCV camera axes (x right, y down,
-z forward) into OpenGL's (x right, y up, z back): cam_to_world_gl = cam_to_world_cv @ CV_TO_GL.
+is [..., 7] = position xyz + quaternion wxyz; roll-pitch-yaw angles (URDF's rpy) are R = Rz Ry Rx.
+`CV_TO_GL` turns OpenCV camera axes (x right, y down, z forward) into OpenGL's (x right, y up, z
+back): cam_to_world_gl = cam_to_world_cv @ CV_TO_GL. `CV_IN_SAPIEN` writes OpenCV's camera axes in
+SAPIEN's camera frame (x forward, y left, z up): R_sapien = R_cv @ CV_IN_SAPIEN.T.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from torch import Tensor
 
 # [4, 4] float32: flips the camera's y and z axes (its own inverse, so it also maps OpenGL -> OpenCV).
 CV_TO_GL = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
+# [3, 3] float64: OpenCV's camera axes (columns x right, y down, z forward) in SAPIEN's camera frame.
+CV_IN_SAPIEN = torch.tensor([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]], dtype=torch.float64)
 
 
 def quat_normalize(q: Tensor) -> Tensor:
@@ -116,6 +120,29 @@ def pose_to_matrix(pose: Tensor) -> Tensor:
     top = torch.cat([quat_to_rotmat(pose[..., 3:]), pose[..., :3, None]], -1)  # [..., 3, 4]
     bottom = pose.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(pose.shape[:-1] + (1, 4))
     return torch.cat([top, bottom], -2)
+
+
+def rigid_inverse(T: Tensor) -> Tensor:
+    """[..., 4, 4] inverse of rigid transforms (R^T, -R^T t): exact, no general matrix inverse."""
+    R, t = T[..., :3, :3], T[..., :3, 3:]
+    out = torch.zeros_like(T)
+    out[..., :3, :3] = R.transpose(-1, -2)
+    out[..., :3, 3:] = -(R.transpose(-1, -2) @ t)
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def rpy_to_rotmat(rpy: Tensor) -> Tensor:
+    """[..., 3, 3] rotations R = Rz(yaw) Ry(pitch) Rx(roll) from rpy [..., 3] radians (URDF's convention:
+    about x, then y, then z, fixed axes)."""
+    cx, cy, cz = torch.cos(rpy).unbind(-1)
+    sx, sy, sz = torch.sin(rpy).unbind(-1)
+    one, zero = torch.ones_like(cx), torch.zeros_like(cx)
+    shape = rpy.shape[:-1] + (3, 3)
+    Rx = torch.stack([one, zero, zero, zero, cx, -sx, zero, sx, cx], -1).reshape(shape)
+    Ry = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).reshape(shape)
+    Rz = torch.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one], -1).reshape(shape)
+    return Rz @ Ry @ Rx
 
 
 def matrix_to_rotvec(m: Tensor) -> Tensor:

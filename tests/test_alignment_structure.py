@@ -65,7 +65,7 @@ def test_missing_bodies_and_an_opengl_camera_are_caught(mini_bundle):
     objects = {k: v for k, v in mini_bundle.objects.items() if k != names.CUBE}
     cam = mini_bundle.cameras[0]
     flip = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV <-> OpenGL axes
-    gl = dataclasses.replace(cam, cam_to_base=cam.cam_to_base @ flip)
+    gl = dataclasses.replace(cam, pose=cam.pose @ flip)
     rep = check_structure(dataclasses.replace(mini_bundle, links=links, objects=objects, cameras=[gl]))
     text = "\n".join(rep.problems)
     assert "robot link 'fr3_hand' has no gaussians" in text

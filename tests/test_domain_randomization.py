@@ -263,7 +263,8 @@ def _rgb(obs):
 
 
 def test_env_randomised_reproducible_per_env_and_off_is_the_plain_render(assets):
-    from gsenv.scene.rendering import bundle_cameras, make_renderer
+    from gsenv.scene.camera_rig import bundle_cameras
+    from gsenv.scene.rendering import make_renderer
 
     env = _make(assets, domain_randomization=FULL)
     try:

@@ -96,7 +96,7 @@ def test_write_load_round_trip(tmp_path, light_bundle_dir):
     out = write_bundle(bundle, tmp_path / "copy")
     again = load_bundle(out, known_links=names.ROBOT_LINK_NAMES)
     assert torch.equal(again.links["fr3_hand"].sh, bundle.links["fr3_hand"].sh)
-    assert np.array_equal(again.cameras[0].cam_to_base, bundle.cameras[0].cam_to_base)
+    assert np.array_equal(again.cameras[0].pose, bundle.cameras[0].pose)
 
 
 def test_camera_scaling_and_sapien_conversion():

@@ -53,11 +53,11 @@ def test_the_embedded_scene_has_a_wrist_camera_on_the_hand_and_bundles_keep_it(b
     assert cam.link == names.HAND_LINK and (cam.width, cam.height) == (640, 480)
     assert [c.name for c in bundle.cameras] == ["3rd_view_camera"]  # the fixed cameras are as before
     # it looks along the fingers (the hand's +z), 4.65 cm off the hand's axis
-    assert np.allclose(cam.cam_to_link[:3, 2], [0, 0, 1], atol=1e-3)
-    assert np.allclose(cam.cam_to_link[:3, 3], [0.0465, -0.02, 0.036], atol=1e-3)
+    assert np.allclose(cam.pose[:3, 2], [0, 0, 1], atol=1e-3)
+    assert np.allclose(cam.pose[:3, 3], [0.0465, -0.02, 0.036], atol=1e-3)
     again = load_bundle(write_bundle(bundle, tmp_path / "b"), known_links=names.ROBOT_LINK_NAMES)
     (kept,) = again.link_cameras
-    assert kept.link == cam.link and np.array_equal(kept.cam_to_link, cam.cam_to_link) and np.array_equal(kept.K, cam.K)
+    assert kept.link == cam.link and np.array_equal(kept.pose, cam.pose) and np.array_equal(kept.K, cam.K)
     doc = json.loads((tmp_path / "b" / "scene.json").read_text())
     doc["link_cameras"][0]["link"] = "fr3_wrist"
     doc["link_cameras"][0]["cam_to_link"][0][0] = 2.0
@@ -153,7 +153,7 @@ def env(assets):
 def test_env_wrist_camera_observations_follow_each_envs_hand(env):
     u = env.unwrapped
     obs, info = env.reset(seed=[1, 2])
-    mount = torch.as_tensor(u.scene.any_camera(WRIST).cam_to_link, dtype=torch.float32)
+    mount = torch.as_tensor(u.scene.any_camera(WRIST).pose, dtype=torch.float32)
     action = torch.zeros(2, 7)
     action[0, 0] = 0.1  # env 0's hand moves, env 1's stays
     before = obs["sensor_param"][WRIST]["cam2world_gl"].clone()

@@ -225,8 +225,7 @@ def check_alignment(
     from gsenv.alignment.mesh_view import MeshView
     from gsenv.alignment.overlay import write_overlays
     from gsenv.alignment.sampling import sample_states
-    from gsenv.scene.bundle import CameraSpec
-    from gsenv.scene.camera_rig import CameraRig, rig_specs
+    from gsenv.scene.camera_rig import CameraRig, camera_specs
     from gsenv.scene.rendering import body_renderer
 
     if not (isinstance(samples, (int, np.integer)) and samples >= 1):
@@ -238,7 +237,7 @@ def check_alignment(
     if not bundle.body_gaussians():
         raise ValueError(f"scene {bundle.name!r} has no robot links or objects to check")
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    specs = rig_specs(bundle, cameras, image_size)
+    specs = camera_specs(bundle, cameras, image_size)
     names = [c.name for c in specs]
     report = AlignmentReport(bundle.name, (specs[0].height, specs[0].width), names, float(min_iou),
                              int(min_pixels), int(seed))
@@ -247,7 +246,7 @@ def check_alignment(
     out = Path(out_dir) if out_dir is not None else None
     with MeshView(bundle, specs, mesh_renderer) as view:
         # the hand in view of the fixed cameras (a link camera sees its link wherever it is)
-        report.states = sample_states(view, [c for c in specs if isinstance(c, CameraSpec)], int(samples), seed)
+        report.states = sample_states(view, [c for c in specs if not c.on_link], int(samples), seed)
         robot_links = set(view.robot_link_names) | set(bundle.links)
         bodies = list(renderer.body_names)
         for i, state in enumerate(tqdm(report.states, desc="alignment check", unit="state", disable=not progress)):

@@ -21,16 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gsenv.scene.bundle import CameraSpec, LinkCameraSpec, SceneBundle
-
-# OpenCV camera axes (x right, y down, z forward) written in SAPIEN's camera frame (x fwd, y left, z up).
-_CV_IN_SAPIEN = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+from gsenv.geometry import CV_IN_SAPIEN
+from gsenv.scene.bundle import CameraSpec, SceneBundle
 
 
 def opencv_to_sapien_pose(cam_to_world_cv: np.ndarray) -> np.ndarray:
     """[4, 4] camera pose with OpenCV axes -> the same camera's pose with SAPIEN's axes."""
     T = np.array(cam_to_world_cv, dtype=np.float64, copy=True)
-    T[:3, :3] = T[:3, :3] @ _CV_IN_SAPIEN.T
+    T[:3, :3] = T[:3, :3] @ CV_IN_SAPIEN.numpy().T
     return T
 
 
@@ -85,7 +83,7 @@ class MeshView:
             (default: see default_mesh_renderer).
     """
 
-    def __init__(self, bundle: SceneBundle, cameras: Sequence[CameraSpec | LinkCameraSpec],
+    def __init__(self, bundle: SceneBundle, cameras: Sequence[CameraSpec],
                  mesh_renderer: str | None = None) -> None:
         import gymnasium as gym
         import sapien
@@ -112,17 +110,17 @@ class MeshView:
             comp.set_focal_lengths(float(K[0, 0]), float(K[1, 1]))
             comp.set_principal_point(float(K[0, 2]), float(K[1, 2]))
             comp.near, comp.far = 0.01, 100.0
-            if isinstance(cam, LinkCameraSpec):  # mounted on its link's entity: it moves with the link
+            if cam.on_link:  # mounted on its link's entity: it moves with the link
                 if cam.link not in links:
                     raise ValueError(f"camera {cam.name!r} is mounted on {cam.link!r}, which the simulator's "
                                      f"robot does not have ({sorted(links)})")
                 links[cam.link]._objs[0].entity.add_component(comp)
-                comp.set_local_pose(sapien.Pose(opencv_to_sapien_pose(cam.cam_to_link)))
+                comp.set_local_pose(sapien.Pose(opencv_to_sapien_pose(cam.pose)))
             else:
                 entity = sapien.Entity()
                 entity.name = f"gsenv_alignment_{cam.name}"
                 entity.add_component(comp)
-                entity.set_pose(sapien.Pose(opencv_to_sapien_pose(cam.cam_to_base)))
+                entity.set_pose(sapien.Pose(opencv_to_sapien_pose(cam.pose)))
                 scene.add_entity(entity)
             self._components.append(comp)
         # per-scene entity id -> body name (links and actors; the table and cameras map to nothing)

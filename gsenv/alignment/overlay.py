@@ -86,7 +86,8 @@ def splat_vs_mesh(bundle, qpos=None, cube_pose=None, plate_pose=None, camera: st
     import torch
 
     from gsenv.alignment.mesh_view import MeshView
-    from gsenv.scene.rendering import body_renderer, bundle_cameras, camera_specs, make_renderer
+    from gsenv.scene.camera_rig import bundle_cameras, camera_specs
+    from gsenv.scene.rendering import body_renderer, make_renderer
     from gsenv.sim import names
 
     if not bundle.cameras:

@@ -155,7 +155,7 @@ def check_structure(bundle: SceneBundle, margin: float = DEFAULT_MARGIN) -> Stru
                  if hand in bundle.links else np.zeros(3))
         hand_point = fk[hand][:3, :3] @ local + fk[hand][:3, 3]
     for cam in bundle.cameras:
-        K, T = np.asarray(cam.K, np.float64), np.asarray(cam.cam_to_base, np.float64)
+        K, T = np.asarray(cam.K, np.float64), np.asarray(cam.pose, np.float64)
         info: dict = {}
         if not (K[0, 0] > 0 and K[1, 1] > 0):
             rep.problems.append(f"camera {cam.name}: focal lengths must be > 0, got fx={K[0, 0]}, fy={K[1, 1]}")

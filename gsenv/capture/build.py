@@ -23,6 +23,7 @@ import torch
 from gsenv.capture.inputs import CaptureError
 from gsenv.capture.segmentation import BACKGROUND, Segmentation, segment
 from gsenv.capture.surfaces import DEFAULT_SPACING, Surface, mesh_surface, robot_surface
+from gsenv.geometry import rigid_inverse
 from gsenv.scene.bundle import CameraSpec, SceneBundle, SceneObject, Similarity
 from gsenv.splat.gaussians import Gaussians
 
@@ -92,17 +93,10 @@ def fit_frame(means: np.ndarray, init: Similarity, robot: Surface, seed: int = 0
         raise CaptureError(f"frame fit: {exc}") from None
 
 
-def _inverse(T: np.ndarray) -> np.ndarray:
-    out = np.eye(4)
-    out[:3, :3] = T[:3, :3].T
-    out[:3, 3] = -T[:3, :3].T @ T[:3, 3]
-    return out
-
-
 def in_body_frame(g: Gaussians, sim: Similarity, body_pose: np.ndarray) -> Gaussians:
     """Splat-frame gaussians -> the body's frame: x_body = T^-1 (s R x + t); orientations, log scales
     and SH coefficients follow (Gaussians.transform)."""
-    Ti = _inverse(body_pose)
+    Ti = rigid_inverse(torch.as_tensor(body_pose, dtype=torch.float64)).numpy()
     R = Ti[:3, :3] @ sim.rotation
     t = Ti[:3, :3] @ sim.translation + Ti[:3, 3]
     g64 = g.to(dtype=torch.float64)

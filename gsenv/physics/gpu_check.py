@@ -119,17 +119,14 @@ def _cube_symmetries() -> np.ndarray:
     return np.stack(mats)
 
 
-def _rotmat(q: np.ndarray) -> np.ndarray:
-    """wxyz quaternion [4] -> rotation matrix [3, 3]."""
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
-
-
 def cube_angle(q1: Sequence[float], q2: Sequence[float]) -> float:
     """Smallest rotation angle (rad) between two cube orientations (wxyz), modulo the cube's symmetry."""
-    rel = _rotmat(np.asarray(q1, float)).T @ _rotmat(np.asarray(q2, float))
+    import torch
+
+    from gsenv.geometry import quat_to_rotmat
+
+    R1, R2 = quat_to_rotmat(torch.tensor(np.stack([q1, q2]), dtype=torch.float64)).numpy()
+    rel = R1.T @ R2
     traces = np.einsum("ij,sji->s", rel, _cube_symmetries())  # trace(rel @ S) for every symmetry S
     return float(np.arccos(np.clip((traces.max() - 1) / 2, -1.0, 1.0)))
 

@@ -3,8 +3,8 @@
 Frames: robot links' and objects' gaussians are stored in their own body frames (simulator units,
 metres). The background is stored in the splat model's world frame and mapped into the simulator's
 world by the similarity `splat_to_sim` (x_sim = s R x + t) when the renderer is built. Cameras are
-OpenCV pinhole cameras (x right, y down, z forward): fixed ones posed in the robot-base frame,
-link cameras (a wrist camera) posed in their link's frame.
+OpenCV pinhole cameras (x right, y down, z forward), one `CameraSpec` each: fixed ones posed in the
+robot-base frame, link cameras (a wrist camera) posed in their link's frame.
 """
 from __future__ import annotations
 
@@ -46,17 +46,24 @@ class Similarity:
 
 @dataclass(frozen=True)
 class CameraSpec:
-    """A calibrated pinhole camera.
+    """A calibrated pinhole camera (OpenCV axes: x right, y down, z forward), fixed or on a robot link.
 
-    K: [3,3] intrinsics at (width, height); cam_to_base: [4,4] pose of the OpenCV camera frame in the
-    robot-base frame.
+    K: [3,3] intrinsics at (width, height). pose: [4,4] the camera frame in its mount's frame: the robot
+    base (the simulator's world origin) when link is None, else the frame of the robot link `link` (a
+    wrist camera), whose pose in the world is then link_to_world @ pose at every step.
     """
 
     name: str
     width: int
     height: int
     K: np.ndarray
-    cam_to_base: np.ndarray
+    pose: np.ndarray
+    link: str | None = None
+
+    @property
+    def on_link(self) -> bool:
+        """Whether the camera moves with a robot link."""
+        return self.link is not None
 
     def at_resolution(self, width: int, height: int) -> CameraSpec:
         """The same camera rendering at another resolution: K's rows scale with width and height."""
@@ -69,41 +76,18 @@ class CameraSpec:
 
     @property
     def world_to_cam(self) -> np.ndarray:
-        """[4,4] base-frame -> OpenCV camera (the robot base is the simulator's world origin here)."""
-        return np.linalg.inv(self.cam_to_base)
+        """[4,4] base-frame -> OpenCV camera of a fixed camera (the robot base is the simulator's world
+        origin); ValueError for a camera on a link (its view follows the link)."""
+        if self.on_link:
+            raise ValueError(f"camera {self.name!r} is mounted on link {self.link!r}: its view follows the link")
+        return np.linalg.inv(self.pose)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "width": self.width, "height": self.height,
-                "K": np.asarray(self.K).tolist(), "cam_to_base": np.asarray(self.cam_to_base).tolist()}
-
-
-@dataclass(frozen=True)
-class LinkCameraSpec:
-    """A pinhole camera mounted on a robot link (a wrist camera): it moves with the link.
-
-    K: [3,3] intrinsics at (width, height); cam_to_link: [4,4] pose of the OpenCV camera frame (x right,
-    y down, z forward) in the frame of `link`. Its pose in the world is link_to_world @ cam_to_link.
-    """
-
-    name: str
-    width: int
-    height: int
-    K: np.ndarray
-    link: str
-    cam_to_link: np.ndarray
-
-    def at_resolution(self, width: int, height: int) -> LinkCameraSpec:
-        """The same camera rendering at another resolution: K's rows scale with width and height."""
-        import torch
-
-        from gsenv.splat.cameras import scale_intrinsics
-
-        K = scale_intrinsics(torch.as_tensor(self.K, dtype=torch.float64), (self.width, self.height), (width, height))
-        return replace(self, width=int(width), height=int(height), K=K.numpy())
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "width": self.width, "height": self.height, "K": np.asarray(self.K).tolist(),
-                "link": self.link, "cam_to_link": np.asarray(self.cam_to_link).tolist()}
+        """scene.json's entry: cam_to_base for a fixed camera, link + cam_to_link for one on a link."""
+        out = {"name": self.name, "width": self.width, "height": self.height, "K": np.asarray(self.K).tolist()}
+        if self.on_link:
+            return {**out, "link": self.link, "cam_to_link": np.asarray(self.pose).tolist()}
+        return {**out, "cam_to_base": np.asarray(self.pose).tolist()}
 
 
 @dataclass
@@ -128,6 +112,7 @@ class SceneBundle:
     objects: dict[str, SceneObject]
     background: Gaussians | None
     cameras: list[CameraSpec]
+    """The fixed cameras (link None)."""
     instructions: list[str]
     splat_to_sim: Similarity = field(default_factory=Similarity)
     robot_urdf: Path | None = None
@@ -136,10 +121,10 @@ class SceneBundle:
     eps2d: float = 0.3
     """Rasteriser low-pass (pixels^2): 0.3 for trained scans, 0 for gaussians sampled from meshes."""
     root: Path | None = None
-    link_cameras: list[LinkCameraSpec] = field(default_factory=list)
+    link_cameras: list[CameraSpec] = field(default_factory=list)
     """Cameras mounted on robot links (e.g. a wrist camera); `cameras` are the fixed ones."""
 
-    def any_camera(self, name: str) -> CameraSpec | LinkCameraSpec:
+    def any_camera(self, name: str) -> CameraSpec:
         """The fixed or link camera called name; KeyError naming them all otherwise."""
         for cam in [*self.cameras, *self.link_cameras]:
             if cam.name == name:

@@ -1,4 +1,5 @@
-"""`CameraRig`: the env's cameras [B, C] at every step, fixed ones and ones mounted on robot links.
+"""The one way to build cameras from a scene: `CameraRig`, the env's cameras [B, C] at every step,
+fixed ones and ones mounted on robot links (and `bundle_cameras`, a rig's fixed cameras for tools).
 
 A fixed camera's view matrix is its bundle pose; a link camera's (a wrist camera) is made each step
 from its link's pose in every env: cam_to_world = link_to_world @ cam_to_link. Per-env offsets
@@ -14,31 +15,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gsenv.geometry import pose_to_matrix
-from gsenv.scene.bundle import CameraSpec, LinkCameraSpec, SceneBundle
-from gsenv.scene.rendering import at_one_size
-from gsenv.splat.cameras import Cameras
+from gsenv.geometry import pose_to_matrix, rigid_inverse
+from gsenv.scene.bundle import CameraSpec, SceneBundle
+from gsenv.splat.cameras import Cameras, image_size_hw
 
 
-def rigid_inverse(T: Tensor) -> Tensor:
-    """[..., 4, 4] inverse of rigid transforms (R^T, -R^T t): exact, no general matrix inverse."""
-    R, t = T[..., :3, :3], T[..., :3, 3:]
-    out = torch.zeros_like(T)
-    out[..., :3, :3] = R.transpose(-1, -2)
-    out[..., :3, 3:] = -(R.transpose(-1, -2) @ t)
-    out[..., 3, 3] = 1.0
-    return out
-
-
-def rig_specs(bundle: SceneBundle, names: Sequence[str] | None = None,
-              image_size: int | tuple[int, int] | None = None) -> list[CameraSpec | LinkCameraSpec]:
+def camera_specs(bundle: SceneBundle, names: Sequence[str] | None = None,
+                 image_size: int | tuple[int, int] | None = None) -> list[CameraSpec]:
     """The named cameras, fixed or on links (default: the fixed ones), at image_size = (height, width)
-    or an int, or None: their calibrated size, which must then agree. ValueError for an unknown name,
-    a repeated one, or sizes that do not agree."""
+    or an int (intrinsics rescaled, see CameraSpec.at_resolution), or None: their calibrated size,
+    which must then agree (one image size per Cameras batch). ValueError for an unknown name, a
+    repeated one, or sizes that do not agree."""
     if names is None:
         if not bundle.cameras:
-            raise ValueError(f"scene {bundle.name!r} has no fixed cameras: add one to scene.json or name its "
-                             f"link cameras {[c.name for c in bundle.link_cameras]}")
+            raise ValueError(f"scene {bundle.name!r} has no fixed cameras: add one to scene.json (name, width, "
+                             f"height, K, cam_to_base) or name its link cameras "
+                             f"{[c.name for c in bundle.link_cameras]}")
         names = [c.name for c in bundle.cameras]
     if len(set(names)) != len(names):
         raise ValueError(f"cameras {list(names)} name a camera twice")
@@ -50,7 +42,30 @@ def rig_specs(bundle: SceneBundle, names: Sequence[str] | None = None,
             raise ValueError(exc.args[0]) from None
     if not specs:
         raise ValueError("cameras must name at least one camera")
-    return at_one_size(specs, image_size)
+    if image_size is None:
+        sizes = {(c.height, c.width) for c in specs}
+        if len(sizes) > 1:
+            raise ValueError(f"cameras {[c.name for c in specs]} have different calibrated sizes (height, width) "
+                             f"{sorted(sizes)}: pass image_size=(height, width)")
+        height, width = sizes.pop()
+    else:
+        height, width = image_size_hw(image_size)
+    return [c.at_resolution(width, height) for c in specs]
+
+
+def bundle_cameras(bundle: SceneBundle, names: Sequence[str] | None, num_envs: int,
+                   device: str | torch.device = "cpu", image_size: int | tuple[int, int] | None = None) -> Cameras:
+    """Cameras [num_envs, C] of the named fixed cameras (default: all), the same in every env, as a
+    CameraRig makes them, rendering image_size as camera_specs. ValueError for a camera on a link
+    (its view needs the link's pose: use a CameraRig)."""
+    if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+    rig = CameraRig(bundle, names, int(num_envs), device, image_size)
+    on_links = [n for n, link in zip(rig.names, rig.links) if link is not None]
+    if on_links:
+        raise ValueError(f"cameras {on_links} are mounted on robot links: their views follow the links' poses "
+                         "(use gsenv.scene.camera_rig.CameraRig(...).cameras(body_poses))")
+    return rig.cameras({})
 
 
 class CameraRig:
@@ -58,25 +73,25 @@ class CameraRig:
 
     Args:
         bundle: the scene; names: camera names (default: the fixed cameras); num_envs: B;
-        device: where the tensors live; image_size: as rig_specs.
+        device: where the tensors live; image_size: as camera_specs.
     """
 
     def __init__(self, bundle: SceneBundle, names: Sequence[str] | None, num_envs: int, device,
                  image_size: int | tuple[int, int] | None = None) -> None:
-        specs = rig_specs(bundle, names, image_size)
+        specs = camera_specs(bundle, names, image_size)
         self.names = [c.name for c in specs]
-        self.links: list[str | None] = [c.link if isinstance(c, LinkCameraSpec) else None for c in specs]
+        self.links: list[str | None] = [c.link for c in specs]
         self.moving = tuple(link is not None for link in self.links)
         self.width, self.height = int(specs[0].width), int(specs[0].height)
         self.num_envs, self.device = int(num_envs), torch.device(device)
         f = torch.float32
         Ks = torch.tensor(np.stack([c.K for c in specs]), dtype=f, device=self.device)  # [C, 3, 3]
-        mount = np.stack([c.cam_to_link if isinstance(c, LinkCameraSpec) else c.cam_to_base for c in specs])
+        mount = np.stack([c.pose for c in specs])
         self._mount = torch.tensor(mount, dtype=f, device=self.device)  # [C, 4, 4] in the base or the link frame
-        # fixed: the bundle's world_to_cam, inverted in float64 as bundle_cameras does (the same numbers);
-        # a link camera's column is filled in at every step
-        fixed_vms = torch.tensor(np.stack([c.world_to_cam if isinstance(c, CameraSpec) else np.eye(4)
-                                           for c in specs]), dtype=f, device=self.device)
+        # fixed: the bundle's world_to_cam (inverted in float64); a link camera's column is filled in at
+        # every step
+        fixed_vms = torch.tensor(np.stack([np.eye(4) if c.on_link else c.world_to_cam for c in specs]), dtype=f,
+                                 device=self.device)
         self._base = Cameras.shared(Ks, fixed_vms, self.width, self.height, self.num_envs, self.moving)
         self._moving_idx = [c for c, m in enumerate(self.moving) if m]
         self._offsets: Tensor | None = None  # [B, C, 4, 4] camera-frame offsets

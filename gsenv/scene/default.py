@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from gsenv.scene import staging
-from gsenv.scene.bundle import CameraSpec, LinkCameraSpec, SceneBundle, SceneObject
+from gsenv.scene.bundle import CameraSpec, SceneBundle, SceneObject
 from gsenv.scene.format import MANIFEST, load_bundle, write_bundle
 from gsenv.scene.mesh_sampling import merge_meshes, sample_meshes, sample_surface
 from gsenv.splat.gaussians import Gaussians
@@ -75,8 +75,8 @@ def recipe_camera(recipe: dict | None = None) -> CameraSpec:
     return CameraSpec(cam["name"], int(cam["width"]), int(cam["height"]), K, sapien_camera_to_opencv(T))
 
 
-def recipe_link_cameras(recipe: dict | None = None) -> list[LinkCameraSpec]:
-    """The recipe's link cameras (the wrist camera on the FR3 hand) as LinkCameraSpecs: the mount is
+def recipe_link_cameras(recipe: dict | None = None) -> list[CameraSpec]:
+    """The recipe's link cameras (the wrist camera on the FR3 hand) as CameraSpecs: the mount is
     a chain of URDF-style (xyz, rpy) joints from the link to a SAPIEN-axes camera frame."""
     out = []
     for cam in (recipe or load_recipe()).get("link_cameras", []):
@@ -86,8 +86,8 @@ def recipe_link_cameras(recipe: dict | None = None) -> list[LinkCameraSpec]:
             J = np.eye(4)
             J[:3, :3], J[:3, 3] = _rpy_matrix(joint["rpy"]), joint["xyz"]
             T = T @ J
-        out.append(LinkCameraSpec(cam["name"], int(cam["width"]), int(cam["height"]), K, cam["link"],
-                                  sapien_camera_to_opencv(T)))
+        out.append(CameraSpec(cam["name"], int(cam["width"]), int(cam["height"]), K, sapien_camera_to_opencv(T),
+                              link=cam["link"]))
     return out
 
 
@@ -97,11 +97,12 @@ def _count(n: int, density: float) -> int:
 
 # ----------------------------------------------------------------------------------------- robot
 def _rpy_matrix(rpy) -> np.ndarray:
-    r, p, y = rpy
-    Rx = np.array([[1, 0, 0], [0, math.cos(r), -math.sin(r)], [0, math.sin(r), math.cos(r)]])
-    Ry = np.array([[math.cos(p), 0, math.sin(p)], [0, 1, 0], [-math.sin(p), 0, math.cos(p)]])
-    Rz = np.array([[math.cos(y), -math.sin(y), 0], [math.sin(y), math.cos(y), 0], [0, 0, 1]])
-    return Rz @ Ry @ Rx
+    """[3, 3] float64 rotation of a URDF origin's rpy (radians)."""
+    import torch
+
+    from gsenv.geometry import rpy_to_rotmat
+
+    return rpy_to_rotmat(torch.tensor([float(v) for v in rpy], dtype=torch.float64)).numpy()
 
 
 def link_visual_meshes(urdf: Path) -> dict[str, list]:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from gsenv.scene.bundle import CameraSpec, LinkCameraSpec, SceneBundle, SceneObject, Similarity
+from gsenv.scene.bundle import CameraSpec, SceneBundle, SceneObject, Similarity
 
 SCHEMA_VERSION = 1
 MANIFEST = "scene.json"
@@ -242,7 +242,7 @@ def load_bundle(root: str | Path, known_links: Iterable[str] | None = None, devi
         if all(v is not None for v in (cname, w, h, K, T)):
             cameras.append(CameraSpec(cname, w, h, K, T))
 
-    link_cameras: list[LinkCameraSpec] = []
+    link_cameras: list[CameraSpec] = []
     for i, cam in enumerate(c.get(doc, "link_cameras", "$", list, required=False) or []):
         path = f"link_cameras[{i}]"
         cname, w, h, K = _camera_intrinsics(c, cam, path, seen)
@@ -252,7 +252,7 @@ def load_bundle(root: str | Path, known_links: Iterable[str] | None = None, devi
             c.fail(f"{path}.link", f"unknown link {link!r} (the robot has {', '.join(sorted(known))})")
         T = _camera_pose(c, cam, path, "cam_to_link")
         if all(v is not None for v in (cname, w, h, K, link, T)):
-            link_cameras.append(LinkCameraSpec(cname, w, h, K, link, T))
+            link_cameras.append(CameraSpec(cname, w, h, K, T, link=link))
 
     sim = c.get(doc, "splat_to_sim", "$", dict, required=False)
     similarity = Similarity()

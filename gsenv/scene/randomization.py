@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gsenv.geometry import rpy_to_rotmat
 from gsenv.splat.look import ImageJitter, Look, noise_bank, saturation_hue_matrix
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -165,18 +166,6 @@ def load_backdrops(folder: str | Path, width: int, height: int, device) -> Tenso
     return torch.stack(images)
 
 
-def _rotation_xyz(deg: Tensor) -> Tensor:
-    """[..., 3, 3] rotations about x, then y, then z by deg [..., 3] degrees (R = Rz Ry Rx)."""
-    a = torch.deg2rad(deg)
-    cx, cy, cz = torch.cos(a).unbind(-1)
-    sx, sy, sz = torch.sin(a).unbind(-1)
-    one, zero = torch.ones_like(cx), torch.zeros_like(cx)
-    Rx = torch.stack([one, zero, zero, zero, cx, -sx, zero, sx, cx], -1).reshape(a.shape[:-1] + (3, 3))
-    Ry = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).reshape(a.shape[:-1] + (3, 3))
-    Rz = torch.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one], -1).reshape(a.shape[:-1] + (3, 3))
-    return Rz @ Ry @ Rx
-
-
 def draw_seed(seed: int, episode_id: int | None) -> int:
     """The generator seed of one env's draw: its episode id when it has one, else its reset seed."""
     return int(seed) if episode_id is None else _EPISODE_SALT + int(episode_id)
@@ -270,7 +259,7 @@ class RandomizedLook:
         if self._offsets is None:
             v = self.values
             T = torch.eye(4, device=self.device).repeat(self.B, self.C, 1, 1)
-            T[..., :3, :3] = _rotation_xyz(v["camera_rotation"])
+            T[..., :3, :3] = rpy_to_rotmat(torch.deg2rad(v["camera_rotation"]))  # about x, then y, then z
             T[..., :3, 3] = v["camera_translation"]
             self._offsets = (T, v["focal_scale"])
         return self._offsets

@@ -1,5 +1,5 @@
-"""From a scene bundle to the splat renderer and its cameras (shared by the env, the tools and the
-alignment check)."""
+"""From a scene bundle to the splat renderer (shared by the env, the tools and the alignment check);
+its cameras come from gsenv.scene.camera_rig."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,8 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from gsenv.scene.bundle import CameraSpec, SceneBundle
-from gsenv.splat.cameras import Cameras, image_size_hw
+from gsenv.scene.bundle import SceneBundle
 from gsenv.splat.renderer import SceneRenderer
 
 
@@ -38,51 +37,3 @@ def body_renderer(bundle: SceneBundle, backend: str = "auto", device: str | torc
     return SceneRenderer(None, {name: g.to(device) for name, g in bundle.body_gaussians().items()},
                          backend=backend, backdrop=bundle.background_color, cache_background=False, device=device,
                          eps2d=bundle.eps2d)
-
-
-def camera_specs(bundle: SceneBundle, names: Sequence[str] | None = None,
-                 image_size: int | tuple[int, int] | None = None) -> list[CameraSpec]:
-    """The named bundle cameras (default: all), rendering image_size = (height, width) or an int for
-    square images (intrinsics
-    rescaled, see CameraSpec.at_resolution), or None: each camera's calibrated size, which must then
-    be the same for all of them (one image size per Cameras batch).
-
-    Raises ValueError for a scene without cameras, an unknown name or sizes that do not agree.
-    """
-    if not bundle.cameras:
-        raise ValueError(f"scene {bundle.name!r} has no cameras: add one to scene.json (name, width, height, K, "
-                         "cam_to_base)")
-    specs = []
-    for name in names or [c.name for c in bundle.cameras]:
-        try:
-            specs.append(bundle.camera(name))
-        except KeyError as exc:
-            raise ValueError(exc.args[0]) from None
-    return at_one_size(specs, image_size)
-
-
-def at_one_size(specs: list, image_size: int | tuple[int, int] | None) -> list:
-    """Camera specs (fixed or on links) rendering image_size = (height, width) or an int, or None: their
-    calibrated size, which must then agree (one image size per Cameras batch)."""
-    if image_size is None:
-        sizes = {(c.height, c.width) for c in specs}
-        if len(sizes) > 1:
-            raise ValueError(f"cameras {[c.name for c in specs]} have different calibrated sizes (height, width) "
-                             f"{sorted(sizes)}: pass image_size=(height, width)")
-        height, width = sizes.pop()
-    else:
-        height, width = image_size_hw(image_size)
-    return [c.at_resolution(width, height) for c in specs]
-
-
-def bundle_cameras(bundle: SceneBundle, names: Sequence[str] | None, num_envs: int,
-                   device: str | torch.device = "cpu", image_size: int | tuple[int, int] | None = None) -> Cameras:
-    """Cameras [num_envs, C] of the named bundle cameras (default: all), the same in every env,
-    rendering image_size = (height, width) or None: each camera's calibrated size (see camera_specs).
-    The robot base is the world origin."""
-    if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-        raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-    specs = camera_specs(bundle, names, image_size)
-    Ks = torch.tensor(np.stack([c.K for c in specs]), dtype=torch.float32, device=device)  # [C, 3, 3]
-    viewmats = torch.tensor(np.stack([c.world_to_cam for c in specs]), dtype=torch.float32, device=device)  # [C, 4, 4]
-    return Cameras.shared(Ks, viewmats, int(specs[0].width), int(specs[0].height), int(num_envs))

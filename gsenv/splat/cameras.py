@@ -11,10 +11,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gsenv.geometry import CV_TO_GL
+from gsenv.geometry import CV_IN_SAPIEN, CV_TO_GL
 
 # Columns: the OpenCV camera axes (x right, y down, z forward) written in another camera frame.
-_CV_IN_SAPIEN = torch.tensor([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # SAPIEN: x fwd, y left, z up
 
 
 def image_size_hw(image_size) -> tuple[int, int]:
@@ -108,7 +107,7 @@ def sapien_pose_to_viewmat(cam_to_world: Tensor) -> Tensor:
     cam_to_world: [..., 4, 4] camera-to-world (or camera-to-base) pose -> [..., 4, 4].
     """
     c2w = cam_to_world.clone()
-    c2w[..., :3, :3] = cam_to_world[..., :3, :3] @ _CV_IN_SAPIEN.to(cam_to_world)
+    c2w[..., :3, :3] = cam_to_world[..., :3, :3] @ CV_IN_SAPIEN.to(cam_to_world)
     return torch.linalg.inv(c2w)
 
 

@@ -38,7 +38,7 @@ def gsplat_warmup(device: str, render_backend: str) -> float | None:
 
 def _cameras_fn(bundle, device: str):
     """cameras(B, (height, width)) -> the bundle's cameras [B, C] at that size."""
-    from gsenv.scene.rendering import bundle_cameras
+    from gsenv.scene.camera_rig import bundle_cameras
 
     return lambda B, image_size: bundle_cameras(bundle, None, B, device, image_size=image_size)
 
