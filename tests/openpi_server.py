@@ -17,8 +17,13 @@ from gsenv.tools.openpi_wire import packb, unpackb
 NEVER = object()  # a policy returning this never answers (the server keeps reading, silent)
 
 
+class Raw(bytes):
+    """Bytes sent as they are (not msgpack'd): an answer from infer, or the metadata frame."""
+
+
 class OpenpiTestServer:
-    """with OpenpiTestServer(infer) as server: ... server.uri ...; infer(obs: dict) -> answer dict (or NEVER)."""
+    """with OpenpiTestServer(infer) as server: ... server.uri ...; infer(obs: dict) -> answer dict (or NEVER,
+    or Raw bytes); metadata: a dict, or Raw bytes."""
 
     def __init__(self, infer, metadata: dict | None = None):
         self.infer = infer
@@ -38,7 +43,7 @@ class OpenpiTestServer:
             self.connections += 1
             self._open.add(ws)
         try:
-            ws.send(packb(self.metadata))
+            ws.send(self.metadata if isinstance(self.metadata, Raw) else packb(self.metadata))
             for message in ws:
                 obs = unpackb(message)
                 with self._lock:
@@ -51,6 +56,9 @@ class OpenpiTestServer:
                     ws.close(code=1011, reason="Internal server error. Traceback included in previous frame.")
                     return
                 if answer is NEVER:
+                    continue
+                if isinstance(answer, Raw):
+                    ws.send(bytes(answer))
                     continue
                 ws.send(packb({**answer, "server_timing": {"infer_ms": 1000 * (time.monotonic() - t0)}}))
         except ConnectionClosed:

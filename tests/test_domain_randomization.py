@@ -4,14 +4,17 @@ GSEnv with it on and off (real physics workers, torch rendering on the CPU, tiny
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from png_files import write_black_png, write_png
 
 import gsenv
-from gsenv.scene.randomization import DomainRandomization, RandomizedLook, draw_seed
+from gsenv.scene.randomization import DomainRandomization, RandomizedLook, draw_seed, load_backdrops
+from gsenv.splat.backdrop import MAX_BACKDROP_PIXELS
 from gsenv.splat.cameras import Cameras
 from gsenv.splat.gaussians import Gaussians
 from gsenv.splat.look import (
@@ -300,3 +303,33 @@ def test_env_randomised_reproducible_per_env_and_off_is_the_plain_render(assets)
         assert torch.equal(_rgb(obs), ref.rgb[:, 0])
     finally:
         env.close()
+
+
+def test_backdrop_images_by_bit_depth_and_channel_layout(tmp_path):
+    """16-bit grey (a quarter grey, not blown out to white), 16-bit colour, grey + alpha and RGBA: each
+    read as its colour, alpha dropped. Tolerances: 8-bit samples are exact multiples of 1/255; a
+    16-bit one is exact to float32 (the render-size resize of a constant image is the constant)."""
+    h, w = 6, 8
+    grey16 = np.full((h, w), 0x4000, np.uint16)
+    rgb16 = np.broadcast_to(np.array([0xFFFF, 0x8000, 0x0000], np.uint16), (h, w, 3))
+    grey_alpha = np.broadcast_to(np.array([51, 0], np.uint8), (h, w, 2))  # fully transparent: alpha is dropped
+    rgba = np.broadcast_to(np.array([0, 102, 255, 128], np.uint8), (h, w, 4))
+    for name, image in (("a_grey16", grey16), ("b_rgb16", rgb16), ("c_grey_alpha", grey_alpha), ("d_rgba", rgba)):
+        write_png(tmp_path / f"{name}.png", image)
+    back = load_backdrops(tmp_path, W, H, "cpu")  # [4, H, W, 3], in file-name order
+    want = torch.tensor([[0x4000 / 65535] * 3, [1.0, 128 / 255, 0.0], [51 / 255] * 3, [0.0, 102 / 255, 1.0]])
+    assert back.shape == (4, H, W, 3)
+    assert torch.allclose(back, want[:, None, None, :].expand(4, H, W, 3), atol=1e-6)
+
+
+def test_a_broken_or_huge_backdrop_image_is_refused_naming_the_file(tmp_path):
+    good = write_png(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    broken = tmp_path / "b.png"
+    broken.write_bytes(good.read_bytes()[:40])  # cut off inside the image data
+    with pytest.raises(ValueError, match=f"^backdrop image {re.escape(str(broken))} cannot be read"):
+        load_backdrops(tmp_path, W, H, "cpu")
+    broken.unlink()
+    huge = write_black_png(tmp_path / "c.png", 12000, 12000)  # 140 KB on disk; 144 million pixels
+    with pytest.raises(ValueError, match=f"^backdrop image {re.escape(str(huge))} is 12000x12000 pixels, more than "
+                                         f"the {MAX_BACKDROP_PIXELS} allowed"):
+        load_backdrops(tmp_path, W, H, "cpu")

@@ -16,12 +16,12 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from openpi_server import NEVER, OpenpiTestServer
+from openpi_server import NEVER, OpenpiTestServer, Raw
 
 import gsenv
 from gsenv.registration import ENV_ID
 from gsenv.tools import eval as gseval
-from gsenv.tools.policies import PolicyError, make_policy
+from gsenv.tools.policies import Policy, PolicyError, make_policy
 
 H = W = 32
 ENVS, EPISODES = 2, 8
@@ -50,6 +50,15 @@ def env(assets):
     env = gym.make(ENV_ID, num_envs=ENVS, image_size=(H, W), scene_density=DENSITY, asset_root=str(assets))
     yield env
     env.close()
+
+
+def _gsenv(*args, assets, extra_path: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`gsenv ARGS` in a fresh interpreter (extra_path: a folder put first on its PYTHONPATH)."""
+    env = {**os.environ, "GSENV_ASSETS": str(assets)}
+    if extra_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [extra_path, env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "gsenv.tools.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
 
 
 def _free_port() -> int:
@@ -188,7 +197,7 @@ def test_wrong_shape_answer_is_a_clear_error(env):
     with OpenpiTestServer(lambda o: {"actions": np.zeros((1, 5), np.float32)}) as server:
         policy = make_policy(server.uri, env, chunk=1, timeout_s=60)
         with pytest.raises(PolicyError, match=re.escape(f"at {server.uri} answered env ") + r"\d with actions of shape "
-                           r"\[1, 5\]; expected \{\"actions\": numeric array \[>= 1, >= 7\]\}"):
+                           r"\[1, 5\]; expected \{\"actions\": float array \[>= 1, >= 7\]\}"):
             policy(obs, env)
         with pytest.raises(PolicyError, match="is closed"):  # a late answer must not pass for the next one
             policy(obs, env)
@@ -274,3 +283,144 @@ def test_expert_policy_is_the_scripted_expert(env):
     actions = make_policy("expert", env, chunk=5)(obs, env)
     want = gsenv.scripted_expert_action(**env.unwrapped.get_expert_inputs())
     assert actions.shape == (ENVS, 1, 7) and torch.equal(actions[:, 0], want)
+
+
+# ----------------------------------------------------------------------------------------- outputs true or marked
+STOPPING_POLICIES = """\
+import numpy as np
+
+calls = 0
+
+
+def exit_on_third_call(obs, env):
+    global calls
+    calls += 1
+    if calls == 3:
+        raise SystemExit(0)
+    return np.zeros((env.unwrapped.num_envs, 7), np.float32)
+"""
+
+
+@pytest.mark.slow
+def test_a_run_stopped_midway_exits_1_with_a_partial_report_and_the_earlier_run_moved_aside(tmp_path, assets):
+    """A callable that raises SystemExit(0) in episode 1 (of 2): exit 1, not 0; report.json says the run
+    is partial and why, and holds episode 0; an earlier run's report and videos in --out are moved
+    into previous-run-<time>/, unchanged, so the folder holds only this run's files."""
+    (tmp_path / "stopping_policies.py").write_text(STOPPING_POLICIES)
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {gseval.REPORT_NAME: '{"complete": true, "successes": 2, "num_episodes": 2}\n',
+               "episode_0000_success.mp4": "earlier video 0", "episode_0001_success.mp4": "earlier video 1"}
+    for name, text in earlier.items():
+        (out / name).write_text(text)
+    proc = _gsenv("eval", "--policy", "stopping_policies:exit_on_third_call", "--episodes", 2, "--max-steps", 2,
+                  "--chunk", 1, "--image-size", 16, "--scene-density", DENSITY, "--out", out, assets=assets,
+                  extra_path=str(tmp_path))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "raised SystemExit(0)" in proc.stderr and str(out / gseval.REPORT_NAME) in proc.stderr
+    report = json.loads((out / gseval.REPORT_NAME).read_text())
+    assert report["complete"] is False and "SystemExit(0)" in report["incomplete_reason"]
+    assert report["episodes_planned"] == 2 and report["episodes_not_finished"] == [1]
+    (episode,) = report["episodes"]
+    assert (episode["episode_id"], episode["success"], episode["length"]) == (0, False, 2)
+    (moved,) = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("previous-run-")]
+    assert report["previous_run_moved_to"] == moved.name
+    assert {p.name: p.read_text() for p in moved.iterdir()} == earlier
+    suffix = ".mp4" if episode["video"].endswith(".mp4") else ""
+    assert episode["video"] == f"episode_0000_failure{suffix}"
+    assert report["unfinished_videos"] == [f"episode_0001_unfinished{suffix}"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([gseval.REPORT_NAME, episode["video"], moved.name,
+                                                            *report["unfinished_videos"]])
+
+
+class _InterruptedPolicy(Policy):
+    """Zero actions; Ctrl-C (KeyboardInterrupt) on its `at`-th call."""
+
+    spec, chunk = "interrupted-test-policy", 1
+
+    def __init__(self, at: int):
+        self.at, self.calls = at, 0
+
+    def __call__(self, obs, env, env_idx=None):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return torch.zeros(len(env_idx), 1, 7)
+
+
+def test_an_interrupted_evaluation_leaves_a_report_that_says_so(assets, tmp_path):
+    """The report is written as episodes end: after Ctrl-C it holds the episodes that ended and says
+    the run was interrupted; the interrupt still reaches the caller."""
+    env = gym.make(ENV_ID, num_envs=1, image_size=16, scene_density=DENSITY, asset_root=str(assets),
+                   max_episode_steps=2)
+    try:
+        with pytest.raises(KeyboardInterrupt):  # episode 0 ends after calls 1, 2; Ctrl-C in episode 1
+            gseval.evaluate(env, _InterruptedPolicy(at=3), range(3), out_dir=tmp_path, video=False, progress=False)
+    finally:
+        env.close()
+    report = json.loads((tmp_path / gseval.REPORT_NAME).read_text())
+    assert report["complete"] is False and report["incomplete_reason"].startswith("interrupted")
+    assert [(e["episode_id"], e["length"]) for e in report["episodes"]] == [(0, 2)]
+    assert report["episodes_planned"] == 3 and report["episodes_not_finished"] == [1, 2]
+    assert report["num_episodes"] == 1 and report["unfinished_videos"] == []
+
+
+@pytest.mark.parametrize("ro", ["chmod", "proc"])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_episode(tmp_path, assets, ro):
+    """Exit 2 naming the folder, before the env is made (with --no-video too: the report needs it).
+    A folder without write permission (not for root, whom permissions do not stop), and /proc/self,
+    where no one can make a file."""
+    if ro == "chmod":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into a folder without write permission")
+        out = tmp_path / "read-only"
+        out.mkdir()
+        out.chmod(0o555)
+    else:
+        out = "/proc/self"
+    proc = _gsenv("eval", "--policy", "expert", "--episodes", 1, "--no-video", "--image-size", 16,
+                  "--scene-density", DENSITY, "--out", out, assets=assets)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert f"gsenv eval: error: cannot write into the output directory {out} (" in proc.stderr
+    assert "building the default scene" not in proc.stderr and "gsenv eval:" in proc.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "0", "-1"])
+def test_a_timeout_that_is_not_a_finite_positive_number_is_bad_input(tmp_path, assets, timeout):
+    proc = _gsenv("eval", "--policy", "expert", "--episodes", 1, "--timeout", timeout, "--out", tmp_path / "out",
+                  assets=assets)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert f"gsenv eval: error: --timeout must be a finite number of seconds > 0, got {float(timeout)}" in proc.stderr
+    with pytest.raises(PolicyError, match="timeout_s must be a finite number of seconds > 0"):
+        make_policy("expert", None, timeout_s=float(timeout))
+
+
+def test_integer_actions_from_a_server_are_refused_as_a_callables_are(env):
+    """One check of a policy's actions whatever the source: a server's int64 actions are refused with
+    the message a callable's get (not converted to floats silently)."""
+    obs, _ = env.reset(options={"episode_id": [0, 1]})
+    with OpenpiTestServer(lambda o: {"actions": np.ones((5, 7), np.int64)}) as server:
+        with make_policy(server.uri, env, chunk=5) as policy:
+            with pytest.raises(PolicyError, match=re.escape(f"the openpi policy server at {server.uri} (env ") +
+                               r"\d\) returned actions of dtype int64; expected a floating dtype"):
+                policy(obs, env)
+    with pytest.raises(PolicyError, match=r"^the policy 'ints' returned actions of dtype torch.int64; expected a "
+                                          r"floating dtype"):  # a Policy of one's own: evaluate checks it too
+        gseval.evaluate(env, _ReturnsInts(), [0], video=False, progress=False)
+
+
+class _ReturnsInts(Policy):
+    spec, chunk = "ints", 1
+
+    def __call__(self, obs, env, env_idx=None):
+        return torch.ones(len(env_idx), 1, 7, dtype=torch.int64)
+
+
+def test_garbage_from_a_server_is_an_error_naming_it(env):
+    obs, _ = env.reset(options={"episode_id": [0, 1]})
+    with OpenpiTestServer(lambda o: Raw(b"\xc1 no msgpack")) as server:
+        with make_policy(server.uri, env, chunk=1) as policy:
+            with pytest.raises(PolicyError, match=re.escape(
+                    f"the openpi policy server at {server.uri} sent an answer that is not openpi's msgpack format "
+                    "(FormatError (no message); 12 bytes starting b'\\xc1 no msgpack')")):
+                policy(obs, env)

@@ -11,10 +11,11 @@ import re
 
 import numpy as np
 import pytest
-from openpi_server import NEVER, OpenpiTestServer
+from openpi_server import NEVER, OpenpiTestServer, Raw
 
 from gsenv.tools import openpi_wire
-from gsenv.tools.policies import PolicyError, make_policy
+from gsenv.tools.openpi_wire import OpenpiError
+from gsenv.tools.policies import PolicyError, make_policy, probe_server
 
 # openpi_client.msgpack_numpy.packb (0.1.2) of OBS and ANSWER below
 OBS_BYTES = bytes.fromhex(
@@ -129,3 +130,29 @@ def test_server_policy_speaks_through_openpi_client(tiny_env):
             with pytest.raises(PolicyError, match=re.escape(f"{server.uri} did not answer the observation of env(s) "
                                                             "[0] within 1 s")):
                 policy(obs, tiny_env)
+
+
+def test_a_greeting_that_is_not_openpi_metadata_names_the_server():
+    """A server whose first frame is not msgpack: one error naming it and saying what came (msgpack's
+    FormatError has no message of its own)."""
+    with OpenpiTestServer(lambda o: {}, metadata=Raw(b"\xc1\xc1")) as server:
+        with pytest.raises(OpenpiError, match=re.escape(
+                f"the openpi policy server at {server.uri} sent a metadata frame that is not openpi's msgpack "
+                "format (FormatError (no message); 2 bytes starting b'\\xc1\\xc1')")):
+            openpi_wire.Connection(server.uri, 5.0, use_openpi_client=False)
+        with pytest.raises(PolicyError, match=re.escape(f"the openpi policy server at {server.uri} sent a metadata")):
+            probe_server(server.uri, 5.0)
+
+
+def test_an_answer_whose_tagged_array_does_not_add_up_names_the_server():
+    """Valid msgpack, but an ndarray entry of 3 bytes for 2 float32s: not a numpy error, the server named."""
+    bad = openpi_wire._msgpack().packb({"actions": {b"__ndarray__": True, b"data": b"abc", b"dtype": "<f4",
+                                                    b"shape": [2]}})
+    with OpenpiTestServer(lambda o: Raw(bad)) as server:
+        conn = openpi_wire.Connection(server.uri, 5.0, use_openpi_client=False)
+        try:
+            with pytest.raises(OpenpiError, match=re.escape(f"the openpi policy server at {server.uri} sent an answer "
+                                                            "that is not openpi's msgpack format (TypeError: ")):
+                conn.infer({"prompt": "x"})
+        finally:
+            conn.close()

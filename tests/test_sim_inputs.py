@@ -102,6 +102,11 @@ def test_action_chunks():
             inputs.checked_action_chunk(bad, 2, 7, "the policy")
     with pytest.raises(TypeError, match="dtype torch.int64; expected a floating dtype"):
         inputs.checked_action_chunk(torch.zeros(2, 7, dtype=torch.int64), 2, 7)  # not silently converted
+    with pytest.raises(TypeError, match="^the server returned actions of dtype int32; expected a floating dtype"):
+        inputs.checked_action_chunk(np.zeros((2, 7), np.int32), 2, 7, "the server")
+    # what comes off a wire: big-endian, read-only; the values kept exactly
+    wire = np.frombuffer(np.arange(14, dtype=">f8").tobytes(), dtype=">f8").reshape(2, 7)
+    assert torch.equal(inputs.checked_action_chunk(wire, 2, 7)[:, 0], torch.arange(14.0).reshape(2, 7))
     with pytest.raises(ValueError, match="NaN or infinity"):
         inputs.checked_action_chunk(torch.full((2, 3, 7), float("nan")), 2, 7)
     with pytest.raises(TypeError, match=r"^the driver returned a list; expected a torch tensor or numpy array"):

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from gsenv.geometry import quat_multiply, quat_to_rotmat
+from gsenv.splat.backdrop import Backdrop
 from gsenv.splat.cameras import Cameras, look_at, opengl_pose_to_viewmat, sapien_pose_to_viewmat, scale_intrinsics
 from gsenv.splat.gaussians import Gaussians
 from gsenv.splat.renderer import SceneRenderer
@@ -339,3 +341,35 @@ def test_visible_spheres_is_the_per_sphere_frustum_test():
     got = visible_spheres(sphere_blocks(clusters), body_to_world, planes)
     assert got.dtype == torch.bool and torch.equal(got, want)
     assert 0 < int(want.sum()) < len(want)  # some in view, some not: the test can tell
+
+
+def test_a_16_bit_backdrop_shows_at_its_value_through_translucent_splats(tmp_path):
+    """A 16-bit grey PNG at half grey behind a black translucent pane: each pixel is (1 - alpha) * 0.5,
+    not white (16-bit samples are scaled by 65535, not taken as 0-255 values). Tolerance: one uint8
+    step (the image's rounding)."""
+    from png_files import write_png
+
+    from gsenv.splat.backdrop import read_backdrop_image
+
+    image = read_backdrop_image(write_png(tmp_path / "grey16.png", np.full((5, 7), 0x8000, np.uint16)))
+    xs = torch.linspace(-0.6, 0.6, 25)
+    grid = torch.stack(torch.meshgrid(xs, xs, indexing="ij"), -1).reshape(-1, 2)
+    pane = blob(torch.cat([grid, torch.full((len(grid), 1), 3.0)], -1).tolist(), (0.0, 0.0, 0.0), scale=0.04,
+                opacity=0.15)
+    r = SceneRenderer(None, {"pane": pane}, backend="torch", backdrop=image)
+    out = r.render({"pane": pose(0, 0, 0)}, cams(), alpha=True)
+    alpha = out.alpha[0, 0]
+    assert 0.3 < alpha.mean() < 0.9  # the pane is there, and the backdrop shows through it
+    want = (1 - alpha) * (0x8000 / 65535) * 255
+    assert (out.rgb[0, 0].float() - want[..., None]).abs().max() <= 1.0
+
+
+def test_backdrop_values_by_dtype():
+    cpu = torch.device("cpu")
+    assert torch.equal(Backdrop((0, 0, 0), cpu).at(2, 2), torch.zeros(3))  # a colour as ints
+    white16 = torch.full((2, 2, 3), 0xFFFF, dtype=torch.uint16)
+    assert torch.equal(Backdrop(white16, cpu).at(2, 2), torch.ones(2, 2, 3))
+    with pytest.raises(ValueError, match=r"backdrop floats must lie in \[0, 1\]"):
+        Backdrop(np.full((2, 2, 3), 255.0), cpu)
+    with pytest.raises(ValueError, match="backdrop must be uint8, uint16 or float in"):
+        Backdrop(np.zeros((2, 2, 3), np.int32), cpu)

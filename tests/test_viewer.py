@@ -313,3 +313,20 @@ def test_gsenv_view_bad_arguments_are_one_line_on_stderr(capsys, tmp_path):
     assert "gsenv view: error: --num-envs must be >= 1, got 0" in out.err and not out.out
     assert main(["view", str(tmp_path / "none")]) == 2
     assert "gsenv view: error: invalid scene bundle" in capsys.readouterr().err
+
+
+@needs_viser
+@pytest.mark.parametrize("host, why", [("8.8.8.8", "Cannot assign requested address"),
+                                       ("no-such-host.invalid", "it does not resolve")])
+def test_gsenv_view_on_a_host_it_cannot_listen_on_is_bad_input(host, why):
+    """An address of another machine, or a name that does not resolve: exit 2 naming the host, before
+    the env is made (viser would try 1000 ports there and then wait forever)."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "gsenv.tools.cli", "view", "--host", host, "--port", "0",
+                           "--image-size", "24x32", "--scene-density", str(DENSITY), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"gsenv view: error: cannot listen on host {host!r}") and why in line
+    assert "127.0.0.1" in line and not proc.stdout

@@ -152,18 +152,12 @@ def backdrop_files(folder: str | Path) -> list[Path]:
 
 
 def load_backdrops(folder: str | Path, width: int, height: int, device) -> Tensor:
-    """float32 [K, H, W, 3] in [0, 1]: the folder's images resized to the render size (bilinear, antialiased)."""
-    import imageio.v3 as iio
+    """float32 [K, H, W, 3] in [0, 1]: the folder's images (gsenv.splat.backdrop.read_backdrop_image:
+    by bit depth and channel layout, size bounded) resized to the render size (bilinear, antialiased)."""
+    from gsenv.splat.backdrop import Backdrop, read_backdrop_image
 
-    from gsenv.splat.backdrop import Backdrop
-
-    images = []
-    for p in backdrop_files(folder):
-        img = np.asarray(iio.imread(p))
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, -1)
-        images.append(Backdrop(img[..., :3], torch.device(device)).at(width, height))
-    return torch.stack(images)
+    return torch.stack([Backdrop(read_backdrop_image(p), torch.device(device)).at(width, height)
+                        for p in backdrop_files(folder)])
 
 
 def draw_seed(seed: int, episode_id: int | None) -> int:

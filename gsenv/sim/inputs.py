@@ -45,7 +45,11 @@ def checked_action_chunk(actions: Any, num_envs: int, action_dim: int, who: str 
     """
     expected = f"[B, A] = [{num_envs}, {action_dim}] or [B, T, A] = [{num_envs}, T, {action_dim}] (T >= 1)"
     if isinstance(actions, np.ndarray):
-        actions = torch.from_numpy(actions)
+        if actions.dtype.kind != "f":
+            raise TypeError(f"{who} returned actions of dtype {actions.dtype}; expected a floating dtype")
+        # torch reads native byte order only (an array off a wire may be big-endian) and warns on a
+        # read-only buffer (msgpack's): a native copy, a few numbers
+        actions = torch.from_numpy(actions.astype(actions.dtype.newbyteorder("="), copy=True))
     if not torch.is_tensor(actions):
         raise TypeError(f"{who} returned a {type(actions).__name__}; expected a torch tensor or numpy array "
                         f"of shape {expected}")

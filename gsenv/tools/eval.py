@@ -12,23 +12,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
-import shutil
+import os
+import re
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from gsenv.atomic import write_text_atomic
 from gsenv.tools.args import add_image_size, check_device, make_out_dir
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_OUT = "gsenv-eval"
 DEFAULT_IMAGE_SIZE = "480x640"  # what openpi's pi05_gsenv was trained on
 DEFAULT_CHUNK = 5  # RLinf's num_action_chunks for GSEnv
 DEFAULT_TIMEOUT_S = 30.0
 REPORT_NAME = "report.json"
-VIDEO_STEM = "episode_{:04d}_{}"  # episode id, "success" / "failure" / "running" (while it runs)
+VIDEO_STEM = "episode_{:04d}_{}"  # episode id, "success" / "failure" / "running" (while it runs) / "unfinished"
 OUTCOMES = ("success", "failure")
+UNFINISHED = "unfinished"  # the video of an episode the run stopped in (a failure, Ctrl-C)
+OUTPUT_NAME = re.compile(r"episode_\d{4,}_(success|failure|running|unfinished)(\.mp4)?")  # a run's video
+PREVIOUS_RUN = "previous-run-{}"  # where an earlier run's outputs in the same --out are moved (its time)
+RUNNING_NOTE = "the evaluation had not finished when this report was written (still running, or killed)"
 WILSON_Z = 1.959963984540054  # the normal quantile of 97.5%: a two-sided 95% interval
 
 EPILOG = f"""\
@@ -44,10 +55,15 @@ Writes into DIR: {REPORT_NAME} (success rate, 95% Wilson interval, mean episode 
 step, one entry per episode) and one video per episode, {VIDEO_STEM.format(3, "success")}.mp4 or
 {VIDEO_STEM.format(3, "failure")}.mp4 (the env's first camera; PNG frames in a folder of that name
 where no ffmpeg is available). An episode succeeds when the env terminates it (cube on the plate,
-released and still) within --max-steps steps.
+released and still) within --max-steps steps. The report is rewritten as episodes end: "complete"
+is true only once every episode ran; a run that stopped early leaves "complete": false with the
+reason in "incomplete_reason" (and {VIDEO_STEM.format(3, UNFINISHED)}.mp4 for the episodes it cut off).
+An earlier run's report and videos in DIR are moved into DIR/{PREVIOUS_RUN.format("YYYYmmdd-HHMMSS")}
+(the time of that run's report) first, so DIR holds only this run's outputs.
 
-Exit status: 0 when the evaluation ran (whatever the success rate), 1 when it failed (e.g. the server
-did not answer), 2 on a bad option."""
+Exit status: 0 when the evaluation ran every episode (whatever the success rate), 1 when it failed or
+stopped early (e.g. the server did not answer, the policy raised), 2 on a bad option or an output
+directory that cannot be written (checked before the first episode), 130 on Ctrl-C."""
 
 
 class EvalError(Exception):
@@ -87,6 +103,9 @@ class EvalResult:
     image_size: tuple[int, int] | None = None
     out_dir: str | None = None
     extra: dict = field(default_factory=dict)
+    complete: bool = True  # False: the run stopped before every episode ended (episodes holds those that did)
+    incomplete_reason: str | None = None  # why, when not complete
+    planned_episode_ids: list[int] | None = None  # every id asked for (None: those of episodes)
 
     @property
     def successes(self) -> int:
@@ -110,7 +129,12 @@ class EvalResult:
 
     def to_json(self) -> dict:
         lo, hi = self.wilson_95
-        return {"policy": self.policy, "num_episodes": len(self.episodes), "successes": self.successes,
+        planned = self.planned_episode_ids if self.planned_episode_ids is not None else \
+            [e.episode_id for e in self.episodes]
+        done = {e.episode_id for e in self.episodes}
+        return {"complete": self.complete, "incomplete_reason": self.incomplete_reason,
+                "episodes_planned": len(planned), "episodes_not_finished": [i for i in planned if i not in done],
+                "policy": self.policy, "num_episodes": len(self.episodes), "successes": self.successes,
                 "success_rate": self.success_rate, "wilson_95": [lo, hi], "mean_length": self.mean_length,
                 "num_envs": self.num_envs, "chunk": self.chunk,
                 "image_size": list(self.image_size) if self.image_size else None,
@@ -120,7 +144,44 @@ class EvalResult:
                 "episodes": [asdict(e) for e in self.episodes]}
 
 
-# ----------------------------------------------------------------------------------------- videos
+# ----------------------------------------------------------------------------------------- outputs
+def prepare_out_dir(path: str | Path) -> tuple[Path, Path | None]:
+    """Make `path` ready for one run's outputs, before any episode runs: create it, check that a file
+    can be written there (a probe file, removed again), and move an earlier run's outputs (its
+    report.json and episode videos) into path/previous-run-<the time of its report>/, so the folder
+    never shows an earlier run's files as this run's. -> (the folder, where the earlier outputs went or
+    None). EvalError when the folder cannot be created or written."""
+    out = make_out_dir(path, EvalError)
+    try:
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".gsenv-eval-probe-")
+        try:
+            os.write(fd, b"gsenv eval: can this folder be written?")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise EvalError(f"cannot write into the output directory {out} ({exc.strerror or exc}): give --out a "
+                        f"folder you can write to") from None
+    earlier = sorted(p for p in out.iterdir() if p.name == REPORT_NAME or OUTPUT_NAME.fullmatch(p.name))
+    if not earlier:
+        return out, None
+    newest = max(p.stat().st_mtime for p in earlier)
+    stamp = datetime.fromtimestamp(newest).strftime("%Y%m%d-%H%M%S")
+    moved, n = out / PREVIOUS_RUN.format(stamp), 1
+    while moved.exists():  # two earlier runs within one second
+        n += 1
+        moved = out / PREVIOUS_RUN.format(f"{stamp}-{n}")
+    try:
+        moved.mkdir()
+        for p in earlier:
+            p.rename(moved / p.name)
+    except OSError as exc:
+        raise EvalError(f"cannot move the earlier run's outputs in {out} aside into {moved}: {exc}; give --out "
+                        f"another folder") from None
+    logger.warning("%s held an earlier run's report or videos: moved them into %s", out, moved)
+    return out, moved
+
+
 class _EpisodeVideo:
     """One episode's frames, streamed under a "running" name and renamed by its outcome at the end."""
 
@@ -134,17 +195,11 @@ class _EpisodeVideo:
     def append(self, frame) -> None:
         self.writer.append(frame)
 
-    def finish(self, success: bool) -> str:
-        """Close and rename by outcome (replacing what an earlier run left for this id); -> the new name."""
+    def finish(self, outcome: str) -> str:
+        """Close and rename to the outcome's name ("success", "failure" or "unfinished"); -> the new name."""
         self.writer.close()
         suffix = ".mp4" if self.writer.is_mp4 else ""
-        for outcome in OUTCOMES:  # an earlier run's video of this id, either outcome, is stale now
-            old = self.out / (VIDEO_STEM.format(self.episode_id, outcome) + suffix)
-            if old.is_dir():
-                shutil.rmtree(old)
-            elif old.exists():
-                old.unlink()
-        final = self.out / (VIDEO_STEM.format(self.episode_id, OUTCOMES[0] if success else OUTCOMES[1]) + suffix)
+        final = self.out / (VIDEO_STEM.format(self.episode_id, outcome) + suffix)
         self.writer.path.rename(final)
         return final.name
 
@@ -170,13 +225,27 @@ def checked_episode_ids(episodes: int | None, episode_ids: Sequence[int] | None)
     return ids
 
 
+def _stop_reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C / KeyboardInterrupt) before every episode ended"
+    return f"stopped by an error before every episode ended: {type(exc).__name__}: {exc}"
+
+
 def evaluate(env, policy, episode_ids: Sequence[int], *, out_dir: str | Path | None = None, video: bool = True,
-             progress: bool = True) -> EvalResult:
+             progress: bool = True, extra: dict | None = None) -> EvalResult:
     """Run `policy` (gsenv.tools.policies) for one episode per id on `env` (a GSEnv made with gym.make,
-    whose time limit ends episodes) and return the results; videos go to out_dir when video is True."""
+    whose time limit ends episodes) and return the results.
+
+    With out_dir, the folder is prepared first (prepare_out_dir: written to, an earlier run's outputs
+    moved aside) and out_dir/report.json is rewritten as episodes end: "complete": false (with the
+    reason) until the last one ends, and after a failure or Ctrl-C, which are then raised again.
+    Videos go to out_dir when video is True. extra: more entries for the report."""
     import numpy as np
     import torch
     from tqdm.auto import tqdm
+
+    from gsenv.sim.inputs import checked_action_chunk
+    from gsenv.tools.policies import PolicyError
 
     base = env.unwrapped
     B, A, device = base.num_envs, int(base.single_action_space.shape[0]), base.device
@@ -184,11 +253,15 @@ def evaluate(env, policy, episode_ids: Sequence[int], *, out_dir: str | Path | N
     if ids and max(ids) >= base.total_num_trials:
         raise EvalError(f"episode ids must lie in [0, {base.total_num_trials}) for this env (its total_num_trials), "
                         f"got {[i for i in ids if i >= base.total_num_trials]}")
-    out = Path(out_dir) if out_dir is not None else None
-    if video and out is None:
+    if video and out_dir is None:
         raise EvalError("videos need an output directory (out_dir)")
+    out, moved = prepare_out_dir(out_dir) if out_dir is not None else (None, None)
     fps = float(base.metadata.get("render_fps", 10))
     T = int(policy.chunk)
+    h, w = base.cameras.height, base.cameras.width
+    extra = dict(extra or {})
+    if moved is not None:
+        extra["previous_run_moved_to"] = moved.name
 
     slot = np.full(B, -1)  # index into ids of the episode env b runs; -1: idle (no episode left)
     buf = torch.zeros(B, T, A, dtype=torch.float32, device=device)  # each env's current chunk
@@ -200,6 +273,17 @@ def evaluate(env, policy, episode_ids: Sequence[int], *, out_dir: str | Path | N
     next_k = 0
     steps = 0
     t_policy = t_env = 0.0
+    t_start = time.perf_counter()
+
+    def result(complete: bool, reason: str | None) -> EvalResult:
+        return EvalResult(policy=policy.spec, num_envs=B, chunk=T, episodes=[r for r in results if r is not None],
+                          steps=steps, seconds=time.perf_counter() - t_start, policy_seconds=t_policy,
+                          env_seconds=t_env, image_size=(int(h), int(w)), out_dir=str(out) if out else None,
+                          extra=dict(extra), complete=complete, incomplete_reason=reason, planned_episode_ids=ids)
+
+    def write_report(r: EvalResult) -> None:
+        if out is not None:
+            write_text_atomic(out / REPORT_NAME, json.dumps(r.to_json(), indent=2) + "\n")
 
     def start(envs: list[int]):
         """Reset `envs` into the next pending episodes (as many as are left); the rest go idle."""
@@ -228,7 +312,7 @@ def evaluate(env, policy, episode_ids: Sequence[int], *, out_dir: str | Path | N
                 videos[e].append(frames[e])
         return obs
 
-    t_start = time.perf_counter()
+    write_report(result(False, RUNNING_NOTE))
     bar = tqdm(total=len(ids), desc="gsenv eval", unit="episode", disable=not progress)
     try:
         obs = start(list(range(B)))
@@ -240,11 +324,14 @@ def evaluate(env, policy, episode_ids: Sequence[int], *, out_dir: str | Path | N
                 t0 = time.perf_counter()
                 chunk = policy(obs, env, env_idx=idx)
                 t_policy += time.perf_counter() - t0
-                if chunk.ndim != 3 or chunk.shape[0] != len(idx) or not 1 <= chunk.shape[1] <= T \
-                        or chunk.shape[2] != A:
-                    raise EvalError(f"the policy {policy.spec!r} returned a chunk of shape {list(chunk.shape)}; "
-                                    f"expected [{len(idx)}, 1..{T}, {A}]")
-                buf[idx, :chunk.shape[1]] = chunk.to(device=device, dtype=torch.float32)
+                try:  # every policy's output, whatever its kind, passes the env's one check of actions
+                    chunk = checked_action_chunk(chunk, len(idx), A, f"the policy {policy.spec!r}")
+                except (TypeError, ValueError) as exc:
+                    raise PolicyError(str(exc)) from None
+                if chunk.shape[1] > T:
+                    raise PolicyError(f"the policy {policy.spec!r} returned a chunk of {chunk.shape[1]} steps; "
+                                      f"it may return at most its chunk, {T}")
+                buf[idx, :chunk.shape[1]] = chunk.to(device=device)
                 qlen[idx] = chunk.shape[1]
                 pos[idx] = 0
             # idle envs hold still (zero action); their steps are not counted
@@ -266,25 +353,34 @@ def evaluate(env, policy, episode_ids: Sequence[int], *, out_dir: str | Path | N
                 restarted = info["physics_restarted"].cpu().numpy()
                 finished = [int(e) for e in np.flatnonzero(ended)]
                 for e in finished:
-                    name = videos[e].finish(bool(success[e])) if video else None
+                    name = videos[e].finish(OUTCOMES[0] if success[e] else OUTCOMES[1]) if video else None
                     videos[e] = None
                     results[slot[e]] = EpisodeResult(ids[slot[e]], bool(success[e]), int(lengths[e]), name,
                                                      bool(restarted[e]))
-                bar.update(len(finished))
                 done = [r for r in results if r is not None]
+                if len(done) < len(ids):
+                    write_report(result(False, RUNNING_NOTE))
+                bar.update(len(finished))
                 bar.set_postfix(success=f"{sum(r.success for r in done)}/{len(done)}", steps=steps)
                 new_obs = start(finished)
                 obs = obs if new_obs is None else new_obs
+    except BaseException as exc:  # the report says the run stopped, and why; the caller hears of it too
+        partial = result(False, _stop_reason(exc))
+        try:
+            partial.extra["unfinished_videos"] = [v.finish(UNFINISHED) for v in videos if v is not None]
+            videos = [None] * B
+            write_report(partial)
+        except Exception as write_exc:  # the run's own error is the one to raise
+            logger.error("could not finish the partial outputs in %s: %s", out, write_exc)
+        raise
     finally:
         bar.close()
         for v in videos:
             if v is not None:
                 v.writer.close()
-    seconds = time.perf_counter() - t_start
-    h, w = base.cameras.height, base.cameras.width
-    return EvalResult(policy=policy.spec, num_envs=B, chunk=T, episodes=list(results), steps=steps, seconds=seconds,
-                      policy_seconds=t_policy, env_seconds=t_env, image_size=(int(h), int(w)),
-                      out_dir=str(out) if out is not None else None)
+    final = result(True, None)
+    write_report(final)
+    return final
 
 
 def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int] | None = None, num_envs: int = 1,
@@ -292,7 +388,9 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
              scene: str = "default", scene_density: float = 1.0, max_steps: int | None = None,
              device: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, video: bool = True,
              asset_root: str | None = None, progress: bool = True) -> EvalResult:
-    """Make the env and the policy, evaluate, write out_dir/report.json (and the videos); -> the result."""
+    """Make the env and the policy, evaluate, writing out_dir/report.json as episodes end (and the
+    videos); -> the result. The output folder is checked (and an earlier run's outputs moved aside)
+    before the env is made."""
     ids = checked_episode_ids(episodes, episode_ids)
     if num_envs < 1:
         raise EvalError(f"--num-envs must be >= 1, got {num_envs}")
@@ -302,8 +400,8 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
         raise EvalError(f"--max-steps must be >= 1, got {max_steps}")
     if not 0 < scene_density <= 1:
         raise EvalError(f"--scene-density must lie in (0, 1], got {scene_density}")
-    if timeout_s <= 0:
-        raise EvalError(f"--timeout must be > 0, got {timeout_s}")
+    if not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise EvalError(f"--timeout must be a finite number of seconds > 0, got {timeout_s}")
     import gymnasium as gym
 
     from gsenv.registration import ENV_ID
@@ -311,7 +409,10 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
     from gsenv.tools.policies import make_policy, probe_server
 
     check_device(device, EvalError)
-    out = make_out_dir(out_dir, EvalError)
+    out, moved = prepare_out_dir(out_dir)  # a folder that cannot be written fails now, not after the episodes
+    extra = {"max_steps": max_steps or EPISODE_STEPS}
+    if moved is not None:
+        extra["previous_run_moved_to"] = moved.name
     if policy.strip().startswith(("ws://", "wss://")):
         probe_server(policy.strip(), timeout_s)  # a dead server fails now, not after the env's start-up
     num_envs = min(num_envs, len(ids))  # more envs than episodes would only idle
@@ -322,12 +423,9 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
                    max_episode_steps=max_steps or EPISODE_STEPS)
     try:
         with make_policy(policy, env, chunk=chunk, timeout_s=timeout_s) as pol:
-            result = evaluate(env, pol, ids, out_dir=out, video=video, progress=progress)
+            return evaluate(env, pol, ids, out_dir=out, video=video, progress=progress, extra=extra)
     finally:
         env.close()
-    result.extra["max_steps"] = max_steps or EPISODE_STEPS
-    (out / REPORT_NAME).write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    return result
 
 
 # ----------------------------------------------------------------------------------------- the CLI
@@ -375,10 +473,20 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"gsenv eval: error: {exc}", file=sys.stderr)
         return 2
     except (PolicyError, SceneError) as exc:
-        print(f"gsenv eval: error: {exc}", file=sys.stderr)
+        print(f"gsenv eval: error: {exc}{_partial_note(args.out)}", file=sys.stderr)
+        return 1
+    except SystemExit as exc:  # sys.exit() in a policy or a library it calls: the run did not finish
+        print(f"gsenv eval: error: the evaluation was stopped by SystemExit({exc.code!r}) before it finished"
+              f"{_partial_note(args.out)}", file=sys.stderr)
         return 1
     _print_result(result)
     return 0
+
+
+def _partial_note(out: str) -> str:
+    """Where the stopped run's partial report is (an earlier run's was moved aside before it began)."""
+    report = Path(out) / REPORT_NAME
+    return f" (the partial report, \"complete\": false: {report})" if report.is_file() else ""
 
 
 def _print_result(r: EvalResult) -> None:

@@ -98,8 +98,9 @@ class Connection:
             else:
                 self._client = None
                 self._ws = _connect_websocket(uri, open_timeout_s)
-                self.metadata = unpackb(self._ws.recv(timeout=open_timeout_s))
+                self.metadata = self._decoded(self._ws.recv(timeout=open_timeout_s), "a metadata frame")
         except OpenpiError:
+            self.close()
             raise
         except ConnectionRefusedError:
             raise OpenpiError(f"nothing listens at {uri} (connection refused): start the openpi policy server "
@@ -112,22 +113,38 @@ class Connection:
             raise OpenpiError(f"cannot reach the openpi policy server at {uri}: {exc}") from None
         except Exception as exc:  # websockets' InvalidHandshake, InvalidURI, msgpack errors: not openpi there
             self.close()
-            raise OpenpiError(f"{uri} is not an openpi policy server ({type(exc).__name__}: {exc})") from None
+            raise OpenpiError(f"{uri} is not an openpi policy server: its greeting is not openpi's metadata frame "
+                              f"({describe(exc)})") from None
 
     def infer(self, obs: dict) -> dict:
         """obs (str keys; numpy arrays, str, numbers) -> the server's answer dict."""
         try:
             if self._client is not None:
-                return self._client.infer(obs)
+                return self._client.infer(obs)  # it decodes the answer itself
             self._ws.send(packb(obs))
             answer = self._ws.recv()
         except OpenpiError:
             raise
         except Exception as exc:
-            raise OpenpiError(f"the openpi policy server at {self.uri} failed: {type(exc).__name__}: {exc}") from None
+            if type(exc).__module__.startswith("msgpack"):  # openpi-client could not decode the answer
+                raise OpenpiError(f"the openpi policy server at {self.uri} answered with bytes that are not openpi's "
+                                  f"msgpack format ({describe(exc)}): is it an openpi policy server?") from None
+            raise OpenpiError(f"the openpi policy server at {self.uri} failed: {describe(exc)}") from None
         if isinstance(answer, str):  # openpi servers send their traceback as text
             raise OpenpiError(f"the openpi policy server at {self.uri} failed:\n{answer}")
-        return unpackb(answer)
+        return self._decoded(answer, "an answer")
+
+    def _decoded(self, data, what: str) -> Any:
+        """unpackb(data), or an OpenpiError naming the server and showing what came."""
+        try:
+            return unpackb(data)
+        except OpenpiError:
+            raise
+        except Exception as exc:  # msgpack's errors, or a tagged array that does not add up
+            head = data[:16] if isinstance(data, (bytes, bytearray)) else data
+            size = f"{len(data)} bytes" if isinstance(data, (bytes, bytearray)) else type(data).__name__
+            raise OpenpiError(f"the openpi policy server at {self.uri} sent {what} that is not openpi's msgpack format "
+                              f"({describe(exc)}; {size} starting {head!r}): is it an openpi policy server?") from None
 
     def close(self) -> None:
         ws = getattr(self, "_ws", None)
@@ -137,6 +154,12 @@ class Connection:
                 ws.close()
             except Exception:  # closing a broken connection: nothing more to do
                 pass
+
+
+def describe(exc: BaseException) -> str:
+    """"Type: message", or "Type (no message)" for an exception that carries none (msgpack's FormatError)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else f"{type(exc).__name__} (no message)"
 
 
 def _connect_websocket(uri: str, open_timeout_s: float):

@@ -8,7 +8,7 @@ Specs:
     "ws://host:port"     an openpi policy server (openpi's wire format: gsenv.tools.openpi_wire), one
                          connection per env; each env's request is {"observation/image": uint8 [H, W, 3]
                          (the env's first camera), "observation/state": float32 [9] (agent qpos),
-                         "prompt": str}; the answer {"actions": [>= chunk, >= A]} of which the first
+                         "prompt": str}; the answer {"actions": float [>= chunk, >= A]} of which the first
                          `chunk` steps and the first A dims are kept (as RLinf does).
 
 A Policy is called as ``policy(obs, env)`` -> float32 [B, T, A] on ``env.unwrapped.device``: an action
@@ -19,6 +19,7 @@ chunk, run open-loop. ``policy(obs, env, env_idx=idx)`` asks only for the envs i
 from __future__ import annotations
 
 import importlib
+import math
 import queue
 import threading
 from collections.abc import Sequence
@@ -72,8 +73,9 @@ def make_policy(spec: str, env, *, chunk: int = 5, timeout_s: float = 30.0) -> P
         raise PolicyError(f"a policy spec is {SPEC_FORMS}, got {spec!r}")
     if not (isinstance(chunk, int) and not isinstance(chunk, bool) and chunk >= 1):
         raise PolicyError(f"chunk must be an int >= 1, got {chunk!r}")
-    if not (isinstance(timeout_s, (int, float)) and timeout_s > 0):
-        raise PolicyError(f"timeout_s must be a number > 0, got {timeout_s!r}")
+    if not (isinstance(timeout_s, (int, float)) and not isinstance(timeout_s, bool) and math.isfinite(timeout_s)
+            and timeout_s > 0):
+        raise PolicyError(f"timeout_s must be a finite number of seconds > 0, got {timeout_s!r}")
     spec = spec.strip()
     if spec == "expert":
         return ExpertPolicy()
@@ -151,18 +153,27 @@ class CallablePolicy(Policy):
 
     def __call__(self, obs, env, env_idx=None) -> torch.Tensor:
         base = env.unwrapped
-        actions = checked_chunk(self.fn(obs, env), base.num_envs, _action_dim(env), self.chunk,
+        actions = checked_chunk(self._call(self.fn, obs, env), base.num_envs, _action_dim(env), self.chunk,
                                 f"the policy {self.spec!r}").to(base.device)
         rows = _rows(env_idx, base.num_envs, actions.device)
         return actions if rows is None else actions[rows]
 
     def reset(self, env_idx) -> None:
         if callable(getattr(self.fn, "reset", None)):
-            self.fn.reset(env_idx)
+            self._call(self.fn.reset, env_idx)
 
     def close(self) -> None:
         if callable(getattr(self.fn, "close", None)):
-            self.fn.close()
+            self._call(self.fn.close)
+
+    def _call(self, fn, *args):
+        """fn(*args); a SystemExit from the user's code (sys.exit(), exit()) becomes a PolicyError: it must
+        not end a run as if it had finished."""
+        try:
+            return fn(*args)
+        except SystemExit as exc:
+            raise PolicyError(f"the policy {self.spec!r} raised SystemExit({exc.code!r}) (it called sys.exit() or "
+                              f"exit()): a policy returns actions; raise an exception to stop") from None
 
 
 def _checked_uri(uri: str) -> str:
@@ -303,21 +314,22 @@ class ServerPolicy(Policy):
 
     def _checked_answer(self, answer, env_i: int) -> np.ndarray:
         """The server's answer for env env_i -> float32 [chunk, A] (the first chunk steps, first A dims)."""
-        expected = (f'{{"{ACTIONS_KEY}": numeric array [>= {self.chunk}, >= {self.action_dim}]}} (at least '
+        expected = (f'{{"{ACTIONS_KEY}": float array [>= {self.chunk}, >= {self.action_dim}]}} (at least '
                     f"--chunk {self.chunk} steps; the first {self.action_dim} dims are the env's action)")
         if not isinstance(answer, dict) or ACTIONS_KEY not in answer:
             keys = sorted(map(str, answer)) if isinstance(answer, dict) else type(answer).__name__
             raise PolicyError(f"the openpi policy server at {self.uri} answered env {env_i} with {keys}; "
                               f"expected {expected}")
         actions = answer[ACTIONS_KEY]
-        if not isinstance(actions, np.ndarray) or actions.dtype.kind not in "fiu":
-            what = f"dtype {actions.dtype}" if isinstance(actions, np.ndarray) else type(actions).__name__
+        if not isinstance(actions, np.ndarray):
             raise PolicyError(f"the openpi policy server at {self.uri} answered env {env_i} with actions of "
-                              f"{what}; expected {expected}")
+                              f"{type(actions).__name__}; expected {expected}")
         if actions.ndim != 2 or actions.shape[0] < self.chunk or actions.shape[1] < self.action_dim:
             raise PolicyError(f"the openpi policy server at {self.uri} answered env {env_i} with actions of shape "
                               f"{list(actions.shape)}; expected {expected}")
-        kept = actions[:self.chunk, :self.action_dim].astype(np.float32)
-        if not np.isfinite(kept).all():
-            raise PolicyError(f"the openpi policy server at {self.uri} answered env {env_i} with NaN or infinity")
-        return kept
+        try:  # the one check of a policy's actions, whatever the source: floating, finite
+            kept = checked_action_chunk(actions[None, :self.chunk, :self.action_dim], 1, self.action_dim,
+                                        f"the openpi policy server at {self.uri} (env {env_i})")
+        except (TypeError, ValueError) as exc:
+            raise PolicyError(f"{exc}; expected {expected}") from None
+        return kept[0].numpy()
