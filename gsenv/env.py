@@ -126,7 +126,7 @@ class GSEnv(gym.Env):
         from gsenv.physics.backend import make_physics
         from gsenv.physics.gpu_check import checked_physics_backend
         from gsenv.physics.limits import check_cpu_envs_fit
-        from gsenv.scene.camera_rig import CameraRig
+        from gsenv.scene.camera_rig import CameraRig, checked_camera_names
         from gsenv.scene.randomization import DomainRandomization, RandomizedLook
         from gsenv.scene.rendering import make_renderer
         from gsenv.scene.resolve import resolve_scene, task_kwargs_from_bundle
@@ -138,6 +138,8 @@ class GSEnv(gym.Env):
             raise ValueError(f"max_episode_steps must be an int >= 1 or None, got {max_episode_steps!r}")
         user_task_kwargs = checked_task_kwargs({"control_mode": control_mode, "reward_mode": reward_mode,
                                                 **task_kwargs})
+        if cameras is not None:
+            checked_camera_names(cameras)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         randomization = DomainRandomization.from_any(domain_randomization)

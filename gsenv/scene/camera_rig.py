@@ -20,6 +20,14 @@ from gsenv.scene.bundle import CameraSpec, SceneBundle
 from gsenv.splat.cameras import Cameras, image_size_hw
 
 
+def checked_camera_names(names) -> None:
+    """ValueError unless names is a list (or tuple) of str: a plain str would be read letter by letter."""
+    if isinstance(names, (str, bytes)):
+        raise ValueError(f"cameras must be a list of camera names, not a str: pass [{names!r}]")
+    if not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"cameras must be a list of camera names (str), got {names!r}")
+
+
 def camera_specs(bundle: SceneBundle, names: Sequence[str] | None = None,
                  image_size: int | tuple[int, int] | None = None) -> list[CameraSpec]:
     """The named cameras, fixed or on links (default: the fixed ones), at image_size = (height, width)
@@ -32,14 +40,7 @@ def camera_specs(bundle: SceneBundle, names: Sequence[str] | None = None,
                              f"height, K, cam_to_base) or name its link cameras "
                              f"{[c.name for c in bundle.link_cameras]}")
         names = [c.name for c in bundle.cameras]
-    # a str is a sequence of one-letter strings: cameras="3rd_view_camera" arrives as its letters
-    # (list(cameras)), which name no camera of the scene
-    known = {c.name for c in [*bundle.cameras, *bundle.link_cameras]}
-    letters = not isinstance(names, str) and len(names) > 1 and all(isinstance(n, str) and len(n) == 1 for n in names)
-    if isinstance(names, str) or (letters and not set(names) <= known):
-        text = names if isinstance(names, str) else "".join(names)
-        raise ValueError(f"cameras must be a list of camera names, not a str ({text!r} is read letter by "
-                         f"letter): pass [{text!r}]")
+    checked_camera_names(names)
     if len(set(names)) != len(names):
         raise ValueError(f"cameras {list(names)} name a camera twice")
     specs = []

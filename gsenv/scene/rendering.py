@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from gsenv.scene.bundle import SceneBundle
+from gsenv.splat.backdrop import read_backdrop_image
 from gsenv.splat.renderer import SceneRenderer
 
 
@@ -20,9 +21,7 @@ def make_renderer(bundle: SceneBundle, backend: str = "auto", device: str | torc
     """
     backdrop: Sequence[float] | np.ndarray = bundle.background_color
     if bundle.backdrop_image is not None:
-        import imageio.v3 as iio
-
-        backdrop = np.asarray(iio.imread(bundle.backdrop_image))[..., :3]
+        backdrop = read_backdrop_image(bundle.backdrop_image)  # by bit depth and layout, or refused naming it
     background = bundle.background_in_sim()
     return SceneRenderer(None if background is None else background.to(device),
                          {name: g.to(device) for name, g in bundle.body_gaussians().items()},
