@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from gsenv.observations import flat_state
 from gsenv.physics.backend import task_factory
 from gsenv.physics.cpu_pool import CpuPhysicsPool
-from gsenv.observations import flat_state
 from gsenv.physics.outputs import PhysicsOutputs, assemble, flatten
 from gsenv.sim import names
 from gsenv.sim.expert import scripted_expert_action

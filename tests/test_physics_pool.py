@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from gsenv.physics.backend import task_factory
 from gsenv.physics.cpu_pool import (
     PIN_ENV,
     CpuPhysicsPool,
@@ -14,7 +15,6 @@ from gsenv.physics.cpu_pool import (
     split_envs,
     usable_cpus,
 )
-from gsenv.physics.backend import task_factory
 from gsenv.physics.maniskill_instance import ManiSkillFactory
 from gsenv.sim.record import PUT_CUBE_ON_PLATE
 

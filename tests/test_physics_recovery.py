@@ -43,7 +43,8 @@ def _start_episodes(pool: CpuPhysicsPool, steps: int) -> dict[str, np.ndarray]:
 
 def _state(out: dict) -> np.ndarray:
     """[B, D]: every carried state entry of the pool's outputs side by side."""
-    return np.hstack([out[k].reshape(len(out[k]), -1).astype(np.float32) for k in sorted(out) if k.startswith("state/")])
+    keys = sorted(k for k in out if k.startswith("state/"))
+    return np.hstack([out[k].reshape(len(out[k]), -1).astype(np.float32) for k in keys])
 
 
 @pytest.mark.parametrize("start_method", ["server", "subprocess"])
