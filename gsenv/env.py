@@ -1,8 +1,9 @@
 """GSEnv: the registered environment. Batched physics (ManiSkill task) + batched splat rendering.
 
 One step, as data:
-    action [B, A] -> physics backend -> PhysicsOutputs (obs [B, D], reward, info {name: [B]},
-        body_poses {body: [B, 7]}, state {group: {name: [B, ...]}}; gsenv.physics.outputs)
+    action [B, A] (checked here) -> physics backend -> PhysicsOutputs (reward, terminated, elapsed_steps,
+        info {name: [B]}, body_poses {body: [B, 7]}, state {group: {name: [B, ...]}}: the task's declared
+        record, gsenv.sim.record; gsenv.physics.outputs)
     body poses + cameras [B, C] -> SceneRenderer (ONE rasterisation for all envs and cameras)
     -> rgb uint8 [B, C, H, W, 3] (+ depth) on `device` -> observation dict (ManiSkill layout) + info
 """
@@ -17,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from gsenv.observations import build_obs, parse_obs_mode, sensor_params, space_of
+from gsenv.observations import build_obs, observation_space, parse_obs_mode, sensor_params
 from gsenv.physics import cpu_pool as pool
 from gsenv.sim import names
 from gsenv.sim.inputs import (
@@ -87,8 +88,8 @@ class GSEnv(gym.Env):
         asset_root: where datasets and built scenes live (default: $GSENV_ASSETS or the user cache).
         gs_kwargs: the research code's renderer options (RLinf passes them); "render_interface":
             "gs_rlinf" makes a state obs_mode also deliver the camera images (RLinf's GSEnv config).
-        max_episode_steps: per-env truncated once elapsed_steps reaches it; None: never (gym.make
-            passes None: its BatchTimeLimit wrapper, set by gym.make's max_episode_steps, is the limit).
+        max_episode_steps: per-env truncated once elapsed_steps reaches it; None: never. The env's one time
+            limit: gym.make passes None and its BatchTimeLimit wrapper sets it to gym.make's max_episode_steps.
         Other keywords go to the simulation task (gsenv.sim.inputs.TASK_KEYWORDS: sim_config,
         robot_uids, total_num_trials, upstream_compat, sparse_reward_at_end, randomize_yaw,
         robot_init_qpos_noise, ...); an unknown one is a TypeError before anything starts.
@@ -191,8 +192,9 @@ class GSEnv(gym.Env):
         self._episode_seeds = np.zeros(self.num_envs, dtype=np.int64)
         self._closed = False
 
-        obs, _ = self.reset(seed=0)
-        self.single_observation_space = space_of(obs)
+        self.reset(seed=0)
+        self.single_observation_space = observation_space(self.obs_mode, self._physics.record, self.camera_names,
+                                                          self._rig.height, self._rig.width)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         logger.info("GSEnv: %d envs, physics %s, render %s on %s, cameras %s at %dx%d", self.num_envs,
                     self.sim_backend, self._render_backend, self.device, self.camera_names,

@@ -165,7 +165,7 @@ def test_make_max_episode_steps_above_the_default_is_the_only_limit(assets):
     """gym.make's limit is the one in force: GSEnv's own default (100 steps) does not cut it short."""
     env = make(assets, num_envs=1, obs_mode="state", max_episode_steps=150)
     try:
-        assert env.unwrapped.max_episode_steps is None
+        assert env.unwrapped.max_episode_steps == 150  # the wrapper handed it to the env: one limit
         env.reset(seed=0)
         truncated = [bool(env.step(torch.zeros(1, 7))[3][0]) for _ in range(101)]
         assert not any(truncated)

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 import torch
 
+from gsenv.observations import flat_state
 from gsenv.physics.backend import task_factory
 from gsenv.physics.cpu_pool import CpuPhysicsPool
-from gsenv.physics.outputs import PhysicsOutputs, flatten, unflatten
+from gsenv.physics.outputs import PhysicsOutputs, assemble, flatten
 from gsenv.sim import names
 from gsenv.sim.expert import scripted_expert_action
+from gsenv.sim.record import PUT_CUBE_ON_PLATE
 
 SEEDS = (3, 8)
 STEPS = 40
@@ -27,8 +29,9 @@ def _leaves(state: dict) -> dict[str, torch.Tensor]:
     return {f"{group}/{name}": v for group, leaves in state.items() for name, v in leaves.items()}
 
 
-def _record(u, obs, reward, terminated, info) -> PhysicsOutputs:
-    """What a plain env shows, read through ManiSkill's own accessors (not gsenv's shortcuts)."""
+def _record(u, obs, reward, terminated, info) -> tuple[PhysicsOutputs, np.ndarray]:
+    """What a plain env shows, read through ManiSkill's own accessors (not gsenv's shortcuts), and its
+    flat state observation [46]."""
     robot = u.agent.robot
     poses = {link.name: link.pose.raw_pose[0].numpy() for link in robot.get_links()}
     poses[names.ROBOT_ROOT] = robot.pose.raw_pose[0].numpy()
@@ -37,10 +40,9 @@ def _record(u, obs, reward, terminated, info) -> PhysicsOutputs:
     state = {group: {name: v[0].numpy() for name, v in leaves.items()}
              for group, leaves in u.get_obs(info, unflattened=True).items()}
     return PhysicsOutputs(
-        obs=obs[0].numpy(), reward=np.float32(reward[0]), terminated=np.bool_(terminated[0]),
-        truncated=np.bool_(False), elapsed_steps=np.int32(u.elapsed_steps[0]),
+        reward=np.float32(reward[0]), terminated=np.bool_(terminated[0]), elapsed_steps=np.int32(u.elapsed_steps[0]),
         info={k: info[k][0].numpy() for k in ("success", "cube_on_plate", "is_grasped", "cube_static")},
-        body_poses=poses, state=state)
+        body_poses=poses, state=state), obs[0].numpy()
 
 
 def _plain_episode(seed: int) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
@@ -72,22 +74,26 @@ def plain():
 
 def test_pool_is_bit_identical_to_a_plain_maniskill_run(plain):
     actions = np.stack([a for a, _ in plain], axis=1)  # [STEPS, B, 7]
-    grasped = sum(bool(f.info["is_grasped"]) for _, frames in plain for f in frames)
+    grasped = sum(bool(f.info["is_grasped"]) for _, frames in plain for f, _ in frames)
     assert grasped > 0, "the reference episodes should grasp the cube (is_grasping's full test runs)"
     b = len(SEEDS)
     with CpuPhysicsPool(task_factory({}), num_envs=b, action_shape=(7,), num_workers=2) as pool:
-        got = [unflatten(pool.reset(list(range(b)), list(SEEDS), [{}] * b))]
+        got = [assemble(PUT_CUBE_ON_PLATE, pool.reset(list(range(b)), list(SEEDS), [{}] * b))]
         for t in range(STEPS):
-            got.append(unflatten(pool.step(actions[t])))
+            got.append(assemble(PUT_CUBE_ON_PLATE, pool.step(actions[t])))
     for i in range(b):
-        for t, want in enumerate(plain[i][1]):
+        for t, (want, want_obs) in enumerate(plain[i][1]):
+            # the record as the env completes it, and the flat observation it derives from the state dict
+            got_obs = flat_state(got[t].map(torch.from_numpy).state)[i].numpy()
+            np.testing.assert_array_equal(got_obs, want_obs, err_msg=f"env {i} step {t} flat state observation")
+            assert got_obs.dtype == want_obs.dtype
             pooled = flatten(got[t].map(lambda v: v[i]))
             for key, value in flatten(want).items():
                 assert key in pooled, f"pool output lacks {key}"
                 np.testing.assert_array_equal(pooled[key], value, err_msg=f"env {i} step {t} {key}")
                 assert pooled[key].dtype == np.asarray(value).dtype, key
-    assert set(got[0].body_poses) == set(plain[0][1][0].body_poses)
-    assert _leaves(got[0].state).keys() == _leaves(plain[0][1][0].state).keys()
+    assert set(got[0].body_poses) == set(plain[0][1][0][0].body_poses)
+    assert _leaves(got[0].state).keys() == _leaves(plain[0][1][0][0].state).keys()
 
 
 def test_state_dict_reuse_follows_the_info_it_was_built_for():

@@ -1,4 +1,4 @@
-"""The CPU physics worker pool, driving real single-env ManiSkill instances."""
+"""The CPU physics worker pool, driving real single-env ManiSkill instances of the task."""
 from __future__ import annotations
 
 import os
@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from gsenv.physics.backend import task_factory
 from gsenv.physics.cpu_pool import (
     PIN_ENV,
     CpuPhysicsPool,
@@ -15,8 +16,10 @@ from gsenv.physics.cpu_pool import (
     usable_cpus,
 )
 from gsenv.physics.maniskill_instance import ManiSkillFactory
+from gsenv.sim.record import PUT_CUBE_ON_PLATE
 
-FACTORY = ManiSkillFactory("PickCube-v1", {"control_mode": "pd_ee_delta_pose"})
+FACTORY = task_factory({})
+QPOS = "state/agent/qpos"  # the robot's joints: their initial noise differs by seed, random actions move them
 
 
 def _actions(rng: np.random.Generator, b: int) -> np.ndarray:
@@ -39,16 +42,16 @@ def test_pool_matches_one_process_and_keeps_env_order(start_method):
         assert pool.start_method == start_method
         assert pool.env_ids == [[0, 1], [2]]
         out = pool.reset([0, 1, 2], seeds, [{}, {}, {}])
-        pooled = [out["obs"]]
+        pooled = [out[QPOS]]
         for a in actions:
-            pooled.append(pool.step(a)["obs"])
-        assert out["obs"].shape[0] == 3 and out["elapsed_steps"].tolist() == [0, 0, 0]
+            pooled.append(pool.step(a)[QPOS])
+        assert out[QPOS].shape[0] == 3 and out["elapsed_steps"].tolist() == [0, 0, 0]
         assert pool.read()["elapsed_steps"].tolist() == [4, 4, 4]
     local = [FACTORY(i) for i in range(3)]
     try:
-        ref = [np.stack([inst.reset(s, {})["obs"] for inst, s in zip(local, seeds)])]
+        ref = [np.stack([inst.reset(s, {})[QPOS] for inst, s in zip(local, seeds)])]
         for a in actions:
-            ref.append(np.stack([inst.step(a[i])["obs"] for i, inst in enumerate(local)]))
+            ref.append(np.stack([inst.step(a[i])[QPOS] for i, inst in enumerate(local)]))
     finally:
         for inst in local:
             inst.close()
@@ -101,8 +104,8 @@ def test_partial_reset_touches_only_those_envs():
         before = pool.step(_actions(np.random.default_rng(1), 3))
         after = pool.reset([1], [99], [{}])
         assert after["elapsed_steps"].tolist() == [1, 0, 1]
-        np.testing.assert_array_equal(after["obs"][[0, 2]], before["obs"][[0, 2]])
-        assert not np.array_equal(after["obs"][1], before["obs"][1])
+        np.testing.assert_array_equal(after[QPOS][[0, 2]], before[QPOS][[0, 2]])
+        assert not np.array_equal(after[QPOS][1], before[QPOS][1])
 
 
 def test_close_ends_all_workers():
@@ -131,7 +134,7 @@ def test_dropping_the_pool_ends_workers_without_a_garbage_collection():
 
 
 def test_error_inside_an_instance_is_reported():
-    bad = ManiSkillFactory("NoSuchEnv-v0")
+    bad = ManiSkillFactory("NoSuchEnv-v0", PUT_CUBE_ON_PLATE)
     with pytest.raises(PhysicsWorkerError, match=r"raised while starting:\s+Traceback[\s\S]*NameNotFound: "
                                                  r"Environment .NoSuchEnv"):
         CpuPhysicsPool(bad, num_envs=1, action_shape=(7,), num_workers=1)

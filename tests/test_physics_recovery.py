@@ -41,6 +41,12 @@ def _start_episodes(pool: CpuPhysicsPool, steps: int) -> dict[str, np.ndarray]:
     return first
 
 
+def _state(out: dict) -> np.ndarray:
+    """[B, D]: every carried state entry of the pool's outputs side by side."""
+    keys = sorted(k for k in out if k.startswith("state/"))
+    return np.hstack([out[k].reshape(len(out[k]), -1).astype(np.float32) for k in keys])
+
+
 @pytest.mark.parametrize("start_method", ["server", "subprocess"])
 def test_sigkill_mid_episode_rebuilds_exactly_that_workers_envs(caplog, start_method):
     with CpuPhysicsPool(FACTORY, num_envs=4, num_workers=2, timeout_s=5, start_method=start_method) as pool:
@@ -56,7 +62,7 @@ def _sigkill_mid_episode(pool: CpuPhysicsPool, caplog) -> None:
     assert out["restarted"].tolist() == [False, False, True, True]
     assert out["elapsed_steps"].tolist() == [4, 4, 0, 0]
     # the rebuilt envs start their episode ids again (a fixed initial state whatever the seed)
-    np.testing.assert_array_equal(out["obs"][2:], first["obs"][2:])
+    np.testing.assert_array_equal(_state(out)[2:], _state(first)[2:])
     assert not _pid_alive(victim.pid) and pool.processes[1].pid != victim.pid
     assert "physics worker 1" in caplog.text and "envs 2-3" in caplog.text and "SIGKILL" in caplog.text
     out = pool.step(np.full((4, 7), 0.1, np.float32))
@@ -84,11 +90,11 @@ def test_stopped_worker_is_replaced_after_the_timeout(pool, caplog):
 
 def test_a_reset_that_notices_a_dead_worker_uses_the_requested_seeds(pool):
     pool.reset([0, 1, 2, 3], [0, 1, 2, 3], [{}] * 4)
-    want = pool.reset([2, 3], [40, 41], [{}, {}])["obs"][2:]
+    want = _state(pool.reset([2, 3], [40, 41], [{}, {}]))[2:]
     os.kill(pool.processes[1].pid, signal.SIGKILL)
     out = pool.reset([2, 3], [40, 41], [{}, {}])
     assert out["restarted"].tolist() == [False, False, True, True]
-    np.testing.assert_array_equal(out["obs"][2:], want)
+    np.testing.assert_array_equal(_state(out)[2:], want)
 
 
 def test_worker_error_for_one_command_keeps_the_pool(pool):

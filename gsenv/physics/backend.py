@@ -3,8 +3,10 @@
 - ``physx_cpu``: CpuPhysicsPool of single-env PutCubeOnPlate instances in worker processes.
 - ``physx_cuda``: one ManiSkill env with num_envs = B on GPU PhysX.
 
-Both return one :class:`~gsenv.physics.outputs.PhysicsOutputs` of torch tensors on the env's device
-per reset/step, packed by the same :class:`~gsenv.physics.packing.StepPacker`.
+Both pack the task record's carried fields with the same :class:`~gsenv.physics.packing.StepPacker`
+and return one :class:`~gsenv.physics.outputs.PhysicsOutputs` of torch tensors on the env's device per
+reset/step, completed from them in this process (:func:`~gsenv.physics.outputs.assemble`). ``record``
+says what the task reports (gsenv.sim.record).
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ import torch
 from gsenv.physics import cpu_pool as pool
 from gsenv.physics.cpu_pool import CpuPhysicsPool
 from gsenv.physics.maniskill_instance import ManiSkillFactory
-from gsenv.physics.outputs import PhysicsOutputs, unflatten
+from gsenv.physics.outputs import RESTARTED_KEY, PhysicsOutputs, assemble
 from gsenv.physics.packing import StepPacker
+from gsenv.sim.record import PUT_CUBE_ON_PLATE
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +30,11 @@ TASK_MODULE = "gsenv.sim.task"
 
 
 def task_factory(task_kwargs: dict) -> ManiSkillFactory:
-    """The recipe of one CPU-PhysX PutCubeOnPlate instance that reports body poses and state."""
+    """The recipe of one CPU-PhysX PutCubeOnPlate instance (reports its record, gsenv.sim.record)."""
     from gsenv.sim import names
 
-    return ManiSkillFactory(names.TASK_ID, {**task_kwargs, "render_backend": "none"}, import_module=TASK_MODULE,
-                            task_state=True)
+    return ManiSkillFactory(names.TASK_ID, PUT_CUBE_ON_PLATE, {**task_kwargs, "render_backend": "none"},
+                            import_module=TASK_MODULE)
 
 
 class CpuPhysics:
@@ -43,8 +46,9 @@ class CpuPhysics:
                  pin_workers: bool | None = None, **pool_options):
         """pool_options: CpuPhysicsPool's timeout_s, max_restarts, restart_window_s, start_method,
         allow_many_workers. The action buffer takes the task's action shape (7 or 8 by control mode)."""
-        self.pool = CpuPhysicsPool(task_factory(task_kwargs), num_envs, num_workers=num_workers,
-                                   pin_workers=pin_workers, **pool_options)
+        factory = task_factory(task_kwargs)
+        self.pool = CpuPhysicsPool(factory, num_envs, num_workers=num_workers, pin_workers=pin_workers, **pool_options)
+        self.record = factory.record
         self.num_envs = num_envs
         self.device = device
         self.action_low = self.pool.meta["action_low"]
@@ -56,7 +60,8 @@ class CpuPhysics:
         return dict(self.pool.restart_seeds)
 
     def _to_device(self, out: dict[str, np.ndarray]) -> PhysicsOutputs:
-        return unflatten({k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in out.items()})
+        on_device = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in out.items()}
+        return assemble(self.record, on_device)
 
     def reset(self, env_idx: Sequence[int], seeds: Sequence[int], options: Sequence[dict]) -> PhysicsOutputs:
         return self._to_device(self.pool.reset(env_idx, seeds, options))
@@ -71,7 +76,7 @@ class CpuPhysics:
 class BatchedPhysics:
     """One ManiSkill env holding all B envs (num_envs = B): GPU PhysX, or any already-built env.
 
-    env: the task env (wrapped or not); name: the backend name it reports.
+    env: a gsenv task env, wrapped or not (its `record` says what it reports); name: the backend name.
     """
 
     def __init__(self, env, device: torch.device | str, name: str = "physx_cuda"):
@@ -81,28 +86,31 @@ class BatchedPhysics:
         self.device = torch.device(device)
         space = self.env.single_action_space
         self.action_low, self.action_high = np.asarray(space.low, np.float32), np.asarray(space.high, np.float32)
-        self._packer = StepPacker(task_state=True)
+        self.record = self.env.record
+        self._packer = StepPacker(self.record)
 
     @property
     def restart_seeds(self) -> dict[int, int | None]:
         """Always empty: one process holds all envs (only the CPU pool's workers get replaced)."""
         return {}
 
-    def _to_device(self, out: PhysicsOutputs) -> PhysicsOutputs:
+    def _to_device(self, carried: dict) -> PhysicsOutputs:
         # copies: ManiSkill updates some of these in place on the next step (elapsed_steps, GPU poses)
-        return out.map(lambda v: torch.as_tensor(v).to(self.device, copy=True))
+        on_device = {k: torch.as_tensor(v).to(self.device, copy=True) for k, v in carried.items()}
+        on_device[RESTARTED_KEY] = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        return assemble(self.record, on_device)
 
     def reset(self, env_idx: Sequence[int], seeds: Sequence[int], options: Sequence[dict]) -> PhysicsOutputs:
         opts = {"env_idx": torch.as_tensor(list(env_idx))}
         ids = [o["episode_id"][0] for o in options if "episode_id" in o]
         if ids:
             opts["episode_id"] = torch.as_tensor(ids)
-        obs, info = self.env.reset(seed=[int(s) for s in seeds], options=opts)
-        return self._to_device(self._packer.reset(self.env, obs, info))
+        _, info = self.env.reset(seed=[int(s) for s in seeds], options=opts)
+        return self._to_device(self._packer.reset(self.env, info))
 
     def step(self, actions: torch.Tensor) -> PhysicsOutputs:
-        obs, reward, terminated, truncated, info = self.env.step(actions)
-        return self._to_device(self._packer.step(self.env, obs, reward, terminated, truncated, info))
+        _, reward, terminated, _, info = self.env.step(actions)
+        return self._to_device(self._packer.step(self.env, reward, terminated, info))
 
     def close(self) -> None:
         self.env.close()

@@ -6,15 +6,17 @@ main process sees batched numpy arrays in env order and never loops over envs it
 
 Protocol of an instance (built inside its worker by ``factory(env_index)``; see PhysicsInstance):
 ``reset(seed, options) -> dict[str, np.ndarray]`` and ``step(action) -> dict[str, np.ndarray]``,
-always the same keys with fixed shapes/dtypes. The pool writes them into shared arrays [B, *shape].
+always the keys, shapes and dtypes the factory declares (``factory.layout()``, known before any
+worker starts). The pool lays its shared arrays [B, *shape] out from that declaration.
 Workers start without the user's ``__main__`` (gsenv.physics.launch) and run gsenv.physics.worker.
 
 Recovery: a worker that dies (exit, signal) or does not answer a command within ``timeout_s`` is
 killed and replaced; its envs are rebuilt and reset (the options they were last reset with, so an
 ``episode_id`` is kept; fresh seeds), and the command that noticed returns normally with
-``"restarted"`` True for exactly those envs. More than ``max_restarts`` replacements within
-``restart_window_s`` raise PhysicsWorkerError. A Python error inside a worker for one command
-reaches the caller as ValueError / TypeError / RuntimeError and the pool stays usable.
+``"restarted"`` (bool [B], the pool's own key) True for exactly those envs. More than
+``max_restarts`` replacements within ``restart_window_s`` raise PhysicsWorkerError. A Python error
+inside a worker for one command reaches the caller as ValueError / TypeError / RuntimeError and the
+pool stays usable.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import os
 import pickle
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from multiprocessing.connection import wait
 from typing import Any, Protocol
 
@@ -49,6 +51,14 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_RESTARTS = 3
 DEFAULT_RESTART_WINDOW_S = 600.0
 """More than DEFAULT_MAX_RESTARTS replacements within this many seconds end the pool."""
+
+
+class PhysicsFactory(Protocol):
+    """Picklable: builds one instance in a worker, and declares what every instance returns."""
+
+    def __call__(self, env_index: int) -> PhysicsInstance: ...
+
+    def layout(self) -> dict[str, Field]: ...
 
 
 class PhysicsInstance(Protocol):
@@ -129,8 +139,9 @@ class CpuPhysicsPool:
     """Batched front of B single-env physics instances spread over W worker processes.
 
     Args:
-        factory: picklable callable ``factory(env_index) -> PhysicsInstance`` run in the workers
-            (it must be importable by module name: workers never import the user's ``__main__``).
+        factory: a PhysicsFactory: picklable ``factory(env_index) -> PhysicsInstance`` run in the workers
+            (it must be importable by module name: workers never import the user's ``__main__``), and
+            ``factory.layout()``, the {key: Field} every instance's reset/step returns.
         num_envs: B.
         action_shape: shape of one env's action, e.g. (7,); None: from the instance's describe()
             ("action_low"), which must then be there.
@@ -147,11 +158,10 @@ class CpuPhysicsPool:
             environment variable GSENV_PIN_WORKERS says ("1" = pin), else off. Results are the same
             either way; only speed can differ.
 
-    After construction the first instance of each worker has been reset once with seed None (that
-    fixes the output layout); reset every env before stepping it.
+    Reset every env before stepping it.
     """
 
-    def __init__(self, factory: Callable[[int], PhysicsInstance], num_envs: int,
+    def __init__(self, factory: PhysicsFactory, num_envs: int,
                  action_shape: Sequence[int] | None = None, num_workers: int | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S, start_timeout_s: float = 600.0,
                  max_restarts: int = DEFAULT_MAX_RESTARTS, restart_window_s: float = DEFAULT_RESTART_WINDOW_S,
@@ -175,6 +185,8 @@ class CpuPhysicsPool:
         """The CPU each worker is pinned to (None: not pinned)."""
         self._owner_of = np.concatenate([np.full(len(ids), w) for w, ids in enumerate(self.env_ids)])
         self._factory = factory
+        self.layout: dict[str, Field] = dict(factory.layout())
+        """{key: Field} of the instances' outputs (reset/step return these keys [B, ...] and "restarted")."""
         self._preload = tuple(m for m in [getattr(factory, "import_module", None)] if isinstance(m, str))
         self._closed = False
         self._workers: list[WorkerHandle | None] = [None] * self.num_workers
@@ -192,14 +204,8 @@ class CpuPhysicsPool:
         try:
             for w in range(self.num_workers):
                 self._workers[w] = self._launch(w)
-            replies = self._start_gather(range(self.num_workers))
-            self.meta: dict = replies[0][1]
+            self.meta: dict = self._start_gather(range(self.num_workers))[0]
             """What the first instance's describe() returned (e.g. its spaces), {} without one."""
-            self.layout = replies[0][0]
-            for w, (lay, _) in enumerate(replies):
-                if lay != self.layout:
-                    raise PhysicsWorkerError(f"physics instances disagree on their output shapes: "
-                                             f"{self.layout} vs {lay} (worker {w})")
             self.action_shape = self._action_shape(action_shape)
             self._shared_box[0] = SharedArrays(self._shared_layout(), self.num_envs)
             self._attach(range(self.num_workers))
@@ -211,14 +217,11 @@ class CpuPhysicsPool:
 
     # -- commands -------------------------------------------------------------------------------
     def step(self, actions: np.ndarray, env_idx: Sequence[int] | None = None) -> dict[str, np.ndarray]:
-        """Step envs (all, or env_idx) with actions [B, *action_shape]; returns copies of all outputs [B, ...].
+        """Step envs (all, or env_idx) with actions float32 [B, *action_shape] (checked where they entered:
+        gsenv.sim.inputs.checked_actions); returns copies of all outputs [B, ...].
 
         Envs whose worker had to be replaced come back reset, with outputs["restarted"] True."""
         self._check_open()
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs, *self.action_shape):
-            raise ValueError(f"actions must have shape {[self.num_envs, *self.action_shape]}, "
-                             f"got {list(actions.shape)}")
         self._shared.arrays[ACTION_KEY][...] = actions
         if env_idx is None:
             commands = {w: ("step", None) for w in range(self.num_workers)}
@@ -244,7 +247,7 @@ class CpuPhysicsPool:
         return self._run({w: ("reset", p) for w, p in payloads.items()}, requested)
 
     def read(self) -> dict[str, np.ndarray]:
-        """Copies of the latest outputs, {key: [B, *shape]} in env order."""
+        """Copies of the latest outputs, {key: [B, *shape]} in env order (the layout's keys)."""
         self._check_open()
         return {k: self._shared.arrays[k].copy() for k in self.layout}
 
@@ -279,8 +282,8 @@ class CpuPhysicsPool:
             self.close()
             raise
         out = self.read()
-        if RESTARTED_KEY in out:
-            out[RESTARTED_KEY][restarted] = True
+        out[RESTARTED_KEY] = np.zeros(self.num_envs, dtype=bool)
+        out[RESTARTED_KEY][restarted] = True
         if errors:
             raise self._command_error(errors)
         return out
@@ -345,9 +348,7 @@ class CpuPhysicsPool:
         try:
             for w in workers:
                 self._workers[w] = self._launch(w)
-            for w, (lay, _) in zip(workers, self._start_gather(workers)):
-                if lay != self.layout:
-                    raise PhysicsWorkerError(f"replacement physics worker {w} reports other output shapes: {lay}")
+            self._start_gather(workers)
             self._attach(workers)
             resets: dict[int, dict[int, tuple[Any, dict]]] = {}
             for w in workers:
@@ -371,7 +372,7 @@ class CpuPhysicsPool:
         return start_worker(self.start_method, config, self._preload, self.start_timeout_s)
 
     def _start_gather(self, workers: Sequence[int]) -> list[Any]:
-        replies, failed, errors = self._collect(workers, self.start_timeout_s, expected="layout")
+        replies, failed, errors = self._collect(workers, self.start_timeout_s, expected="started")
         for w, (_, _, tb) in sorted(errors.items()):
             raise PhysicsWorkerError(f"physics worker {w} (envs {self._span(w)}) raised while starting:\n{tb}")
         for w, cause in sorted(failed.items()):
@@ -407,7 +408,7 @@ class CpuPhysicsPool:
         return shape
 
     def _shared_layout(self) -> dict[str, Field]:
-        return {**self.layout, ACTION_KEY: Field(self.action_shape, np.dtype(np.float32).str)}
+        return {**self.layout, ACTION_KEY: Field(self.action_shape, "float32")}
 
     # -- plumbing ---------------------------------------------------------------------------------
     @property

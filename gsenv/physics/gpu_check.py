@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 CHECK_VERSION = 1  # bump when the episodes or the comparison change: old verdicts are then ignored
 SEEDS = (0, 1, 2, 3)
-STEPS = 100  # gsenv.sim.names.EPISODE_STEPS
+STEPS = 100  # the self-check episodes' length (an episode's worth: names.EPISODE_STEPS), not a time limit
 RESET_TOL_M = 1e-3
 POSITION_TOL_M = 0.02  # half the cube's 4 cm edge
 ANGLE_TOL_RAD = float(np.deg2rad(15.0))

@@ -6,6 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from gsenv.physics.outputs import carried_layout
+from gsenv.physics.shared import Field as SharedField
+from gsenv.sim.record import TaskRecord
+
 
 def _flat(value: Any) -> np.ndarray:
     """A ManiSkill batch-of-one tensor -> numpy without the batch dimension."""
@@ -30,60 +34,64 @@ def _no_autograd():
 class ManiSkillFactory:
     """Picklable recipe for ``ManiSkillInstance``: ``factory(env_index)`` builds one in a worker.
 
-    ``import_module`` is imported first (it registers the ManiSkill env id); ``task_state`` adds the
-    gsenv task's body poses and state dict to every result (see gsenv.physics.packing.StepPacker).
+    ``record`` declares what the task reports (gsenv.sim.record); ``import_module`` is imported first
+    (it registers the ManiSkill env id).
     """
 
     env_id: str
+    record: TaskRecord
     make_kwargs: dict = field(default_factory=dict)
     import_module: str = "mani_skill.envs"
-    task_state: bool = False
+
+    def layout(self) -> dict[str, SharedField]:
+        """{key: per-env shape and dtype} of what each instance's reset/step returns."""
+        return carried_layout(self.record)
 
     def __call__(self, env_index: int) -> ManiSkillInstance:
         import importlib
 
         importlib.import_module(self.import_module)
-        return ManiSkillInstance(self.env_id, self.make_kwargs, self.task_state)
+        return ManiSkillInstance(self.env_id, self.record, self.make_kwargs)
 
 
 class ManiSkillInstance:
-    """A single-env ManiSkill env whose reset/step return flat numpy dicts of fixed layout: the
-    flattened :class:`~gsenv.physics.outputs.PhysicsOutputs` of its one env, batch dimension dropped.
+    """A single-env ManiSkill task whose reset/step return the carried fields of its record
+    ({key: numpy array}, batch dimension dropped; layout: ManiSkillFactory.layout).
 
-    The env is built and driven under ``torch.inference_mode()`` (same numbers, less per-op overhead),
-    so drive ``self.env`` only through these methods: its tensors are inference tensors.
+    The env is driven unwrapped: gymnasium's and ManiSkill's wrappers (a time limit, an input check) are
+    the caller's, who checked the actions and owns the time limit. It is built and driven under
+    ``torch.inference_mode()`` (same numbers, less per-op overhead), so drive ``self.env`` only through
+    these methods: its tensors are inference tensors.
     """
 
-    def __init__(self, env_id: str, make_kwargs: dict, task_state: bool = False):
+    def __init__(self, env_id: str, record: TaskRecord, make_kwargs: dict):
         import gymnasium as gym
 
         from gsenv.physics.packing import StepPacker
 
         kwargs = {"obs_mode": "state", "sim_backend": "physx_cpu", "render_mode": None, **make_kwargs}
         with _no_autograd():  # tensors made at construction are then usable in-place inside step/reset
-            self.env = gym.make(env_id, num_envs=1, **kwargs)
-        self._packer = StepPacker(task_state)
+            self.env = gym.make(env_id, num_envs=1, **kwargs).unwrapped
+        self._packer = StepPacker(record)
 
     @staticmethod
-    def _transport(outputs) -> dict[str, np.ndarray]:
-        from gsenv.physics.outputs import flatten
-
-        return {k: _flat(v) for k, v in flatten(outputs).items()}
+    def _transport(carried: dict) -> dict[str, np.ndarray]:
+        return {k: _flat(v) for k, v in carried.items()}
 
     def describe(self) -> dict:
         """The single-env action space's bounds: {"action_low", "action_high"} float32 [A]."""
-        space = self.env.unwrapped.single_action_space
+        space = self.env.single_action_space
         return {"action_low": np.asarray(space.low, np.float32), "action_high": np.asarray(space.high, np.float32)}
 
     def reset(self, seed: int | None, options: dict) -> dict[str, np.ndarray]:
         with _no_autograd():
-            obs, info = self.env.reset(seed=seed, options=options or None)
-            return self._transport(self._packer.reset(self.env.unwrapped, obs, info))
+            _, info = self.env.reset(seed=seed, options=options or None)
+            return self._transport(self._packer.reset(self.env, info))
 
     def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
         with _no_autograd():
-            obs, reward, terminated, truncated, info = self.env.step(action[None])
-            return self._transport(self._packer.step(self.env.unwrapped, obs, reward, terminated, truncated, info))
+            _, reward, terminated, _, info = self.env.step(action[None])
+            return self._transport(self._packer.step(self.env, reward, terminated, info))
 
     def close(self) -> None:
         with _no_autograd():

@@ -21,15 +21,10 @@ _ALIGN = 64
 
 @dataclass(frozen=True)
 class Field:
-    """One key's per-env array: shape (without B) and numpy dtype string."""
+    """One key's per-env array: shape (without B) and numpy dtype name ("float32", "bool", ...)."""
 
     shape: tuple[int, ...]
     dtype: str
-
-
-def layout_of(result: dict[str, np.ndarray]) -> dict[str, Field]:
-    """{key: Field} of one instance's result dict."""
-    return {k: Field(tuple(np.shape(v)), np.asarray(v).dtype.str) for k, v in result.items()}
 
 
 def _offsets(layout: dict[str, Field], num_envs: int) -> tuple[dict[str, int], int]:

@@ -6,8 +6,8 @@ plus the shared-memory descriptor passed once with SCM_RIGHTS). It never imports
 from the preloaded server (:mod:`gsenv.physics.server`), which calls :func:`run_worker` directly.
 
 Protocol (pool -> worker, then the worker's one reply):
-    start                       -> ("layout", (layout {key: Field}, describe() or {})) or ("error", report)
-    ("attach", {layout, num_envs}) + descriptor -> ("ready", None)
+    start                       -> ("started", describe() or {}) or ("error", report)
+    ("attach", {layout, num_envs}) + descriptor -> ("ready", None)   (layout: the factory's, + the actions)
     ("reset", {env_id: (seed, options)})       -> ("ok", None) or ("error", report)
     ("step", [env_id, ...] or None)             -> ("ok", None) or ("error", report)
     ("close", None)                             -> the worker exits
@@ -24,7 +24,7 @@ import sys
 import traceback
 from multiprocessing.connection import Connection
 
-from gsenv.physics.shared import SharedArrays, layout_of, receive_fd
+from gsenv.physics.shared import SharedArrays, receive_fd
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +75,12 @@ def run_worker(sock: socket.socket, sys_path: list[str], config: bytes) -> None:
             factory, env_ids = cfg["factory"], list(cfg["env_ids"])
             for i in env_ids:
                 instances[i] = factory(i)
-            first = instances[env_ids[0]].reset(None, {})
             describe = getattr(instances[env_ids[0]], "describe", None)
             meta = describe() if describe else {}
         except Exception as exc:
             conn.send(("error", _report(exc)))
             return
-        conn.send(("layout", (layout_of(first), meta)))
+        conn.send(("started", meta))
         while True:
             cmd, payload = conn.recv()
             if cmd == "close":

@@ -7,6 +7,7 @@ Importing this package is cheap (no ManiSkill). Modules:
 - ``objects``: ``ObjectSpec`` collision geometry (box / dish / mesh) and builders.
 - ``initial_state``: ``SpawnConfig`` and per-generator initial-state sampling, episode-id table.
 - ``task``: ``PutCubeOnPlateEnv``; importing it registers ``GSEnvSim-PutCubeOnPlate-v0``.
+- ``record``: ``TaskRecord``, what a task reports each step (its state, info, bodies), declared once.
 - ``poses``: ``body_poses(env)`` -> {canonical name: float32 [B, 7]} for the renderer.
 - ``rewards``: staged dense reward terms; ``expert``: ``scripted_expert_action``.
 """

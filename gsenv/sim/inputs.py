@@ -2,7 +2,8 @@
 options, task keywords): one message per mistake.
 
 Used where the input enters, by the product env (before anything reaches a physics worker) and by
-the ManiSkill task (for users who drive it directly). Pure numpy/torch: importing it is cheap.
+``gym.make`` of the bare ManiSkill task (its CheckedActions wrapper, for users who drive it directly);
+nothing downstream checks again. Pure numpy/torch: importing it is cheap.
 """
 from __future__ import annotations
 

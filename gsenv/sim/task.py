@@ -8,7 +8,13 @@ control 10 Hz, 100-step episodes, solver as the research code (contact offset 5 
 State observations only (no SAPIEN cameras: images come from the gaussian renderer):
 ``agent``: qpos [B, 9], qvel [B, 9]; ``extra``: is_grasped [B], tcp_pose [B, 7], cube_pose [B, 7],
 plate_pose [B, 7] (position + quaternion wxyz), tcp_to_cube_pos [B, 3], cube_to_plate_pos [B, 3].
-obs_mode "state" flattens them in that order to [B, 46]; "state_dict" keeps the nesting.
+obs_mode "state" flattens them in that order to [B, 46]; "state_dict" keeps the nesting. What the task
+reports (these, its info scalars, its body poses) is declared once in ``record``
+(:data:`gsenv.sim.record.PUT_CUBE_ON_PLATE`).
+
+``gym.make(TASK_ID)`` checks actions at its outermost wrapper (:class:`CheckedActions`, where a direct
+user's actions enter); the task itself does not: gsenv's physics backends drive it unwrapped with
+actions ``GSEnv.step`` checked.
 
 Construction keywords beyond BaseEnv's (all optional):
     robot_urdf: path of a robot URDF using the canonical names (default: FR3-named ManiSkill Panda).
@@ -31,9 +37,11 @@ import dataclasses
 import logging
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import sapien
 import torch
+from gymnasium.envs.registration import WrapperSpec
 from mani_skill.envs.sapien_env import BaseEnv
 from mani_skill.utils import common
 from mani_skill.utils.registration import register_env
@@ -46,6 +54,7 @@ from gsenv.sim.initial_state import SpawnConfig, episode_generator, sample_batch
 from gsenv.sim.inputs import checked_actions, checked_episode_ids
 from gsenv.sim.objects import ObjectSpec, build_object, build_table, default_cube_spec, default_plate_spec
 from gsenv.sim.poses import body_poses
+from gsenv.sim.record import PUT_CUBE_ON_PLATE
 from gsenv.sim.rewards import DENSE_REWARD_MAX, dense_reward, dense_reward_terms
 
 logger = logging.getLogger(__name__)
@@ -67,6 +76,8 @@ class PutCubeOnPlateEnv(BaseEnv):
     SUPPORTED_ROBOTS = [names.ROBOT_UID, names.ROBOT_UID_ALIAS]
     SUPPORTED_OBS_MODES = ("state", "state_dict", "none")
     SUPPORTED_REWARD_MODES = names.REWARD_MODES
+    record = PUT_CUBE_ON_PLATE
+    """What every reset and step reports (state entries, info scalars, body poses): gsenv.sim.record."""
     agent: MyFranka
 
     def __init__(
@@ -204,10 +215,11 @@ class PutCubeOnPlateEnv(BaseEnv):
     # actions
     # ---------------------------------------------------------------------------------------- #
     def _step_action(self, action):
+        """Clips actions [B, A] to the action space (not with upstream_compat); they were checked where
+        they entered (CheckedActions, GSEnv.step)."""
         if action is None or isinstance(action, dict):
             return super()._step_action(action)
-        action = checked_actions(action, self.num_envs, self.single_action_space.shape[0], self.control_mode)
-        action = action.to(self.device)
+        action = torch.as_tensor(action, device=self.device)
         if not self.upstream_compat:
             if self._action_bounds is None or self._action_bounds[0] != self.control_mode:
                 space = self.single_action_space
@@ -299,3 +311,28 @@ class PutCubeOnPlateEnv(BaseEnv):
             plate_pose=self.plate.pose.raw_pose,
             gripper_qpos=self.agent.robot.get_qpos()[:, names.NUM_ARM_JOINTS:],
         )
+
+
+class CheckedActions(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """The outermost wrapper of ``gym.make(TASK_ID)``: each action is checked as it enters
+    (gsenv.sim.inputs.checked_actions: shape [B, A], or [A] when B = 1; finite; one clear message)."""
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        super().__init__(env)
+
+    def step(self, action):
+        if action is not None and not isinstance(action, dict):
+            u = self.env.unwrapped
+            action = checked_actions(action, u.num_envs, u.single_action_space.shape[0], u.control_mode)
+        return self.env.step(action)
+
+
+def _add_action_check(env_id: str) -> None:
+    spec = gym.registry[env_id]
+    if not any(w.name == "CheckedActions" for w in spec.additional_wrappers):
+        spec.additional_wrappers = (*spec.additional_wrappers,
+                                    WrapperSpec("CheckedActions", f"{__name__}:CheckedActions", {}))
+
+
+_add_action_check(names.TASK_ID)
