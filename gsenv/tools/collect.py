@@ -91,7 +91,7 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
     from tqdm import tqdm
 
     import gsenv
-    from gsenv.lerobot_v21 import Episode, LeRobotV21Writer
+    from gsenv.lerobot_v21 import Episode, LeRobotV21Writer, claim
     from gsenv.splat.cameras import image_size_hw
 
     episodes = _positive_int("episodes", episodes)
@@ -108,21 +108,27 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
         raise CollectError(f"seed must be a non-negative int, got {seed!r}")
     check_device(device, CollectError)  # before the dataset folder is made
     root = Path(out)
-    made = [p for p in (root, root / "meta") if not p.exists()]  # what a failed start takes back
-    writer = LeRobotV21Writer(out, fps=FPS, features=_features(image_size), robot_type=ROBOT_TYPE)
+    made = not root.exists()  # a folder this run makes goes again when the env cannot start
+    lock = claim(root)  # one writer at a time, and only onto a whole dataset: refused before the env starts
+    try:
+        env = gym.make(gsenv.registration.ENV_ID, num_envs=num_envs, obs_mode="rgb", image_size=image_size,
+                       scene=scene, cameras=[camera] if camera else None, device=device, **env_kwargs)
+    except BaseException as exc:
+        lock.release()
+        if made:
+            shutil.rmtree(root, ignore_errors=True)  # holds only the lock file: this run made all of it
+        if isinstance(exc, ValueError):  # the env refused an argument (a bad --scene, --camera, ...)
+            raise CollectError(str(exc)) from None
+        raise
+    try:
+        writer = LeRobotV21Writer(out, fps=FPS, features=_features(image_size), robot_type=ROBOT_TYPE, lock=lock)
+    except BaseException:
+        env.close()
+        raise
     if seed is None:
         seeds = [int(e["seed"]) for e in writer.episodes if "seed" in e]
         seed = max(seeds) + 1 if seeds else 0
 
-    try:
-        env = gym.make(gsenv.registration.ENV_ID, num_envs=num_envs, obs_mode="rgb", image_size=image_size,
-                       scene=scene, cameras=[camera] if camera else None, device=device, **env_kwargs)
-    except BaseException as exc:  # a new dataset stays unmade when the env cannot start
-        if made and writer.num_episodes == 0:
-            shutil.rmtree(made[0], ignore_errors=True)
-        if isinstance(exc, ValueError):  # the env refused an argument (a bad --scene, --camera, ...)
-            raise CollectError(str(exc)) from None
-        raise
     u = env.unwrapped
     cam = u.camera_names[0]
     low = torch.as_tensor(u.single_action_space.low, device=u.device)
