@@ -155,6 +155,7 @@ def test_writer_refuses_other_settings_and_bad_episodes(tmp_path):
         writer.add_episode(Episode({**frames, "observation.state": np.zeros((3, 8))}, task="t"))
     with pytest.raises(ValueError, match="same number"):
         writer.add_episode(Episode({**frames, "observation.state": np.zeros((2, 9))}, task="t"))
+    writer.close()  # one writer at a time
     with pytest.raises(DatasetFormatError, match="other settings"):
         LeRobotV21Writer(tmp_path / "ds", fps=10, features={**features, "observation.image": VideoFeature(8, 8)})
     (tmp_path / "other").mkdir()

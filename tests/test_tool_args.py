@@ -46,9 +46,11 @@ def test_collect_with_a_bad_scene_is_a_clear_error_and_leaves_no_dataset(tmp_pat
     from gsenv.tools.args import parse_image_size
     from gsenv.tools.collect import DEFAULT_IMAGE_SIZE, FPS, ROBOT_TYPE, _features
 
-    LeRobotV21Writer(out, fps=FPS, features=_features(parse_image_size(DEFAULT_IMAGE_SIZE)), robot_type=ROBOT_TYPE)
+    features = _features(parse_image_size(DEFAULT_IMAGE_SIZE), {"observation.image": "3rd_view_camera"})
+    LeRobotV21Writer(out, fps=FPS, features=features, robot_type=ROBOT_TYPE).close()
     info = (out / "meta" / "info.json").read_text()
     assert cli(argv) == 2 and (out / "meta" / "info.json").read_text() == info
+    assert "invalid scene bundle" in capsys.readouterr().err
 
 
 def test_a_failing_run_is_one_line_and_the_traceback_comes_with_v(tmp_path, capsys, monkeypatch):

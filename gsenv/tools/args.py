@@ -31,6 +31,21 @@ def add_image_size(parser: argparse.ArgumentParser, default: str, what: str = "c
                         help=f"{what}: one int (square) or HEIGHTxWIDTH, e.g. 480x640 (default {default})")
 
 
+def parse_names(text: str) -> list[str]:
+    """"a,b" -> ["a", "b"]; an empty name is argparse.ArgumentTypeError."""
+    names = [n.strip() for n in str(text).split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected NAME or NAME,NAME,..., got {text!r}")
+    return names
+
+
+def add_names(parser: argparse.ArgumentParser, flag: str, metavar: str, help: str) -> None:
+    """A flag that takes several names: repeated (--camera a --camera b) or a comma list (--camera a,b),
+    in that order; None when not given."""
+    parser.add_argument(flag, type=parse_names, action="extend", default=None, metavar=metavar,
+                        help=f"{help}; repeat it or give a comma list")
+
+
 def check_device(device: str | None, error: type[Exception]) -> None:
     """Raise error(...) when --device names CUDA and torch has none here (before anything is made or
     written); None (the default: CUDA if available) and cpu pass."""

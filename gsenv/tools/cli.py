@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "gsenv.tools.eval",
     "gsenv.tools.view_cli",
     "gsenv.tools.collect",
+    "gsenv.tools.dataset_cli",
 ]
 
 

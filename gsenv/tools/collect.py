@@ -5,10 +5,15 @@ next seed (no env waits for the slowest). Only successful episodes are kept. Eac
 observation an action was taken from and that action, with the research collector's keys (what RLinf's
 ``pi05_gsenv`` config reads through openpi):
 
-    observation.image   video [H, W, 3]  the scene's first camera (or --camera)
+    observation.image   video [H, W, 3]  the first fixed camera recorded (default: the scene's first)
     observation.state   float32 [9]      agent qpos: 7 arm joints + 2 fingers
     actions             float32 [7]      the env's action in its units, as applied (clipped to its bounds)
     task                                 the language instruction
+
+Every recorded camera has a key of its own (--camera takes several): the first fixed camera
+``observation.image`` (the main, third-person image pi05_gsenv reads), the first camera mounted on a
+robot link ``observation.wrist_image`` (openpi's LIBERO naming), any other ``observation.images.<name>``.
+info.json's feature of each key records its camera ("camera"); appending with other cameras is refused.
 
 Every episode's line in meta/episodes.jsonl records the seed that replays it: reset(seed=[seed]) in a
 one-env GSEnv with the same scene and control mode, then step its actions. Episodes are encoded by a
@@ -30,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gsenv.tools.args import add_image_size, check_device
+from gsenv.tools.args import add_image_size, add_names, check_device
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +44,7 @@ DEFAULT_IMAGE_SIZE = "480x640"
 FPS = 10  # the env's control frequency
 ROBOT_TYPE = "franka"
 IMAGE_KEY, STATE_KEY, ACTION_KEY = "observation.image", "observation.state", "actions"
+WRIST_KEY, OTHER_IMAGE_KEY = "observation.wrist_image", "observation.images.{name}"
 STATE_NAMES = [*(f"joint{i}" for i in range(1, 8)), "finger_left", "finger_right"]
 ACTION_NAMES = ["dx", "dy", "dz", "drx", "dry", "drz", "grip"]
 ENCODING = "video encoding (thread-seconds, beside the simulation)"
@@ -70,28 +76,52 @@ def _positive_int(name: str, value) -> int:
     return int(value)
 
 
-def _features(image_size: tuple[int, int]):
+def camera_keys(names: list[str], moving: tuple[bool, ...]) -> dict[str, str]:
+    """{dataset key: env camera} for cameras `names` whose `moving` flags say which are mounted on a link:
+    the first fixed camera under observation.image, the first link (wrist) camera under
+    observation.wrist_image, every other under observation.images.<name>."""
+    keys: dict[str, str] = {}
+    for name, on_link in zip(names, moving):
+        key = WRIST_KEY if on_link else IMAGE_KEY
+        keys[key if key not in keys else OTHER_IMAGE_KEY.format(name=name)] = name
+    return keys
+
+
+def _features(image_size: tuple[int, int], cameras: dict[str, str]):
     from gsenv.lerobot_v21 import VectorFeature, VideoFeature
 
-    return {IMAGE_KEY: VideoFeature(*image_size), STATE_KEY: VectorFeature(9, STATE_NAMES),
-            ACTION_KEY: VectorFeature(7, ACTION_NAMES)}
+    return {**{key: VideoFeature(*image_size, camera=name) for key, name in cameras.items()},
+            STATE_KEY: VectorFeature(9, STATE_NAMES), ACTION_KEY: VectorFeature(7, ACTION_NAMES)}
+
+
+def _camera_names(camera) -> list[str] | None:
+    """--camera as a list of names (one str is one name), None for the default."""
+    if camera is None:
+        return None
+    names = [camera] if isinstance(camera, str) else list(camera)
+    if not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise CollectError(f"camera must name one or more cameras, got {camera!r}")
+    return [n.strip() for n in names]
 
 
 def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: int | tuple[int, int] = (480, 640),
-            scene="default", camera: str | None = None, seed: int | None = None, max_attempts: int | None = None,
-            device: str | None = None, progress: bool = True, **env_kwargs) -> CollectResult:
+            scene="default", camera: str | list[str] | None = None, seed: int | None = None,
+            max_attempts: int | None = None, device: str | None = None, progress: bool = True,
+            **env_kwargs) -> CollectResult:
     """Collect ``episodes`` successful expert episodes into the LeRobot v2.1 dataset at ``out``.
 
-    seed: the first attempt's seed (attempt k gets seed + k); None: 0 for a new dataset, one past the
-    largest recorded seed when appending. max_attempts: give up after that many episodes were started
-    (default 4 x episodes). env_kwargs go to gym.make (e.g. sim_backend, num_workers, scene_density).
+    camera: the camera or cameras to record, each under its own key (see camera_keys; default: the
+    scene's first fixed camera). seed: the first attempt's seed (attempt k gets seed + k); None: 0 for a
+    new dataset, one past the largest recorded seed when appending. max_attempts: give up after that many
+    episodes were started (default 4 x episodes). env_kwargs go to gym.make (e.g. sim_backend,
+    num_workers, scene_density).
     """
     import gymnasium as gym
     import torch
     from tqdm import tqdm
 
     import gsenv
-    from gsenv.lerobot_v21 import Episode, LeRobotV21Writer
+    from gsenv.lerobot_v21 import Episode, LeRobotV21Writer, claim
     from gsenv.splat.cameras import image_size_hw
 
     episodes = _positive_int("episodes", episodes)
@@ -106,28 +136,38 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
                            "even height and width")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise CollectError(f"seed must be a non-negative int, got {seed!r}")
+    cameras = _camera_names(camera)
     check_device(device, CollectError)  # before the dataset folder is made
     root = Path(out)
-    made = [p for p in (root, root / "meta") if not p.exists()]  # what a failed start takes back
-    writer = LeRobotV21Writer(out, fps=FPS, features=_features(image_size), robot_type=ROBOT_TYPE)
-    if seed is None:
-        seeds = [int(e["seed"]) for e in writer.episodes if "seed" in e]
-        seed = max(seeds) + 1 if seeds else 0
-
+    made = not root.exists()  # a folder this run makes goes again when the env cannot start
+    lock = claim(root)  # one writer at a time, and only onto a whole dataset: refused before the env starts
     try:
         env = gym.make(gsenv.registration.ENV_ID, num_envs=num_envs, obs_mode="rgb", image_size=image_size,
-                       scene=scene, cameras=[camera] if camera else None, device=device, **env_kwargs)
-    except BaseException as exc:  # a new dataset stays unmade when the env cannot start
-        if made and writer.num_episodes == 0:
-            shutil.rmtree(made[0], ignore_errors=True)
+                       scene=scene, cameras=cameras, device=device, **env_kwargs)
+    except BaseException as exc:
+        lock.release()
+        if made:
+            shutil.rmtree(root, ignore_errors=True)  # holds only the lock file: this run made all of it
         if isinstance(exc, ValueError):  # the env refused an argument (a bad --scene, --camera, ...)
             raise CollectError(str(exc)) from None
         raise
     u = env.unwrapped
-    cam = u.camera_names[0]
+    names = u.camera_names if cameras else u.camera_names[:1]
+    keys = camera_keys(names, u.cameras.moving or (False,) * len(u.camera_names))
+    try:
+        writer = LeRobotV21Writer(out, fps=FPS, features=_features(image_size, keys), robot_type=ROBOT_TYPE,
+                                  lock=lock)
+    except BaseException:
+        env.close()
+        raise
+    if seed is None:
+        seeds = [int(e["seed"]) for e in writer.episodes if "seed" in e]
+        seed = max(seeds) + 1 if seeds else 0
+
     low = torch.as_tensor(u.single_action_space.low, device=u.device)
     high = torch.as_tensor(u.single_action_space.high, device=u.device)
-    buffers: list[dict[str, list]] = [{IMAGE_KEY: [], STATE_KEY: [], ACTION_KEY: []} for _ in range(num_envs)]
+    buffers: list[dict[str, list]] = [{**{k: [] for k in keys}, STATE_KEY: [], ACTION_KEY: []}
+                                      for _ in range(num_envs)]
     env_seed = np.arange(num_envs, dtype=np.int64) + seed
     next_seed, attempts, ended, kept = seed + num_envs, num_envs, 0, 0
     phases = {"physics + render": 0.0, "expert": 0.0, "to host": 0.0, "waiting for the writer": 0.0,
@@ -168,13 +208,14 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
             action = torch.minimum(torch.maximum(action, low), high)
             phases["expert"] += time.perf_counter() - t
             t = time.perf_counter()
-            rgb = obs["sensor_data"][cam]["rgb"].cpu().numpy()  # [B, H, W, 3]
+            rgb = {k: obs["sensor_data"][name]["rgb"].cpu().numpy() for k, name in keys.items()}  # [B, H, W, 3]
             qpos = obs["agent"]["qpos"].float().cpu().numpy()  # [B, 9]
             act = action.float().cpu().numpy()  # [B, 7]
             phases["to host"] += time.perf_counter() - t
             for i in np.flatnonzero(active):
                 b = buffers[i]
-                b[IMAGE_KEY].append(rgb[i])
+                for k in keys:
+                    b[k].append(rgb[k][i])
                 b[STATE_KEY].append(qpos[i])
                 b[ACTION_KEY].append(act[i])
             t = time.perf_counter()
@@ -236,7 +277,8 @@ The dataset loads with LeRobot's v2.1 reader (openpi's pinned LeRobot) and RLinf
 def add_commands(sub) -> None:
     p = sub.add_parser("collect", help="scripted-expert demonstrations as a LeRobot v2.1 dataset",
                        description="Run the scripted expert in B envs at once, keep the successful episodes and "
-                                   "write them as a LeRobot v2.1 dataset (observation.image video, "
+                                   "write them as a LeRobot v2.1 dataset (observation.image video, one key per "
+                                   "--camera, "
                                    "observation.state [9], actions [7], the task text) at 10 fps.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--episodes", type=int, required=True, metavar="N", help="successful episodes to collect")
@@ -246,7 +288,10 @@ def add_commands(sub) -> None:
     p.add_argument("--num-envs", type=int, default=8, metavar="B", help="envs run at once (default: 8)")
     add_image_size(p, DEFAULT_IMAGE_SIZE, what="camera image size, as the policy will see it")
     p.add_argument("--scene", default="default", help="scene: default, a dataset name or a bundle folder")
-    p.add_argument("--camera", default=None, help="the camera to record (default: the scene's first)")
+    add_names(p, "--camera", "CAMERA",
+              "cameras to record, each under its own key: the first fixed one observation.image, the first on a "
+              "link (the wrist) observation.wrist_image, others observation.images.NAME (default: the scene's "
+              "first fixed camera)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the first attempt; attempt k gets seed + k (default: 0, or one past the largest "
                         "recorded seed when appending)")
