@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsenv.scene.rlinf_dataset import RLinfLayout, default_joint_config, link_world_transforms
+from gsenv.scene_build.rlinf_dataset import RLinfLayout, default_joint_config, link_world_transforms
 from gsenv.splat.gaussians import Gaussians
 from gsenv.splat.ply import save_ply
 

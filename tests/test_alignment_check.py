@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gsenv.alignment.check import ROBOT, check_alignment
-from gsenv.scene.default import load_default_bundle
+from gsenv.scene_build.default import load_default_bundle
 from gsenv.sim import names
 
 DENSITY = 0.5

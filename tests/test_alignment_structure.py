@@ -12,8 +12,8 @@ import torch
 from mini_dataset import make_mini_dataset
 
 from gsenv.alignment.structure import check_structure
-from gsenv.scene.default import load_default_bundle
-from gsenv.scene.rlinf_dataset import load_rlinf_dataset
+from gsenv.scene_build.default import load_default_bundle
+from gsenv.scene_build.rlinf_dataset import load_rlinf_dataset
 from gsenv.sim import names
 from gsenv.tools.cli import build_parser, main
 
@@ -46,7 +46,7 @@ def test_default_scene_passes_the_structural_check(tmp_path):
 
 
 def test_link_gaussians_left_in_world_coordinates_are_caught(mini_bundle):
-    from gsenv.scene.rlinf_dataset import default_joint_config, link_world_transforms
+    from gsenv.scene_build.rlinf_dataset import default_joint_config, link_world_transforms
     from gsenv.sim.robot_description import default_fr3_urdf
 
     fk = link_world_transforms(default_fr3_urdf(), default_joint_config())

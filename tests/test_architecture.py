@@ -12,19 +12,20 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gsenv"
 # Layer of each top-level part of gsenv, lowest first. A module may import its own layer or lower.
 LAYERS: dict[str, int] = {
     # foundation: plain helpers
-    "geometry": 0, "media": 0, "backends": 0, "compat": 0, "assets_manifest": 0, "lerobot_v21": 0, "atomic": 0,
+    "geometry": 0, "media": 0, "backends": 0, "compat": 0, "assets_manifest": 0, "atomic": 0,
     # library
     "splat": 1, "assets": 1, "sim": 1,
-    "physics": 2, "scene": 2,
+    "physics": 2, "scene": 2, "scene_build": 2,
     # the env
     "observations": 3, "env": 3, "wrappers": 3, "registration": 3,
     "viewer": 3,
     # above the env
     "alignment": 4,
     "capture": 4,
+    "lerobot_v21": 4,  # the dataset format collection writes: only tools use it
     "tools": 5,
 }
-LIBRARY = ("splat", "assets", "sim", "physics", "scene")
+LIBRARY = ("splat", "assets", "sim", "physics", "scene", "scene_build")
 
 
 def _module_name(path: Path) -> str:

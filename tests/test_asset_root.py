@@ -17,9 +17,9 @@ import pytest
 import gsenv
 from gsenv.assets.errors import AssetRootError
 from gsenv.assets.root import ENV_VAR, require_writable, writability_problem
-from gsenv.scene import staging
-from gsenv.scene.default import default_bundle_dir, ensure_default_bundle
 from gsenv.scene.format import MANIFEST
+from gsenv.scene_build import staging
+from gsenv.scene_build.default import default_bundle_dir, ensure_default_bundle
 
 DENSITY = 0.005  # the lightest default scene: a build takes a few seconds
 
@@ -144,7 +144,7 @@ def test_a_built_read_only_cache_is_still_used(tmp_path):
 
 # ----------------------------------------------------------------------------------------- doctor
 def test_doctor_rows_test_writability(tmp_path, monkeypatch, read_only, plain_file):
-    from gsenv.scene.doctor import asset_rows
+    from gsenv.scene_build.doctor import asset_rows
 
     def root_row():
         (row,) = [r for r in asset_rows() if r[0] == "asset root"]

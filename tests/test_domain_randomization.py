@@ -14,10 +14,7 @@ from png_files import write_black_png, write_png
 
 import gsenv
 from gsenv.scene.randomization import DomainRandomization, RandomizedLook, draw_seed, load_backdrops
-from gsenv.splat.backdrop import MAX_BACKDROP_PIXELS
-from gsenv.splat.cameras import Cameras
-from gsenv.splat.gaussians import Gaussians
-from gsenv.splat.look import (
+from gsenv.splat.appearance import (
     NOISE_FRAMES,
     ImageJitter,
     Look,
@@ -26,6 +23,9 @@ from gsenv.splat.look import (
     noise_index,
     saturation_hue_matrix,
 )
+from gsenv.splat.backdrop import MAX_BACKDROP_PIXELS
+from gsenv.splat.cameras import Cameras
+from gsenv.splat.gaussians import Gaussians
 from gsenv.splat.renderer import SceneRenderer
 
 H, W = 24, 32
@@ -222,8 +222,8 @@ def test_noise_is_a_function_of_key_and_frame():
 
 
 def test_jitter_to_uint8_is_the_jitter_rounded_and_fused_needs_cuda():
+    from gsenv.splat.appearance import jitter_to_uint8
     from gsenv.splat.compositing import to_uint8
-    from gsenv.splat.look import jitter_to_uint8
 
     rl = RandomizedLook(DomainRandomization.from_any(FULL), 3, 1, BODIES, W, H, "cpu")
     rl.redraw(range(3), range(3))
@@ -239,13 +239,13 @@ def test_jitter_to_uint8_is_the_jitter_rounded_and_fused_needs_cuda():
 def test_without_triton_the_fused_jitter_is_absent_and_that_is_said_once(monkeypatch, caplog):
     import sys
 
-    from gsenv.splat import look
+    from gsenv.splat import appearance
 
-    monkeypatch.setattr(look, "_FUSED", {})
+    monkeypatch.setattr(appearance, "_FUSED", {})
     monkeypatch.setitem(sys.modules, "triton", None)  # what a machine without triton looks like
     monkeypatch.delitem(sys.modules, "gsenv.splat.jitter_kernel", raising=False)
-    with caplog.at_level("WARNING", logger="gsenv.splat.look"):
-        assert look._fused_kernel() is None and look._fused_kernel() is None
+    with caplog.at_level("WARNING", logger="gsenv.splat.appearance"):
+        assert appearance._fused_kernel() is None and appearance._fused_kernel() is None
     said = [r.getMessage() for r in caplog.records if "one fused kernel" in r.getMessage()]
     assert len(said) == 1 and "triton does not import" in said[0] and "agree to one level" in said[0]
 

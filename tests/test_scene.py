@@ -14,14 +14,14 @@ import pytest
 import torch
 
 from gsenv.scene.bundle import CameraSpec
-from gsenv.scene.default import (
+from gsenv.scene.format import MANIFEST, SceneError, load_bundle, write_bundle
+from gsenv.scene_build.default import (
     build_default_bundle,
     default_bundle_dir,
     ensure_default_bundle,
     load_recipe,
     sapien_camera_to_opencv,
 )
-from gsenv.scene.format import MANIFEST, SceneError, load_bundle, write_bundle
 from gsenv.sim import names
 
 LIGHT = 0.02  # density of the light default scene the tests build
@@ -76,7 +76,7 @@ def test_build_is_deterministic_and_cached(tmp_path, light_bundle_dir):
 
 
 def test_killed_build_leaves_nothing_that_looks_complete(tmp_path):
-    code = ("import sys; from gsenv.scene.default import ensure_default_bundle; "
+    code = ("import sys; from gsenv.scene_build.default import ensure_default_bundle; "
             f"ensure_default_bundle({str(tmp_path)!r}, density=0.3, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code])
     final = default_bundle_dir(tmp_path, 0.3)
@@ -159,7 +159,7 @@ def test_not_a_bundle(tmp_path):
 # ----------------------------------------------------------------------------- the real-layout adapter
 from mini_dataset import OFFSET, make_mini_dataset  # noqa: E402  (tests/ is on sys.path under pytest)
 
-from gsenv.scene.rlinf_dataset import RLinfLayout, default_joint_config, link_world_transforms, load_rlinf_dataset  # noqa: E402
+from gsenv.scene_build.rlinf_dataset import RLinfLayout, default_joint_config, link_world_transforms, load_rlinf_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")

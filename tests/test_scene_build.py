@@ -13,7 +13,7 @@ from gsenv.capture.build import build_scene, in_body_frame, write_scene
 from gsenv.capture.inputs import CaptureError
 from gsenv.capture.segmentation import FLOATER
 from gsenv.scene.bundle import Similarity
-from gsenv.scene.rlinf_dataset import link_world_transforms
+from gsenv.scene_build.rlinf_dataset import link_world_transforms
 from gsenv.sim import names
 from gsenv.splat.gaussians import Gaussians
 
@@ -39,7 +39,7 @@ def capture(tmp_path_factory):
     body names, true similarity splat -> base, object meshes, hints, pairs, the original bundle)."""
     import trimesh
 
-    from gsenv.scene.default import build_default_bundle, object_meshes
+    from gsenv.scene_build.default import build_default_bundle, object_meshes
     from gsenv.sim.objects import default_cube_spec, default_plate_spec
     from gsenv.sim.robot_description import default_fr3_urdf
 
@@ -226,9 +226,9 @@ def test_an_rlinf_layout_dataset_merged_into_one_ply_splits_into_its_links(captu
 
     from mini_dataset import OFFSET, make_mini_dataset
 
-    from gsenv.scene.default import recipe_camera
     from gsenv.scene.format import load_bundle
-    from gsenv.scene.rlinf_dataset import RLinfLayout, default_joint_config, load_rlinf_dataset
+    from gsenv.scene_build.default import recipe_camera
+    from gsenv.scene_build.rlinf_dataset import RLinfLayout, default_joint_config, load_rlinf_dataset
     from gsenv.splat.ply import load_ply, save_ply
 
     mini = make_mini_dataset(tmp_path / "ds")

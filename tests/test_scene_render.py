@@ -8,9 +8,9 @@ import torch
 
 from gsenv.geometry import rotmat_to_quat
 from gsenv.scene.camera_rig import bundle_cameras
-from gsenv.scene.default import load_default_bundle
 from gsenv.scene.rendering import make_renderer
-from gsenv.scene.rlinf_dataset import default_joint_config, link_world_transforms
+from gsenv.scene_build.default import load_default_bundle
+from gsenv.scene_build.rlinf_dataset import default_joint_config, link_world_transforms
 from gsenv.sim import names
 
 W, H = 128, 96

@@ -56,7 +56,7 @@ def test_gsplat_matches_torch_on_random_gaussians():
 def _realistic_scene():
     """The default scene (scenes issue) when it builds here, else the synthetic table-top."""
     try:
-        from gsenv.scene.default import load_default_bundle
+        from gsenv.scene_build.default import load_default_bundle
 
         bundle = load_default_bundle(tempfile.mkdtemp(), density=0.25, progress=False)
         bodies = bundle.body_gaussians()
@@ -218,7 +218,7 @@ def test_randomisation_off_is_the_plain_render_and_on_is_reproducible_gsplat():
 def test_fused_image_jitter_matches_the_torch_ops(gamma_noise):
     """The fused Triton jitter + uint8 kernel against the torch ops on the same images, every range on
     (gamma and noise too, or neither): one level at most, and on almost no values."""
-    from gsenv.splat.look import jitter_to_uint8
+    from gsenv.splat.appearance import jitter_to_uint8
 
     B, C, W, H = 6, 2, 150, 70  # an image size that is not a multiple of the kernel's block
     rl = _look(B, ("cube", "plate"), W, H, C)

@@ -13,10 +13,10 @@ import torch
 import gsenv
 from gsenv.geometry import pose_to_matrix, rotmat_to_quat
 from gsenv.scene.camera_rig import CameraRig
-from gsenv.scene.default import load_default_bundle
 from gsenv.scene.format import SceneError, load_bundle, write_bundle
 from gsenv.scene.rendering import make_renderer
-from gsenv.scene.rlinf_dataset import default_joint_config, link_world_transforms
+from gsenv.scene_build.default import load_default_bundle
+from gsenv.scene_build.rlinf_dataset import default_joint_config, link_world_transforms
 from gsenv.sim import names
 from gsenv.sim.robot_description import default_fr3_urdf
 from gsenv.splat.cameras import Cameras

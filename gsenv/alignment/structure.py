@@ -74,7 +74,7 @@ def _object_bounds(spec) -> np.ndarray:
     """[2, 3] bounds of an ObjectSpec's geometry in the object frame."""
     import trimesh
 
-    from gsenv.scene.default import object_meshes
+    from gsenv.scene_build.default import object_meshes
 
     if spec.kind == "mesh":
         mesh = trimesh.load(spec.mesh_path, force="mesh")
@@ -88,9 +88,9 @@ def check_structure(bundle: SceneBundle, margin: float = DEFAULT_MARGIN) -> Stru
     import torch
 
     from gsenv.alignment.sampling import project
-    from gsenv.scene.default import link_visual_meshes
     from gsenv.scene.resolve import task_kwargs_from_bundle
-    from gsenv.scene.rlinf_dataset import default_joint_config, link_world_transforms
+    from gsenv.scene_build.default import link_visual_meshes
+    from gsenv.scene_build.rlinf_dataset import default_joint_config, link_world_transforms
     from gsenv.sim import names
     from gsenv.sim.robot_description import default_fr3_urdf
 

@@ -140,7 +140,7 @@ def build_scene(splat: Gaussians, urdf: Path, joint_config: dict[str, float], ob
     from tqdm.auto import tqdm
 
     from gsenv.capture.objects import locate_object
-    from gsenv.scene.rlinf_dataset import link_world_transforms
+    from gsenv.scene_build.rlinf_dataset import link_world_transforms
     from gsenv.sim import names
 
     for obj in objects:

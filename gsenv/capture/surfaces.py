@@ -89,8 +89,8 @@ def robot_surface(urdf: Path, joint_config: dict[str, float], spacing: float = D
                   seed: int = 0) -> Surface:
     """Every link's visual meshes, posed by forward kinematics at joint_config, in the robot-base
     (URDF root) frame."""
-    from gsenv.scene.default import link_visual_meshes
-    from gsenv.scene.rlinf_dataset import link_world_transforms
+    from gsenv.scene_build.default import link_visual_meshes
+    from gsenv.scene_build.rlinf_dataset import link_world_transforms
 
     meshes = link_visual_meshes(Path(urdf))
     fk = link_world_transforms(Path(urdf), joint_config)

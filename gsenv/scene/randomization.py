@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from gsenv.geometry import rpy_to_rotmat
-from gsenv.splat.look import ImageJitter, Look, noise_bank, saturation_hue_matrix
+from gsenv.splat.appearance import ImageJitter, Look, noise_bank, saturation_hue_matrix
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # (lowest, highest, whether the lowest itself is allowed) per range

@@ -23,7 +23,7 @@ def resolve_scene(scene: str | os.PathLike | SceneBundle = DEFAULT_SCENE, asset_
         return scene
     root = resolve_root(asset_root)
     if scene == DEFAULT_SCENE:
-        from gsenv.scene.default import load_default_bundle
+        from gsenv.scene_build.default import load_default_bundle
 
         return load_default_bundle(root, density=density, progress=progress)
     path = Path(scene).expanduser()
@@ -42,7 +42,7 @@ def resolve_scene(scene: str | os.PathLike | SceneBundle = DEFAULT_SCENE, asset_
     if (path / MANIFEST).is_file():
         return load_bundle(path, known_links=names.ROBOT_LINK_NAMES)
     if (path / "robot" / "my_franka").is_dir():
-        from gsenv.scene.rlinf_dataset import load_rlinf_dataset
+        from gsenv.scene_build.rlinf_dataset import load_rlinf_dataset
 
         return load_rlinf_dataset(path)
     raise SceneError(path, ["neither a scene bundle (no scene.json) nor a dataset in the RLinf layout "

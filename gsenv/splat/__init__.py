@@ -6,7 +6,6 @@ Modules (import what you need; nothing heavy is imported here; rotations live in
     sh          spherical-harmonic evaluation and rotation
     cameras     `Cameras` and SAPIEN / OpenGL -> OpenCV conversions, intrinsics scaling
     rasterize   `rasterize(..., backend="auto" | "gsplat" | "torch")`, `DEFAULT_TILE_SIZE`
-    gsplat_raster  the gsplat (CUDA) backend: one gsplat.rasterization call per render
     torch_raster   the pure-PyTorch reference rasteriser (gsplat's maths, CPU or CUDA)
     rigid_raster   rigid bodies through gsplat's stages, each body's pose folded into the view matrices
     renderer    `SceneRenderer`, `RenderOutput` (static background + named rigid bodies, background cache),
@@ -18,5 +17,5 @@ Modules (import what you need; nothing heavy is imported here; rotations live in
                        bodies) and tells to forget when its cameras or look change
       compositing      `Layer`s: bodies over the cached background, depth-tested; uint8
       backdrop         `Backdrop`: the colour or image behind everything
-      look             `Look`: per-env appearance (colour shifts, backdrops, image colour and noise)
+      appearance       `Look`: per-env appearance (colour shifts, backdrops, image colour and noise)
 """

@@ -1,6 +1,6 @@
 """The image jitter and the uint8 conversion in one pass over the pixels, on CUDA (a Triton kernel).
 
-`gsenv.splat.look.jitter_to_uint8` calls it where it can run; the torch ops in `gsenv.splat.look` are
+`gsenv.splat.appearance.jitter_to_uint8` calls it where it can run; the torch ops in `gsenv.splat.appearance` are
 the reference it matches (to float rounding: a channel may differ by one level where a value falls on
 a rounding edge). As torch ops the jitter is some forty launches and seven passes over the float
 images (the per-image 3x3 matrix alone is a batched matrix product with an inner size of 3, far below
@@ -22,7 +22,7 @@ BLOCK = 1024
 
 @triton.jit
 def _mix32(x):
-    """look._hash32 (lowbias32) on int32, wrapping."""
+    """appearance._hash32 (lowbias32) on int32, wrapping."""
     x = x ^ ((x >> 16) & 0xFFFF)
     x = x * 0x7FEB352D
     x = x ^ ((x >> 15) & 0x1FFFF)

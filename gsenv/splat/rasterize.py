@@ -81,11 +81,14 @@ def rasterize(
     choice = resolve_render_backend(backend, str(means.device))
     with_depth = render_mode != "RGB"
 
-    if choice == "gsplat":
-        from gsenv.splat.gsplat_raster import rasterize_gsplat
+    if choice == "gsplat":  # one gsplat.rasterization call for all batch dims and cameras (gsenv.compat: gsplat
+        # 1.4 has no batch dims); imported lazily: its CUDA extension JIT-compiles on first use
+        from gsenv.compat import rasterization
 
-        render, alphas = rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                                          near_plane, far_plane, eps2d, with_depth, tile_size)
+        render, alphas = rasterization(
+            means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane=near_plane,
+            far_plane=far_plane, eps2d=eps2d, packed=False, tile_size=tile_size, sh_degree=None,
+            render_mode="RGB+D" if with_depth else "RGB", rasterize_mode="classic")
     else:
         from gsenv.splat.torch_raster import rasterize_torch
 

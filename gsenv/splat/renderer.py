@@ -14,7 +14,7 @@ body behind background geometry is hidden. With the cache off, background and bo
 jointly (per-env copies of the background). Cameras marked `moving` (on a robot link) share the
 bodies' rasterisation with the others, but their background is rasterised at every render; per-env
 cameras (randomised) keep a per-env background, rendered again only for the envs the caller names.
-A `Look` (gsenv.splat.look) varies the appearance per env inside the same render.
+A `Look` (gsenv.splat.appearance) varies the appearance per env inside the same render.
 
 Besides `render`, the stages of the body layer are public so that tools can time them one by one:
 `stack_poses` and `visible_bodies` here, body_transforms' `body_features` and `bodies_in_world`, and
@@ -32,6 +32,7 @@ from torch import Tensor
 
 from gsenv.backends import RENDER_BACKENDS, resolve_render_backend
 from gsenv.geometry import pose_to_matrix
+from gsenv.splat.appearance import Look, jitter_to_uint8
 from gsenv.splat.backdrop import Backdrop
 from gsenv.splat.body_transforms import bodies_in_world, body_features, stack_body_poses
 from gsenv.splat.cameras import Cameras
@@ -47,7 +48,6 @@ from gsenv.splat.compositing import (
 )
 from gsenv.splat.culling import BodyCulling, cluster_bodies, frustum_planes
 from gsenv.splat.gaussians import Gaussians
-from gsenv.splat.look import Look, jitter_to_uint8
 from gsenv.splat.rasterize import DEFAULT_TILE_SIZE, TILE_SIZES, rasterize
 from gsenv.splat.render_splats import BodySplats, RenderSplats, background_features
 from gsenv.splat.view_state import KeptBodies, ViewState, distinct_views
@@ -238,7 +238,7 @@ class SceneRenderer:
         cameras: `Cameras` with Ks [B, C, 3, 3], viewmats [B, C, 4, 4], width, height; cameras marked
             `moving` get their background rasterised every render (the others' is cached).
         depth / alpha / body_alpha: also return those (see RenderOutput).
-        look: per-env appearance (`gsenv.splat.look.Look`: body colour shifts, backdrops, image
+        look: per-env appearance (`gsenv.splat.appearance.Look`: body colour shifts, backdrops, image
             colour), applied inside this render; None: the scene as it is.
         views: what to keep for the next render of the same still cameras and look (the caller says
             when they change: ViewState.cameras_changed / look_changed); None: nothing is kept.

@@ -140,7 +140,7 @@ def _build_default(args: argparse.Namespace) -> int:
     import time
 
     from gsenv.assets.root import asset_root
-    from gsenv.scene.default import MANIFEST, default_bundle_dir, ensure_default_bundle
+    from gsenv.scene_build.default import MANIFEST, default_bundle_dir, ensure_default_bundle
 
     if not args.density > 0:
         print(f"gsenv assets build-default: error: --density must be > 0, got {args.density}", file=sys.stderr)

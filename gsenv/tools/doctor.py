@@ -160,7 +160,7 @@ def _gpu_check_row() -> Row:
 
 def _asset_rows() -> list[Row]:
     """The asset root, the default scene's build and the known datasets."""
-    from gsenv.scene.doctor import asset_rows
+    from gsenv.scene_build.doctor import asset_rows
 
     return [Row(*r) for r in asset_rows()]
 

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gsenv.assets.root import asset_root
     from gsenv.physics.cpu_pool import usable_cpus
-    from gsenv.scene.default import load_default_bundle
+    from gsenv.scene_build.default import load_default_bundle
     from gsenv.tools.bench.config import Config
     from gsenv.tools.bench.env import async_baseline, env_rates, make_env
 

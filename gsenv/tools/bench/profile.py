@@ -94,8 +94,8 @@ def format_stages(s: dict) -> str:
 def main() -> None:
     from gsenv.assets.root import asset_root
     from gsenv.scene.camera_rig import bundle_cameras
-    from gsenv.scene.default import load_default_bundle
     from gsenv.scene.rendering import make_renderer
+    from gsenv.scene_build.default import load_default_bundle
     from gsenv.tools.bench.render import varied_poses
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -121,7 +121,7 @@ def run(sections: str, out: Path, device: str, cfg: Config, asset_root: str | No
         return results
 
     from gsenv.assets.root import asset_root as resolve_root
-    from gsenv.scene.default import load_default_bundle
+    from gsenv.scene_build.default import load_default_bundle
 
     t = time.perf_counter()
     bundle = load_default_bundle(resolve_root(asset_root), cfg.density, progress=False)

@@ -111,7 +111,7 @@ def load_rlinf_dataset(
     """Read a directory in the RLinf/gsenv-assets-v0 layout into a SceneBundle (link and object
     gaussians converted into their body frames). Raises SceneError listing every missing or
     malformed file."""
-    from gsenv.scene.default import recipe_camera
+    from gsenv.scene_build.default import recipe_camera
     from gsenv.sim import names
 
     root = Path(root)

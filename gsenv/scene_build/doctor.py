@@ -7,8 +7,8 @@ def asset_rows() -> list[tuple[str, str, bool, str]]:
     from gsenv.assets.manifest import known_datasets, load_manifest
     from gsenv.assets.root import FIX, asset_root, dataset_dir, free_bytes, writability_problem
     from gsenv.assets.status import dataset_status
-    from gsenv.scene.default import default_bundle_dir
     from gsenv.scene.format import MANIFEST
+    from gsenv.scene_build.default import default_bundle_dir
 
     root = asset_root()
     problem = writability_problem(root)  # creates and removes a small file: existing is not enough

@@ -10,7 +10,7 @@ The bundle is built on first use into ``<asset root>/default-scene/<key>`` where
 recipe, the density and BUILDER_VERSION (so a changed recipe or builder rebuilds), and is written
 atomically: it is built in a temporary sibling directory that is renamed into place only when
 complete, so a killed build leaves nothing that looks complete (and the next build removes what it left:
-gsenv.scene.staging).
+gsenv.scene_build.staging).
 """
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gsenv.scene import staging
 from gsenv.scene.bundle import CameraSpec, SceneBundle, SceneObject
 from gsenv.scene.format import MANIFEST, load_bundle, write_bundle
-from gsenv.scene.mesh_sampling import merge_meshes, sample_meshes, sample_surface
+from gsenv.scene_build import staging
+from gsenv.scene_build.mesh_sampling import merge_meshes, sample_meshes, sample_surface
 from gsenv.splat.gaussians import Gaussians
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def load_recipe() -> dict:
 
 def cache_key(recipe: dict, density: float) -> str:
     """Changes with the recipe, the density, the builder's version and the surface-sampling constants."""
-    from gsenv.scene import mesh_sampling as ms
+    from gsenv.scene_build import mesh_sampling as ms
 
     sampling = [ms.TANGENT_STD_FRACTION, ms.NORMAL_STD_FRACTION, ms.DEFAULT_OPACITY]
     blob = json.dumps({"recipe": recipe, "density": density, "builder": BUILDER_VERSION, "sampling": sampling},
@@ -280,7 +280,7 @@ def ensure_default_bundle(asset_root: str | os.PathLike, density: float = 1.0, f
     outdated or forced.
 
     A build first proves the root writable and removes stale staging folders left by killed builds
-    (gsenv.scene.staging); any failure of the root (cannot be created, not a directory, read-only,
+    (gsenv.scene_build.staging); any failure of the root (cannot be created, not a directory, read-only,
     unwritable, full) raises gsenv.assets.errors.AssetRootError with the path and the fix. The built
     folder gets the umask's permissions. An up-to-date build is only read (a read-only cache works)."""
     from gsenv.assets.root import require_writable, root_write_errors
