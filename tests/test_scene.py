@@ -241,3 +241,143 @@ def test_build_default_command(tmp_path):
     assert (default_bundle_dir(tmp_path, 0.005) / MANIFEST).is_file()
     bad = subprocess.run(cmd[:-4] + ["--density", "0"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "--density must be > 0" in bad.stderr
+
+
+# ----------------------------------------------------------------------------- bundles checked for the task
+def _xarm7_urdf() -> Path:
+    """A real URDF of another robot (UFactory xArm7, joints joint1..joint7), shipped by ManiSkill."""
+    from mani_skill import PACKAGE_ASSET_DIR
+
+    return Path(PACKAGE_ASSET_DIR) / "robots" / "xarm7" / "xarm7.urdf"
+
+
+def _make_env(root, assets):
+    import gymnasium as gym
+
+    import gsenv
+
+    return gym.make(gsenv.registration.ENV_ID, num_envs=1, scene=str(root), image_size=(32, 32), device="cpu",
+                    asset_root=str(assets), num_workers=1)
+
+
+def test_a_bundle_without_the_plate_is_refused_where_the_env_loads_it(tmp_path, light_bundle_dir):
+    """Before: the env loaded it, the plate invisible in every image while the physics had it."""
+    import psutil
+
+    from gsenv.scene.resolve import resolve_scene
+
+    root, doc = _copy(light_bundle_dir, tmp_path / "b")
+    del doc["objects"]["plate"]
+    _save(root, doc)
+    assert set(load_bundle(root).objects) == {names.CUBE}  # the format alone reads it (tools inspect it)
+    with pytest.raises(SceneError) as err:
+        resolve_scene(root)
+    assert err.value.problems == [
+        "objects.plate: missing: task PutCubeOnPlate simulates it, so the bundle must draw it (add its PLY under "
+        "scene.json's \"objects\"; the bundle has cube)"]
+    children = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(SceneError, match=r"objects\.plate: missing: task PutCubeOnPlate"):
+        _make_env(root, tmp_path / "assets")
+    # refused in this process, before any physics worker was started
+    assert {p.pid for p in psutil.Process().children(recursive=True)} == children
+
+
+def test_a_body_without_gaussians_and_a_bad_camera_of_an_in_memory_bundle_are_refused(light_bundle_dir):
+    import dataclasses
+
+    from gsenv.scene.resolve import resolve_scene
+
+    bundle = load_bundle(light_bundle_dir)
+    empty = bundle.links[names.HAND_LINK].subset(torch.zeros(0, dtype=torch.long))
+    cam = dataclasses.replace(bundle.cameras[0], K=np.zeros((3, 3)))
+    broken = dataclasses.replace(bundle, links={**bundle.links, names.HAND_LINK: empty}, cameras=[cam])
+    with pytest.raises(SceneError) as err:
+        resolve_scene(broken)
+    text = str(err.value)
+    assert "robot.links.fr3_hand: has no gaussians: task PutCubeOnPlate draws it" in text, text
+    assert "cameras[0].K: focal lengths must be > 0, got fx=0.0, fy=0.0" in text, text
+    assert resolve_scene(bundle) is bundle  # a complete bundle passes unchanged
+
+
+def test_a_bundle_with_another_robots_urdf_is_refused_naming_the_joints(tmp_path, light_bundle_dir):
+    """The xArm7's URDF with PLYs named after its links: the format is satisfied, the task is not.
+    Before: gym.make failed in a physics worker with a traceback."""
+    from gsenv.scene.resolve import resolve_scene
+
+    root, doc = _copy(light_bundle_dir, tmp_path / "b")
+    shutil.copy(_xarm7_urdf(), root / "robot" / "xarm7.urdf")
+    plys = list(doc["robot"]["links"].values())
+    doc["robot"]["urdf"] = "robot/xarm7.urdf"
+    doc["robot"]["links"] = {f"link{i}": plys[i] for i in range(1, 8)}
+    doc["link_cameras"] = []
+    _save(root, doc)
+    load_bundle(root)  # consistent in itself
+    with pytest.raises(SceneError) as err:
+        resolve_scene(root)
+    text = str(err.value)
+    want = ("robot.urdf: robot/xarm7.urdf lacks the joints task PutCubeOnPlate drives: fr3_joint1, fr3_joint2, "
+            "fr3_joint3, fr3_joint4, fr3_joint5, fr3_joint6, fr3_joint7, fr3_finger_joint1, fr3_finger_joint2 "
+            "(its movable joints: joint1, joint2, joint3, joint4, joint5, joint6, joint7)")
+    assert want in text, text
+    assert ("robot.links: fr3_link0, fr3_link1, fr3_link2, fr3_link3, fr3_link4, fr3_link5, fr3_link6, fr3_link7, "
+            "fr3_hand, fr3_leftfinger, fr3_rightfinger missing: task PutCubeOnPlate simulates them") in text, text
+    with pytest.raises(SceneError, match="lacks the joints task PutCubeOnPlate drives"):
+        _make_env(root, tmp_path / "assets")
+
+
+def test_cameras_are_checked_where_scene_json_is_read(tmp_path, light_bundle_dir):
+    root, doc = _copy(light_bundle_dir, tmp_path / "b")
+    good = doc["cameras"][0]
+    zero = {**good, "name": "zero", "K": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]}
+    off = {**good, "name": "off", "K": [[600, 0, -320], [0, 600, 900], [0, 0, 1]]}
+    sheared = {**good, "name": "sheared", "cam_to_base": [[1, 0.5, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}
+    doc["cameras"] = [good, zero, off, sheared]
+    _save(root, doc)
+    with pytest.raises(SceneError) as err:
+        load_bundle(root)
+    assert err.value.problems == [
+        "cameras[1].K: focal lengths must be > 0, got fx=0.0, fy=0.0",
+        "cameras[1].K: must be a pinhole matrix [[fx,s,cx],[0,fy,cy],[0,0,1]]",
+        "cameras[2].K: principal point (-320.0, 900.0) must lie inside the 640x480 image",
+        "cameras[3].cam_to_base[:3,:3]: must be a rotation matrix (orthonormal, determinant +1)",
+    ]
+
+
+def test_file_paths_stay_inside_the_bundle_unless_allowed(tmp_path, light_bundle_dir, monkeypatch):
+    from gsenv.scene.format import ALLOW_OUTSIDE_ENV
+    from gsenv.scene.resolve import resolve_scene
+
+    root, doc = _copy(light_bundle_dir, tmp_path / "b")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shutil.copy(root / "objects" / "cube.ply", shared / "cube.ply")
+    shutil.copy(root / "background.ply", shared / "background.ply")
+    doc["objects"]["cube"]["ply"] = "../shared/cube.ply"
+    doc["background"]["ply"] = str(shared / "background.ply")
+    _save(root, doc)
+    with pytest.raises(SceneError) as err:
+        load_bundle(root)
+    resolved = root.resolve()
+    assert err.value.problems == [
+        f"objects.cube.ply: '../shared/cube.ply' is {(shared / 'cube.ply').resolve()}, outside the bundle "
+        f"{resolved}; a bundle's files must lie inside its folder (copy the file in, or allow shared files with "
+        f"allow_outside_paths=True or {ALLOW_OUTSIDE_ENV}=1)",
+        f"background.ply: {str(shared / 'background.ply')!r} is {(shared / 'background.ply').resolve()}, outside "
+        f"the bundle {resolved}; a bundle's files must lie inside its folder (copy the file in, or allow shared "
+        f"files with allow_outside_paths=True or {ALLOW_OUTSIDE_ENV}=1)"]
+    # a file that does not exist outside is refused for where it is, not for being absent
+    doc["robot"]["urdf"] = "/etc/x.urdf"
+    _save(root, doc)
+    with pytest.raises(SceneError, match=r"robot\.urdf: '/etc/x\.urdf' is /etc/x\.urdf, outside the bundle"):
+        load_bundle(root)
+    del doc["robot"]["urdf"]
+    _save(root, doc)
+    allowed = load_bundle(root, allow_outside_paths=True)
+    original = load_bundle(light_bundle_dir).objects["cube"].gaussians
+    assert torch.equal(allowed.objects["cube"].gaussians.means, original.means)
+    assert len(resolve_scene(root, allow_outside_paths=True).background) == len(allowed.background)
+    monkeypatch.setenv(ALLOW_OUTSIDE_ENV, "1")  # the route for gym.make(scene=...)
+    assert len(load_bundle(root).background) == len(allowed.background)
+    monkeypatch.setenv(ALLOW_OUTSIDE_ENV, "yes")
+    with pytest.raises(ValueError, match=f"{ALLOW_OUTSIDE_ENV}='yes': set it to 1"):
+        load_bundle(root)

@@ -4,6 +4,8 @@ similarity, with 5% floaters. The builder must recover the similarity, put each 
 body, and write a bundle that passes the checks."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -220,8 +222,9 @@ def test_the_written_bundle_passes_the_checks_like_the_original(capture, built, 
 
 def test_an_rlinf_layout_dataset_merged_into_one_ply_splits_into_its_links(capture, tmp_path, capsys):
     """The dataset's per-link PLYs (world coordinates minus its offset) merged with its table into
-    one PLY and given to `gsenv scene build`: every link gets its own gaussians back, in the link
-    frame. The dataset brings no object gaussians, so the structure check fails: exit 1, named."""
+    one PLY: every link gets its own gaussians back, in the link frame. The dataset brings no object
+    gaussians: `gsenv scene build` refuses it before building (exit 2, the objects named, nothing
+    written); the library builds the robot alone when told the bundle is for no task."""
     import json
 
     from mini_dataset import OFFSET, make_mini_dataset
@@ -254,10 +257,16 @@ def test_an_rlinf_layout_dataset_merged_into_one_ply_splits_into_its_links(captu
     out = tmp_path / "cell"
     rc, text = _cli(["--splat", str(merged), "--urdf", str(urdf), "--qpos", q, "--points", str(points),
                      "--camera", str(camera), "--out", str(out)], capsys, both=True)
-    assert rc == 1, text
+    assert rc == 2, text
+    assert "missing: --object cube=MESH, --object plate=MESH" in text and not out.exists(), text
+    from gsenv.capture.inputs import read_points
+
+    src, dst, _ = read_points(points)
+    bundle, report, _ = build_scene(load_ply(merged), urdf, default_joint_config(), {}, src, dst, {},
+                                    [recipe_camera()], progress=False, needs=None)
+    text = report.format()
     assert "frame: scale 1" in text and "ICP residual" in text and "ambiguous" in text, text
-    assert "object 'cube' has no gaussians" in text and (out / "check" / "structure.json").is_file(), text
-    bundle = load_bundle(out)
+    bundle = load_bundle(write_scene(bundle, report, out))
     assert bundle.splat_to_sim.scale == pytest.approx(1.0, abs=1e-5)
     np.testing.assert_allclose(bundle.splat_to_sim.translation, OFFSET, atol=1e-5)
     for link in layout.link_files:
@@ -266,6 +275,10 @@ def test_an_rlinf_layout_dataset_merged_into_one_ply_splits_into_its_links(captu
         assert 0.99 * len(want) <= len(got) <= 1.005 * len(want), (link, len(got), len(want))
         near = torch.cdist(got, want).min(1).values  # each built gaussian is one of the link's file's
         assert (near < 1e-4).float().mean() >= 0.995, link
+    # for the task, the same build is refused before anything is written: no objects
+    with pytest.raises(CaptureError, match="no mesh of cube, plate, which task PutCubeOnPlate simulates"):
+        build_scene(load_ply(merged), urdf, default_joint_config(), {}, src, dst, {}, [recipe_camera()],
+                    progress=False)
 
 
 def _cli(args, capsys, both=False):
@@ -306,9 +319,57 @@ def test_malformed_inputs_give_one_clear_message(capture, tmp_path, capsys):
     rc, err = _cli(["--splat", str(good_ply), "--urdf", urdf, "--qpos", q, "--object", "mug=x.obj", "--out", out],
                    capsys)
     assert rc == 2 and "the task's objects are cube, plate" in err, err
+    objs = [a for name, (path, _) in capture["meshes"].items() for a in ("--object", f"{name}={path}")]
+    rc, err = _cli(["--splat", str(good_ply), "--urdf", urdf, "--qpos", q, *objs[:2], "--out", out], capsys)
+    assert rc == 2 and "task PutCubeOnPlate simulates cube, plate" in err and "missing: --object plate=MESH" in err
     pts = tmp_path / "points.json"
     pts.write_text(json.dumps({"pairs": [{"splat": [0, 0, 0], "robot": [0, 0, 0]}]}))
-    rc, err = _cli(["--splat", str(good_ply), "--urdf", urdf, "--qpos", q, "--points", str(pts), "--out", out], capsys)
+    rc, err = _cli(["--splat", str(good_ply), "--urdf", urdf, "--qpos", q, *objs, "--points", str(pts), "--out", out],
+                   capsys)
     assert rc == 2 and "at least 3" in err, err
-    rc, err = _cli(["--splat", str(good_ply), "--urdf", urdf, "--qpos", q, "--out", out], capsys)
+    rc, err = _cli(["--splat", str(good_ply), "--urdf", urdf, "--qpos", q, *objs, "--out", out], capsys)
     assert rc == 2 and "--camera" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_what_the_task_needs_is_checked_before_the_build(capture, tmp_path, capsys):
+    """Before: another robot's URDF ran the whole build, wrote an unusable bundle and failed with a
+    generic ValueError (exit 1); a camera with all-zero intrinsics was caught after the bundle was
+    written (exit 1). Now both are bad inputs (exit 2), refused before anything is built or written."""
+    import json
+
+    from mani_skill import PACKAGE_ASSET_DIR
+
+    from gsenv.splat.ply import save_ply
+
+    good_ply = tmp_path / "cell.ply"
+    save_ply(capture["splat"], good_ply)
+    objs = [a for name, (path, _) in capture["meshes"].items() for a in ("--object", f"{name}={path}")]
+    pts = tmp_path / "points.json"
+    pts.write_text(json.dumps({"pairs": [{"splat": s.tolist(), "robot": r.tolist()} for s, r in zip(*capture["pairs"])],
+                               "objects": {k: v.tolist() for k, v in capture["hints"].items()}}))
+    good_cam = capture["original"].cameras[0].to_json()
+    cam = tmp_path / "cam.json"
+    cam.write_text(json.dumps(good_cam))
+    q = ",".join(str(v) for v in QPOS)
+    out = tmp_path / "out"
+    # another robot: UFactory's xArm7 as ManiSkill ships it (meshes beside it), one position per joint
+    xarm = Path(PACKAGE_ASSET_DIR) / "robots" / "xarm7" / "xarm7.urdf"
+    rc, err = _cli(["--splat", str(good_ply), "--urdf", str(xarm), "--qpos", "0,0,0,0,0,0,0", *objs, "--points",
+                    str(pts), "--camera", str(cam), "--out", str(out)], capsys)
+    assert rc == 2 and err.count("error:") == 1, err
+    assert ("xarm7.urdf lacks the joints task PutCubeOnPlate drives: fr3_joint1, fr3_joint2, fr3_joint3, "
+            "fr3_joint4, fr3_joint5, fr3_joint6, fr3_joint7, fr3_finger_joint1, fr3_finger_joint2 (its movable "
+            "joints: joint1, joint2, joint3, joint4, joint5, joint6, joint7)") in err, err
+    assert not out.exists()
+    # a camera with all-zero intrinsics, one with its principal point outside the image
+    cam.write_text(json.dumps({**good_cam, "K": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]}))
+    rc, err = _cli(["--splat", str(good_ply), "--urdf", str(capture["urdf"]), "--qpos", q, *objs, "--points",
+                    str(pts), "--camera", str(cam), "--out", str(out)], capsys)
+    assert rc == 2 and f"--camera {cam}: cameras[0].K: focal lengths must be > 0, got fx=0.0, fy=0.0" in err, err
+    assert not out.exists()
+    cam.write_text(json.dumps({"cameras": [good_cam, {**good_cam, "name": "b", "width": 100}]}))
+    rc, err = _cli(["--splat", str(good_ply), "--urdf", str(capture["urdf"]), "--qpos", q, *objs, "--points",
+                    str(pts), "--camera", str(cam), "--out", str(out)], capsys)
+    assert rc == 2 and "cameras[1].K: principal point" in err and "must lie inside the 100x480 image" in err, err
+    assert not out.exists()

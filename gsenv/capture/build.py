@@ -25,6 +25,7 @@ from gsenv.capture.segmentation import BACKGROUND, Segmentation, segment
 from gsenv.capture.surfaces import DEFAULT_SPACING, Surface, mesh_surface, robot_surface
 from gsenv.geometry import rigid_inverse
 from gsenv.scene.bundle import CameraSpec, SceneBundle, SceneObject, Similarity
+from gsenv.scene.task_fit import PUT_CUBE_ON_PLATE, TaskNeeds, bundle_problems, urdf_problems
 from gsenv.splat.gaussians import Gaussians
 
 ICP_START_DISTANCE = 0.05  # m: how far off the point pairs' similarity may be
@@ -122,7 +123,7 @@ def build_scene(splat: Gaussians, urdf: Path, joint_config: dict[str, float], ob
                 pair_src: np.ndarray | None, pair_dst: np.ndarray | None, object_hints: dict[str, np.ndarray],
                 cameras: list[CameraSpec], instruction: str | None = None, name: str = "capture",
                 eps2d: float = 0.3, spacing: float = DEFAULT_SPACING, progress: bool = True,
-                ) -> tuple[SceneBundle, BuildReport, Segmentation]:
+                needs: TaskNeeds | None = PUT_CUBE_ON_PLATE) -> tuple[SceneBundle, BuildReport, Segmentation]:
     """Build the bundle in memory (see the module doc).
 
     Args:
@@ -132,10 +133,14 @@ def build_scene(splat: Gaussians, urdf: Path, joint_config: dict[str, float], ob
         pair_src, pair_dst: [P, 3] point pairs (splat, robot base) or None.
         object_hints: {name: [3]} a point on each object, splat coordinates.
         cameras: calibrated cameras (robot-base frame).
+        needs: what the bundle is for (gsenv.scene.task_fit): the URDF's joints and links and an object
+            for each of the task's are checked before the build, every body's gaussians and the cameras
+            after it; None builds whatever the capture gives (e.g. a robot without objects).
     Returns:
         (bundle, report, segmentation) with bundle.robot_urdf the given URDF (write_scene copies it).
     Raises:
-        CaptureError: no point pairs, an object without a position, a fit that finds nothing.
+        CaptureError: no point pairs, an object without a position, a fit that finds nothing, what
+            the task needs missing from the inputs or the built bundle.
     """
     from tqdm.auto import tqdm
 
@@ -143,6 +148,12 @@ def build_scene(splat: Gaussians, urdf: Path, joint_config: dict[str, float], ob
     from gsenv.scene_build.rlinf_dataset import link_world_transforms
     from gsenv.sim import names
 
+    if needs is not None:
+        missing = [obj for obj in needs.objects if obj not in objects]
+        problems = urdf_problems(urdf, needs, shown_as=Path(urdf).name) + (
+            [f"no mesh of {', '.join(missing)}, which task {needs.task} simulates"] if missing else [])
+        if problems:
+            raise CaptureError("the inputs cannot make a bundle for the task: " + "; ".join(problems))
     for obj in objects:
         if obj not in object_hints:
             raise CaptureError(f"object {obj!r}: give a point on it (splat coordinates) in points.json as "
@@ -199,6 +210,11 @@ def build_scene(splat: Gaussians, urdf: Path, joint_config: dict[str, float], ob
                          robot_urdf=Path(urdf), eps2d=eps2d)
     bar.update(1)
     bar.close()
+    problems = [] if needs is None else bundle_problems(bundle, needs)
+    if problems:
+        raise CaptureError(f"the built bundle lacks what task {needs.task} needs (nothing was written): "
+                           + "; ".join(problems) + "; a body without gaussians was not found in the capture: check "
+                           "--qpos, the point pairs and that the capture shows it")
     pair_res = []
     if pair_src is not None:
         pair_res = [round(float(v) * 1000, 2) for v in np.linalg.norm(sim.apply(pair_src) - pair_dst, axis=1)]

@@ -1,14 +1,17 @@
 """The inputs of `gsenv scene build`, each checked where it enters, with one message saying what to do.
 
 - the capture: a 3DGS PLY (gsenv.splat.ply.load_ply names what is missing);
-- the robot: a URDF whose visual meshes exist; the joint positions at capture time, one per
-  movable joint;
-- the objects: NAME=MESH, NAME one of the task's objects;
+- the robot: a URDF whose visual meshes exist, with the joints the task drives and the links it reads
+  (gsenv.scene.task_fit); the joint positions at capture time, one per movable joint;
+- the objects: NAME=MESH, one for each of the task's objects;
 - points.json: {"pairs": [{"splat": [x, y, z], "robot": [x, y, z]}, ...] (>= 3, picked in any
   viewer: the splat's coordinates and the same point in the robot-base frame, metres),
   "objects": {NAME: [x, y, z]} (a point on or near each object, in the splat's coordinates)};
 - cameras: JSON files, each one camera {"name", "width", "height", "K" [3x3], "cam_to_base"
-  [4x4], OpenCV axes in the robot-base frame} or {"cameras": [...]}.
+  [4x4], OpenCV axes in the robot-base frame} or {"cameras": [...]}, checked as scene.json's cameras.
+
+Everything the task needs of the bundle that can be known from the inputs is checked here, before the
+build starts (the rest, every body getting gaussians, by build_scene before it returns).
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from gsenv.scene.bundle import CameraSpec
+from gsenv.scene.format import read_fixed_cameras
+from gsenv.scene.task_fit import PUT_CUBE_ON_PLATE, TaskNeeds, urdf_problems
 
 
 class CaptureError(ValueError):
@@ -40,7 +45,8 @@ def urdf_mesh_problems(urdf: Path) -> list[str]:
     return sorted(set(missing))
 
 
-def read_urdf(path: str | Path) -> Path:
+def read_urdf(path: str | Path, needs: TaskNeeds | None = PUT_CUBE_ON_PLATE) -> Path:
+    """The URDF's path once it parses, its meshes exist and it has what the task needs (None: any robot)."""
     path = Path(path)
     if not path.is_file():
         raise CaptureError(f"--urdf {path}: file not found")
@@ -53,6 +59,10 @@ def read_urdf(path: str | Path) -> Path:
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         raise CaptureError(f"--urdf {path}: {len(missing)} mesh file(s) it names are missing: {shown}; copy the "
                            "meshes beside the URDF (paths are relative to the URDF's folder)")
+    problems = [] if needs is None else urdf_problems(path, needs, shown_as=path.name)
+    if problems:
+        raise CaptureError(f"--urdf {path}: " + "; ".join(problems) + f" (a bundle for task {needs.task} needs "
+                           "its robot, named as in gsenv.sim.names)")
     return path
 
 
@@ -82,23 +92,27 @@ def parse_qpos(text: str | list, urdf: Path) -> dict[str, float]:
     return dict(zip(joints, values))
 
 
-def parse_objects(items: list[str] | None) -> dict[str, Path]:
-    """['cube=cube.obj', ...] -> {name: mesh path}; names must be the task's objects."""
-    from gsenv.sim import names
-
+def parse_objects(items: list[str] | None, needs: TaskNeeds | None = PUT_CUBE_ON_PLATE) -> dict[str, Path]:
+    """['cube=cube.obj', ...] -> {name: mesh path}: one for each of the task's objects (None: any
+    names, any number)."""
     out: dict[str, Path] = {}
     for item in items or []:
         name, sep, mesh = item.partition("=")
         if not sep or not name or not mesh:
             raise CaptureError(f"--object {item!r}: write NAME=MESH, e.g. --object cube=cube.obj")
-        if name not in names.OBJECT_NAMES:
-            raise CaptureError(f"--object {item!r}: the task's objects are {', '.join(names.OBJECT_NAMES)}")
+        if needs is not None and name not in needs.objects:
+            raise CaptureError(f"--object {item!r}: the task's objects are {', '.join(needs.objects)}")
         if name in out:
             raise CaptureError(f"--object {name} is given twice")
         path = Path(mesh)
         if not path.is_file():
             raise CaptureError(f"--object {item!r}: mesh file {path} not found")
         out[name] = path
+    missing = [] if needs is None else [name for name in needs.objects if name not in out]
+    if missing:
+        raise CaptureError(f"task {needs.task} simulates {', '.join(needs.objects)}: give a mesh of each (in "
+                           f"metres) and a point on it in points.json; missing: "
+                           + ", ".join(f"--object {name}=MESH" for name in missing))
     return out
 
 
@@ -156,26 +170,20 @@ def read_points(path: str | Path | None) -> tuple[np.ndarray | None, np.ndarray 
 
 
 def read_cameras(paths: list[str] | None) -> list[CameraSpec]:
-    """Camera JSON files -> CameraSpecs (names unique)."""
+    """Camera JSON files -> CameraSpecs, each checked as scene.json's cameras are (positive integer
+    size, a pinhole K with positive focal lengths and the principal point in the image, a rigid
+    cam_to_base, all finite) and names unique across the files."""
     cams: list[CameraSpec] = []
     for path in paths or []:
         path = Path(path)
         where = f"--camera {path}"
         doc = _read_json(path, where)
         docs = doc.get("cameras") if isinstance(doc, dict) and "cameras" in doc else [doc]
-        for i, c in enumerate(docs if isinstance(docs, list) else [None]):
-            try:
-                K = np.asarray(c["K"], np.float64)
-                T = np.asarray(c["cam_to_base"], np.float64)
-                cam = CameraSpec(str(c["name"]), int(c["width"]), int(c["height"]), K, T)
-            except (TypeError, KeyError, ValueError):
-                raise CaptureError(f"{where}: camera {i} must be {{\"name\", \"width\", \"height\", \"K\": 3x3, "
-                                   "\"cam_to_base\": 4x4 (OpenCV axes, robot-base frame)}") from None
-            if K.shape != (3, 3) or T.shape != (4, 4) or cam.width <= 0 or cam.height <= 0 \
-                    or not (np.isfinite(K).all() and np.isfinite(T).all()):
-                raise CaptureError(f"{where}: camera {cam.name!r}: K must be 3x3, cam_to_base 4x4, width and "
-                                   "height > 0")
-            if cam.name in {c.name for c in cams}:
-                raise CaptureError(f"{where}: camera name {cam.name!r} is used twice")
-            cams.append(cam)
+        if not isinstance(docs, list) or not docs:
+            raise CaptureError(f"{where}: 'cameras' must be a non-empty list of cameras")
+        got, problems = read_fixed_cameras(docs, "cameras", taken=[c.name for c in cams])
+        if problems:
+            raise CaptureError(f"{where}: " + "; ".join(problems) + " (a camera is {\"name\", \"width\", "
+                               "\"height\", \"K\": 3x3, \"cam_to_base\": 4x4 (OpenCV axes, robot-base frame)})")
+        cams += got
     return cams

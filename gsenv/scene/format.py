@@ -16,11 +16,16 @@ cam_to_link} (cam_to_link: the OpenCV camera pose in that link's frame).
 Optional "render": {"eps2d": px^2} sets the rasteriser's low-pass (default 0.3, as scans are trained;
 0 suits gaussians sampled from mesh surfaces).
 
+Every file path in scene.json must resolve (symbolic links followed) inside the bundle's folder, so that a
+bundle cannot name files anywhere on disk; a bundle that references shared files is read with
+`allow_outside_paths=True` (or GSENV_ALLOW_OUTSIDE_PATHS=1, the route for `gym.make(scene=...)`).
+
 Validation collects every problem, each with its JSON path, and raises one SceneError listing them.
 """
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,6 +38,8 @@ from gsenv.scene.bundle import CameraSpec, SceneBundle, SceneObject, Similarity
 SCHEMA_VERSION = 1
 MANIFEST = "scene.json"
 COLLISION_TYPES = ("box", "mesh", "builtin")
+ALLOW_OUTSIDE_ENV = "GSENV_ALLOW_OUTSIDE_PATHS"
+"""Environment variable: "1" lets scene.json name files outside the bundle (as allow_outside_paths=True)."""
 
 
 class SceneError(ValueError):
@@ -45,11 +52,23 @@ class SceneError(ValueError):
         super().__init__(f"invalid scene bundle {self.where}:\n{lines}")
 
 
+def outside_paths_allowed(allow_outside_paths: bool | None = None) -> bool:
+    """allow_outside_paths, or when None the environment variable ALLOW_OUTSIDE_ENV ("1" or unset)."""
+    if allow_outside_paths is not None:
+        return bool(allow_outside_paths)
+    value = os.environ.get(ALLOW_OUTSIDE_ENV, "").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{ALLOW_OUTSIDE_ENV}={value!r}: set it to 1 (scene.json may name files outside the "
+                         "bundle) or leave it unset")
+    return value == "1"
+
+
 class _Checker:
     """Collects problems while reading a JSON document."""
 
-    def __init__(self) -> None:
+    def __init__(self, allow_outside: bool = False) -> None:
         self.problems: list[str] = []
+        self.allow_outside = allow_outside
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(f"{path}: {message}")
@@ -96,6 +115,11 @@ class _Checker:
             self.fail(path, "must be a relative file path")
             return None
         p = (root / rel).resolve()
+        if not self.allow_outside and not p.is_relative_to(root.resolve()):
+            self.fail(path, f"{rel!r} is {p}, outside the bundle {root.resolve()}; a bundle's files must lie "
+                            "inside its folder (copy the file in, or allow shared files with "
+                            f"allow_outside_paths=True or {ALLOW_OUTSIDE_ENV}=1)")
+            return None
         if suffixes and p.suffix.lower() not in suffixes:
             self.fail(path, f"{rel!r} must be one of {'/'.join(suffixes)}")
         elif not p.is_file():
@@ -141,6 +165,9 @@ def _camera_intrinsics(c: _Checker, cam: Any, path: str, seen: set[str]):
             c.fail(f"{path}.K", f"focal lengths must be > 0, got fx={K[0, 0]}, fy={K[1, 1]}")
         if not np.allclose(K[2], [0, 0, 1]) or K[1, 0] != 0:
             c.fail(f"{path}.K", "must be a pinhole matrix [[fx,s,cx],[0,fy,cy],[0,0,1]]")
+        elif w is not None and h is not None and w > 0 and h > 0 \
+                and not (0 <= K[0, 2] <= w and 0 <= K[1, 2] <= h):
+            c.fail(f"{path}.K", f"principal point ({K[0, 2]}, {K[1, 2]}) must lie inside the {w}x{h} image")
     return cname, w, h, K
 
 
@@ -154,17 +181,57 @@ def _camera_pose(c: _Checker, cam: Any, path: str, key: str) -> np.ndarray | Non
     return T
 
 
-def load_bundle(root: str | Path, known_links: Iterable[str] | None = None, device: str = "cpu") -> SceneBundle:
+def _fixed_cameras(c: _Checker, docs: list, prefix: str, seen: set[str]) -> list[CameraSpec]:
+    """Entries {name, width, height, K, cam_to_base} -> the valid ones as CameraSpecs; problems into c."""
+    cameras = []
+    for i, cam in enumerate(docs):
+        path = f"{prefix}[{i}]"
+        cname, w, h, K = _camera_intrinsics(c, cam, path, seen)
+        T = _camera_pose(c, cam, path, "cam_to_base")
+        if all(v is not None for v in (cname, w, h, K, T)):
+            cameras.append(CameraSpec(cname, w, h, K, T))
+    return cameras
+
+
+def read_fixed_cameras(docs: list, prefix: str = "cameras",
+                       taken: Iterable[str] = ()) -> tuple[list[CameraSpec], list[str]]:
+    """Fixed cameras given as scene.json's "cameras" entries (name, width, height, K [3x3], cam_to_base
+    [4x4]), checked as scene.json's are: positive integer size, finite pinhole K with positive focal
+    lengths and the principal point in the image, a rigid pose, names unique (also against `taken`).
+    Returns (the cameras, every problem with its path under `prefix`); the cameras are complete only
+    when there is no problem."""
+    c = _Checker()
+    cameras = _fixed_cameras(c, docs, prefix, set(taken))
+    return cameras, c.problems
+
+
+def camera_problems(bundle: SceneBundle) -> list[str]:
+    """What the checks of scene.json's cameras find in an in-memory bundle's fixed and link cameras
+    (paths as scene.json's: cameras[i].K, link_cameras[j].cam_to_link, ...)."""
+    c = _Checker()
+    seen: set[str] = set()
+    _fixed_cameras(c, [cam.to_json() for cam in bundle.cameras], "cameras", seen)
+    for i, cam in enumerate(bundle.link_cameras):
+        _camera_intrinsics(c, cam.to_json(), f"link_cameras[{i}]", seen)
+        _camera_pose(c, cam.to_json(), f"link_cameras[{i}]", "cam_to_link")
+    return c.problems
+
+
+def load_bundle(root: str | Path, known_links: Iterable[str] | None = None, device: str = "cpu",
+                allow_outside_paths: bool | None = None) -> SceneBundle:
     """Read and validate a bundle directory; load every PLY.
 
     known_links: link names the simulator's robot has (used when the bundle brings no URDF of its own).
+    allow_outside_paths: let scene.json name files outside the bundle's folder (shared files); None reads
+    the environment variable GSENV_ALLOW_OUTSIDE_PATHS ("1" allows), else such paths are refused.
     Raises SceneError listing every problem (structure first; PLY contents once the structure is valid).
+    This checks the bundle in itself; whether it has what a task needs is gsenv.scene.task_fit's check.
     """
     from gsenv.splat.ply import PlyError, load_ply
 
     root = Path(root).resolve()
     doc = read_manifest(root)
-    c = _Checker()
+    c = _Checker(allow_outside=outside_paths_allowed(allow_outside_paths))
     version = doc.get("schema_version")
     if version != SCHEMA_VERSION:
         c.fail("schema_version", f"must be {SCHEMA_VERSION}, got {version!r} (a bundle from another gsenv version?)")
@@ -230,17 +297,11 @@ def load_bundle(root: str | Path, known_links: Iterable[str] | None = None, devi
         elif col is not None:
             color = tuple(float(v) for v in col)
 
-    cameras: list[CameraSpec] = []
     cam_docs = c.get(doc, "cameras", "$", list) or []
     if not cam_docs and "cameras" in doc:
         c.fail("cameras", "needs at least one camera")
     seen: set[str] = set()
-    for i, cam in enumerate(cam_docs):
-        path = f"cameras[{i}]"
-        cname, w, h, K = _camera_intrinsics(c, cam, path, seen)
-        T = _camera_pose(c, cam, path, "cam_to_base")
-        if all(v is not None for v in (cname, w, h, K, T)):
-            cameras.append(CameraSpec(cname, w, h, K, T))
+    cameras = _fixed_cameras(c, cam_docs, "cameras", seen)
 
     link_cameras: list[CameraSpec] = []
     for i, cam in enumerate(c.get(doc, "link_cameras", "$", list, required=False) or []):

@@ -7,15 +7,28 @@ from pathlib import Path
 
 from gsenv.scene.bundle import SceneBundle, SceneObject
 from gsenv.scene.format import MANIFEST, SceneError, load_bundle
+from gsenv.scene.task_fit import PUT_CUBE_ON_PLATE, TaskNeeds, check_bundle_for_task
 
 DEFAULT_SCENE = "default"
 
 
 def resolve_scene(scene: str | os.PathLike | SceneBundle = DEFAULT_SCENE, asset_root: str | os.PathLike | None = None,
-                  density: float = 1.0, progress: bool = True) -> SceneBundle:
+                  density: float = 1.0, progress: bool = True, task: TaskNeeds | None = PUT_CUBE_ON_PLATE,
+                  allow_outside_paths: bool | None = None) -> SceneBundle:
     """"default" (the embedded scene, built on first use), a known dataset name (e.g.
     "gsenv-assets-v0", downloaded with `gsenv assets download`), a bundle directory (with scene.json),
-    a directory in the RLinf dataset layout, or a SceneBundle."""
+    a directory in the RLinf dataset layout, or a SceneBundle.
+
+    task: what the bundle must give (every body drawn, the robot's joints, valid cameras), checked
+    here, in the loading process, before any simulation starts; None reads the bundle as it is.
+    allow_outside_paths: see gsenv.scene.format.load_bundle (None: GSENV_ALLOW_OUTSIDE_PATHS).
+    Raises SceneError listing every problem.
+    """
+    bundle = _load_scene(scene, asset_root, density, progress, allow_outside_paths)
+    return bundle if task is None else check_bundle_for_task(bundle, task)
+
+
+def _load_scene(scene, asset_root, density: float, progress: bool, allow_outside_paths: bool | None) -> SceneBundle:
     from gsenv.assets.root import asset_root as resolve_root
     from gsenv.sim import names
 
@@ -40,7 +53,7 @@ def resolve_scene(scene: str | os.PathLike | SceneBundle = DEFAULT_SCENE, asset_
             raise SceneError(scene, [f"unknown scene {scene!r}: use 'default', a dataset name "
                                      f"({', '.join(known_datasets())}) or a scene directory"])
     if (path / MANIFEST).is_file():
-        return load_bundle(path, known_links=names.ROBOT_LINK_NAMES)
+        return load_bundle(path, known_links=names.ROBOT_LINK_NAMES, allow_outside_paths=allow_outside_paths)
     if (path / "robot" / "my_franka").is_dir():
         from gsenv.scene_build.rlinf_dataset import load_rlinf_dataset
 

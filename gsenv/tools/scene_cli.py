@@ -2,8 +2,8 @@
 a bundle from one 3DGS capture of your cell (gsenv.capture), then the same checks.
 
 Exit codes: 0 aligned; 1 a body fails (named on stderr) or the structural check finds problems;
-2 bad input (unknown scene, malformed bundle, bad option). Cheap to import: the work happens in
-the handler.
+2 bad input (unknown scene, malformed bundle or one lacking what the task needs, bad option). Cheap
+to import: the work happens in the handler.
 """
 from __future__ import annotations
 
@@ -96,13 +96,19 @@ points.json: {"pairs": [{"splat": [x, y, z], "robot": [x, y, z]}, ...],   >= 3 (
 camera.json: {"name": "cam", "width": W, "height": H, "K": [[fx,0,cx],[0,fy,cy],[0,0,1]],
               "cam_to_base": 4x4 pose of the OpenCV camera (x right, y down, z forward) in the robot base}
 
+Checked before anything is built (a bad input, exit 2): the URDF has the joints the task drives and
+the links it reads (fr3_joint1..7, fr3_finger_joint1/2, fr3_link0.., as gsenv.sim.names), a mesh and a
+point for each task object (cube, plate), every camera valid (integer size > 0, a pinhole K with
+focal lengths > 0 and the principal point in the image, a rigid cam_to_base).
+
 Steps: the similarity splat -> robot base from the point pairs, refined by ICP (with scale) of the
 gaussians near the robot against the URDF's meshes posed at --qpos (residuals in mm); each object
 located by ICP of its mesh near its given position; every gaussian to the link or object whose
 surface is nearest within a distance that follows its size, isolated ones dropped as floaters, the
-rest background; each body's gaussians re-expressed in its own frame; the bundle written to DIR
-(scene.json, PLYs, the URDF, the meshes, build.json); then `gsenv scene check`'s structure and
-alignment checks (10 states, 224x224), their table printed, DIR/check/report.json written.
+rest background; each body's gaussians re-expressed in its own frame (a body left without gaussians
+is refused: exit 2, nothing written); the bundle written to DIR (scene.json, PLYs, the URDF, the
+meshes, build.json); then `gsenv scene check`'s structure and alignment checks (10 states,
+224x224), their table printed, DIR/check/report.json written.
 
 Exit status: 0 built and aligned, 1 built but a check fails, 2 bad input."""
 
