@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+__all__ = ["write_text_atomic"]
+
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Replace path's content with text atomically (the folder is created if missing; the temporary

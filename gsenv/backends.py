@@ -5,6 +5,9 @@ import logging
 import sys
 from pathlib import Path
 
+__all__ = ["PHYSICS_BACKENDS", "RENDER_BACKENDS", "cuda_available", "gpu_physx_library", "resolve_physics_backend",
+           "resolve_render_backend"]
+
 logger = logging.getLogger(__name__)
 
 PHYSICS_BACKENDS = ("auto", "physx_cpu", "physx_cuda")

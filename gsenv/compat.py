@@ -46,6 +46,9 @@ import importlib.metadata as md
 import sys
 from collections.abc import Callable
 
+__all__ = ["TESTED", "installed_version", "in_tested_window", "gsplat_batched", "project_fused", "radii_xy",
+           "isect_tiles", "rasterization", "sapien_import_problem"]
+
 # The window CI tests at both ends (pyproject.toml's specifiers for the same packages; torch only
 # as the CPU build 2.13 in CI, the declared dependency is torch>=2.1).
 TESTED: dict[str, str] = {

@@ -30,6 +30,8 @@ from gsenv.sim.inputs import (
     checked_task_kwargs,
 )
 
+__all__ = ["RLINF_RENDER_INTERFACE", "GSEnv"]
+
 logger = logging.getLogger(__name__)
 
 RLINF_RENDER_INTERFACE = "gs_rlinf"

@@ -11,6 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+__all__ = ["CV_TO_GL", "CV_IN_SAPIEN", "quat_normalize", "quat_multiply", "quat_conjugate", "quat_to_rotmat",
+           "rotmat_to_quat", "quat_rotate", "pose_to_matrix", "rigid_inverse", "rpy_to_rotmat", "matrix_to_rotvec"]
+
 # [4, 4] float32: flips the camera's y and z axes (its own inverse, so it also maps OpenGL -> OpenCV).
 CV_TO_GL = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
 # [3, 3] float64: OpenCV's camera axes (columns x right, y down, z forward) in SAPIEN's camera frame.

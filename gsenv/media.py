@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["VIDEO_QUALITY", "grid_shape", "tile_frames", "ffmpeg_exe", "ffmpeg_available", "FrameWriter"]
+
 logger = logging.getLogger(__name__)
 
 VIDEO_QUALITY = 8  # imageio-ffmpeg's 0-10 scale

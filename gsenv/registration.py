@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import sys
 
+__all__ = ["ENV_ID", "RLINF_ENV_ID", "ENTRY_POINT", "RESEARCH_DISTRIBUTION", "register_envs", "resolution_note"]
+
 logger = logging.getLogger(__name__)
 
 ENV_ID = "GSEnv/PutCubeOnPlate-v0"

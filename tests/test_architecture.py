@@ -157,3 +157,48 @@ def test_the_checker_sees_upward_and_circular_imports(tmp_path):
     src = tmp_path / "x.py"
     src.write_text("def f():\n    from ..env import GSEnv\n    from . import x\n")
     assert _imports("gsenv.splat.y", src, modules) == {"gsenv.env", "gsenv.splat.x"}
+
+
+def _declared_all(path: Path) -> list[str] | None:
+    """The module's literal __all__ (read with ast), or None when it declares none."""
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return [ast.literal_eval(e) for e in node.value.elts]
+    return None
+
+
+def _exports_problems(importer_part: str, modules: dict[str, Path]) -> list[str]:
+    """Every `from gsenv.X import name` in `importer_part` (a part of gsenv) that names something X does
+    not export: neither a submodule of X nor in X's declared __all__."""
+    problems = []
+    for module, path in modules.items():
+        if _part(module) != importer_part:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ImportFrom) or node.level or not (node.module or "").startswith("gsenv"):
+                continue
+            source = node.module
+            if _part(source) == importer_part or source not in modules:
+                continue
+            exported = _declared_all(modules[source])
+            for alias in node.names:
+                if f"{source}.{alias.name}" in modules:  # a submodule
+                    continue
+                if exported is None:
+                    problems.append(f"{module}: {source} declares no __all__ (it imports {alias.name})")
+                elif alias.name not in exported:
+                    problems.append(f"{module}: {alias.name} is not in {source}.__all__")
+    return problems
+
+
+def test_tools_import_only_what_the_layers_below_export():
+    """Each module a tool imports from declares what it exports (__all__), and tools import nothing else."""
+    assert _exports_problems("tools", _modules()) == []
+
+
+def test_the_export_check_sees_an_undeclared_name(tmp_path):
+    lib, tool = tmp_path / "lib.py", tmp_path / "tool.py"
+    lib.write_text('__all__ = ["public"]\n\ndef public():\n    pass\n\ndef internal():\n    pass\n')
+    tool.write_text("from gsenv.splat.lib import public, internal\n")
+    modules = {"gsenv.splat.lib": lib, "gsenv.tools.tool": tool}
+    assert _exports_problems("tools", modules) == ["gsenv.tools.tool: internal is not in gsenv.splat.lib.__all__"]

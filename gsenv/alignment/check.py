@@ -28,6 +28,9 @@ import torch
 
 from gsenv.scene.bundle import SceneBundle
 
+__all__ = ["ROBOT", "DEFAULT_MIN_IOU", "DEFAULT_MIN_PIXELS", "DEFAULT_IMAGE_SIZE", "STATUSES", "PoseTransform",
+           "MaskStats", "mask_stats", "verdict", "BodyResult", "AlignmentReport", "check_alignment"]
+
 logger = logging.getLogger(__name__)
 
 ROBOT = "robot"

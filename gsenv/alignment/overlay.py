@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["AGREE", "SPLAT_ONLY", "MESH_ONLY", "DISAGREE", "blend", "difference", "hstack", "write_overlays",
+           "splat_vs_mesh"]
+
 AGREE = (150, 150, 150)
 SPLAT_ONLY = (255, 0, 255)
 MESH_ONLY = (0, 220, 0)

@@ -22,6 +22,8 @@ import numpy as np
 
 from gsenv.scene.bundle import SceneBundle
 
+__all__ = ["DEFAULT_MARGIN", "BodyFrameCheck", "StructureReport", "check_structure"]
+
 DEFAULT_MARGIN = 0.05  # metres
 
 

@@ -22,6 +22,8 @@ from gsenv.assets.manifest import Manifest
 from gsenv.assets.root import dataset_dir
 from gsenv.assets.verify import VerifyReport, verify_dataset
 
+__all__ = ["DownloadResult", "download_dataset"]
+
 log = logging.getLogger(__name__)
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = ["AssetError", "ManifestError", "HubError", "HubUnreachableError", "AssetRootError"]
+
 
 class AssetError(Exception):
     """Base class: a problem with a dataset, its manifest or its download. `exit_code` is what the CLI

@@ -36,6 +36,9 @@ from typing import Any
 
 from gsenv.assets.errors import ManifestError
 
+__all__ = ["SCHEMA_VERSION", "MANIFEST_PACKAGE", "MANIFEST_SUFFIX", "DEFAULT_DATASET", "ROLES", "REPO_TYPES",
+           "ManifestFile", "Manifest", "known_datasets", "load_manifest", "parse_manifest"]
+
 SCHEMA_VERSION = 1
 MANIFEST_PACKAGE = "gsenv.assets_manifest"
 MANIFEST_SUFFIX = ".dataset.json"

@@ -25,6 +25,9 @@ from pathlib import Path
 
 from gsenv.assets.errors import AssetRootError
 
+__all__ = ["ENV_VAR", "FIX", "PROBE_BYTES", "asset_root", "dataset_dir", "require_writable", "writability_problem",
+           "root_write_errors", "free_bytes"]
+
 ENV_VAR = "GSENV_ASSETS"
 FIX = f"Set {ENV_VAR} or pass asset_root= (CLI: --root) to a writable directory"
 PROBE_BYTES = 4096  # one page: on a full filesystem creating an empty file can still succeed, writing cannot

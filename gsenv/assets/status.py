@@ -7,6 +7,8 @@ from pathlib import Path
 from gsenv.assets import record as rec
 from gsenv.assets.manifest import Manifest
 
+__all__ = ["DatasetStatus", "dataset_status"]
+
 
 @dataclass(frozen=True)
 class DatasetStatus:

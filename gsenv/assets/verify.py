@@ -18,6 +18,8 @@ from pathlib import Path
 from gsenv.assets import record as rec
 from gsenv.assets.manifest import Manifest
 
+__all__ = ["Problem", "VerifyReport", "verify_dataset"]
+
 log = logging.getLogger(__name__)
 
 

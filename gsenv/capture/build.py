@@ -28,6 +28,9 @@ from gsenv.scene.bundle import CameraSpec, SceneBundle, SceneObject, Similarity
 from gsenv.scene.task_fit import PUT_CUBE_ON_PLATE, TaskNeeds, bundle_problems, urdf_problems
 from gsenv.splat.gaussians import Gaussians
 
+__all__ = ["ICP_START_DISTANCE", "MIN_TOL", "TOL_SIGMAS", "ICP_POINTS", "BuildReport", "initial_similarity",
+           "fit_frame", "in_body_frame", "copy_urdf", "build_scene", "write_scene"]
+
 ICP_START_DISTANCE = 0.05  # m: how far off the point pairs' similarity may be
 MIN_TOL = 0.0003  # m: the segmentation's distance allowance never shrinks below this
 TOL_SIGMAS = 3.0  # ... and is this many robust sigmas of the frame fit's residuals

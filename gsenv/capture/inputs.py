@@ -26,6 +26,9 @@ from gsenv.scene.bundle import CameraSpec
 from gsenv.scene.format import read_fixed_cameras
 from gsenv.scene.task_fit import PUT_CUBE_ON_PLATE, TaskNeeds, urdf_problems
 
+__all__ = ["CaptureError", "urdf_mesh_problems", "read_urdf", "movable_joints", "parse_qpos", "parse_objects",
+           "load_object_mesh", "read_points", "read_cameras"]
+
 
 class CaptureError(ValueError):
     """A malformed input of the scene builder; the message says which and what to do."""

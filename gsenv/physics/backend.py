@@ -23,6 +23,8 @@ from gsenv.physics.outputs import RESTARTED_KEY, PhysicsOutputs, assemble
 from gsenv.physics.packing import StepPacker
 from gsenv.sim.record import PUT_CUBE_ON_PLATE
 
+__all__ = ["TASK_MODULE", "task_factory", "CpuPhysics", "BatchedPhysics", "gpu_physics", "make_physics"]
+
 logger = logging.getLogger(__name__)
 
 TASK_MODULE = "gsenv.sim.task"

@@ -35,6 +35,11 @@ import numpy as np
 
 from gsenv.atomic import write_text_atomic
 
+__all__ = ["CHECK_VERSION", "SEEDS", "STEPS", "RESET_TOL_M", "POSITION_TOL_M", "ANGLE_TOL_RAD", "TIMEOUT_S",
+           "CACHE_FILE", "RUNNER", "EpisodeResults", "Verdict", "expert_episodes", "cube_angle", "compare_episodes",
+           "cache_key", "default_cache_path", "cached_verdict", "read_cache", "self_check",
+           "checked_physics_backend"]
+
 logger = logging.getLogger(__name__)
 
 CHECK_VERSION = 1  # bump when the episodes or the comparison change: old verdicts are then ignored
@@ -199,6 +204,14 @@ def default_cache_path() -> Path:
     from gsenv.assets.root import asset_root
 
     return asset_root() / CACHE_FILE
+
+
+def cached_verdict(candidate: str = "physx_cuda", reference: str = "physx_cpu") -> tuple[dict | None, Path]:
+    """(the cached verdict {"ok", "reason", "checked_at"} of this machine's last self-check of the pair,
+    or None when it has not run here; the cache file). Runs nothing."""
+    path = default_cache_path()
+    hit = read_cache(path).get(cache_key(candidate, reference))
+    return (hit if isinstance(hit, dict) else None), path
 
 
 def read_cache(path: Path) -> dict:

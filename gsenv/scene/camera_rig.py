@@ -19,6 +19,8 @@ from gsenv.geometry import pose_to_matrix, rigid_inverse
 from gsenv.scene.bundle import CameraSpec, SceneBundle
 from gsenv.splat.cameras import Cameras, image_size_hw
 
+__all__ = ["checked_camera_names", "camera_specs", "bundle_cameras", "CameraRig"]
+
 
 def checked_camera_names(names) -> None:
     """ValueError unless names is a list (or tuple) of str: a plain str would be read letter by letter."""

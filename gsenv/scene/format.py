@@ -35,6 +35,10 @@ import numpy as np
 
 from gsenv.scene.bundle import CameraSpec, SceneBundle, SceneObject, Similarity
 
+__all__ = ["SCHEMA_VERSION", "MANIFEST", "COLLISION_TYPES", "ALLOW_OUTSIDE_ENV", "SceneError",
+           "outside_paths_allowed", "urdf_link_names", "read_manifest", "read_fixed_cameras", "camera_problems",
+           "load_bundle", "write_bundle"]
+
 SCHEMA_VERSION = 1
 MANIFEST = "scene.json"
 COLLISION_TYPES = ("box", "mesh", "builtin")

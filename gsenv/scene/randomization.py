@@ -42,6 +42,9 @@ from torch import Tensor
 from gsenv.geometry import rpy_to_rotmat
 from gsenv.splat.appearance import ImageJitter, Look, noise_bank, saturation_hue_matrix
 
+__all__ = ["IMAGE_SUFFIXES", "DomainRandomization", "backdrop_files", "load_backdrops", "draw_seed",
+           "RandomizedLook"]
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # (lowest, highest, whether the lowest itself is allowed) per range
 _BOUNDS = {

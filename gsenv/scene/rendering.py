@@ -11,6 +11,8 @@ from gsenv.scene.bundle import SceneBundle
 from gsenv.splat.backdrop import read_backdrop_image
 from gsenv.splat.renderer import SceneRenderer
 
+__all__ = ["make_renderer", "body_renderer"]
+
 
 def make_renderer(bundle: SceneBundle, backend: str = "auto", device: str | torch.device = "cpu",
                   cache_background: bool = True) -> SceneRenderer:

@@ -9,6 +9,8 @@ from gsenv.scene.bundle import SceneBundle, SceneObject
 from gsenv.scene.format import MANIFEST, SceneError, load_bundle
 from gsenv.scene.task_fit import PUT_CUBE_ON_PLATE, TaskNeeds, check_bundle_for_task
 
+__all__ = ["DEFAULT_SCENE", "resolve_scene", "task_kwargs_from_bundle"]
+
 DEFAULT_SCENE = "default"
 
 

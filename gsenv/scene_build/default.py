@@ -33,6 +33,11 @@ from gsenv.scene_build import staging
 from gsenv.scene_build.mesh_sampling import merge_meshes, sample_meshes, sample_surface
 from gsenv.splat.gaussians import Gaussians
 
+__all__ = ["BUILDER_VERSION", "RECIPE_FILE", "SCENE_SUBDIR", "load_recipe", "cache_key", "sapien_camera_to_opencv",
+           "recipe_camera", "recipe_link_cameras", "link_visual_meshes", "build_robot", "object_meshes",
+           "build_background", "build_default_bundle", "default_bundle_dir", "ensure_default_bundle",
+           "load_default_bundle"]
+
 logger = logging.getLogger(__name__)
 
 BUILDER_VERSION = 2

@@ -1,6 +1,8 @@
 """Rows for `gsenv doctor`: the asset root, the default scene's build and the known datasets."""
 from __future__ import annotations
 
+__all__ = ["asset_rows"]
+
 
 def asset_rows() -> list[tuple[str, str, bool, str]]:
     """(name, value, ok, fix) rows. Nothing here downloads or builds anything."""

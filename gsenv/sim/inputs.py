@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
+__all__ = ["checked_actions", "checked_action_chunk", "checked_episode_ids", "SEED_LIMIT", "RESET_OPTIONS",
+           "TASK_KEYWORDS", "checked_env_indices", "checked_seeds", "checked_reset_options", "checked_task_kwargs"]
+
 
 def checked_actions(action: Any, num_envs: int, action_dim: int, control_mode: str | None = None) -> torch.Tensor:
     """float32 [B, A] torch tensor (on the input's device; numpy and lists become CPU tensors).

@@ -15,6 +15,18 @@ Frames (all right-handed, metres, quaternions w-first):
 """
 from __future__ import annotations
 
+__all__ = ["ROBOT_UID", "ROBOT_UID_ALIAS", "ROBOT_LINK_PREFIX", "ARM_LINK_NAMES", "ROBOT_ROOT_LINK", "HAND_LINK",
+           "TCP_LINK", "LEFT_FINGER_LINK", "RIGHT_FINGER_LINK", "FINGER_LINKS", "ROBOT_VISUAL_LINK_NAMES",
+           "ROBOT_LINK_NAMES", "ARM_JOINT_NAMES", "FINGER_JOINT_NAMES", "JOINT_NAMES", "NUM_ARM_JOINTS",
+           "NUM_JOINTS", "ROBOT_ROOT", "FR3_DEFAULT_QPOS", "FR3_JOINT_LIMITS", "FR3_JOINT_VELOCITY_LIMITS",
+           "FINGER_LIMITS", "GRIPPER_TARGET_RANGE", "CUBE", "PLATE", "OBJECT_NAMES", "CUBE_EDGE", "CUBE_HALF_SIZE",
+           "CUBE_MASS", "PLATE_DIAMETER", "PLATE_RADIUS", "PLATE_HEIGHT", "PLATE_BASE_THICKNESS",
+           "PLATE_RIM_THICKNESS", "PLATE_RIM_SEGMENTS", "PLATE_MASS", "OBJECT_STATIC_FRICTION",
+           "OBJECT_DYNAMIC_FRICTION", "OBJECT_RESTITUTION", "FINGER_FRICTION", "TASK_ID", "LANGUAGE_INSTRUCTION",
+           "EPISODE_STEPS", "DEFAULT_TOTAL_NUM_TRIALS", "CONTROL_MODES", "DEFAULT_CONTROL_MODE", "REWARD_MODES",
+           "SIM_FREQ", "CONTROL_FREQ", "CUBE_SPAWN_CENTER", "CUBE_SPAWN_HALF_RANGE", "PLATE_SPAWN_CENTER",
+           "PLATE_SPAWN_HALF_RANGE"]
+
 # --------------------------------------------------------------------------------------------- #
 # Robot (Franka FR3; ManiSkill's bundled Panda description has the same kinematic chain)
 # --------------------------------------------------------------------------------------------- #

@@ -16,6 +16,8 @@ from gsenv.geometry import quat_conjugate, quat_multiply, quat_normalize, quat_r
 from gsenv.splat.render_splats import BodySplats, camera_centres, with_onehot
 from gsenv.splat.sh import eval_sh
 
+__all__ = ["stack_body_poses", "body_features", "bodies_in_world"]
+
 
 def stack_body_poses(body_poses: Mapping[str, Tensor], names: Sequence[str], batch_size: int,
                      device: torch.device) -> Tensor:

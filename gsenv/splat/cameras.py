@@ -13,6 +13,9 @@ from torch import Tensor
 
 from gsenv.geometry import CV_IN_SAPIEN, CV_TO_GL
 
+__all__ = ["image_size_hw", "Cameras", "sapien_pose_to_viewmat", "opengl_pose_to_viewmat", "look_at",
+           "scale_intrinsics"]
+
 # Columns: the OpenCV camera axes (x right, y down, z forward) written in another camera frame.
 
 

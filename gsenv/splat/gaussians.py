@@ -11,6 +11,8 @@ from torch import Tensor
 from gsenv.geometry import quat_multiply, quat_normalize, quat_to_rotmat, rotmat_to_quat
 from gsenv.splat.sh import num_sh_bases, rotate_sh, sh_degree_from_bases
 
+__all__ = ["Gaussians"]
+
 
 @dataclass
 class Gaussians:

@@ -17,6 +17,8 @@ import torch
 
 from gsenv.splat.gaussians import Gaussians
 
+__all__ = ["PlyError", "load_ply", "save_ply"]
+
 logger = logging.getLogger(__name__)
 
 _REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",

@@ -8,6 +8,8 @@ from torch import Tensor
 
 from gsenv.backends import resolve_render_backend
 
+__all__ = ["RENDER_MODES", "TILE_SIZES", "DEFAULT_TILE_SIZE", "rasterize"]
+
 logger = logging.getLogger(__name__)
 
 RENDER_MODES = ("RGB", "RGB+D", "RGB+ED")

@@ -52,6 +52,8 @@ from gsenv.splat.rasterize import DEFAULT_TILE_SIZE, TILE_SIZES, rasterize
 from gsenv.splat.render_splats import BodySplats, RenderSplats, background_features
 from gsenv.splat.view_state import KeptBodies, ViewState, distinct_views
 
+__all__ = ["RenderOutput", "per_env_backdrop", "SceneRenderer"]
+
 logger = logging.getLogger(__name__)
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+__all__ = ["SH_C0", "num_sh_bases", "sh_degree_from_bases", "eval_sh_bases", "eval_sh", "sh_rotation_blocks",
+           "rotate_sh"]
+
 SH_C0 = 0.28209479177387814
 _BASES_TO_DEGREE = {1: 0, 4: 1, 9: 2, 16: 3}
 

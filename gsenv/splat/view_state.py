@@ -33,6 +33,8 @@ from torch import Tensor
 from gsenv.splat.compositing import Layer, Underlay
 from gsenv.splat.render_splats import BodySplats
 
+__all__ = ["KeptBodies", "ViewState", "distinct_views"]
+
 
 @dataclass
 class KeptBodies:

@@ -140,7 +140,8 @@ def _build_default(args: argparse.Namespace) -> int:
     import time
 
     from gsenv.assets.root import asset_root
-    from gsenv.scene_build.default import MANIFEST, default_bundle_dir, ensure_default_bundle
+    from gsenv.scene.format import MANIFEST
+    from gsenv.scene_build.default import default_bundle_dir, ensure_default_bundle
 
     if not args.density > 0:
         print(f"gsenv assets build-default: error: --density must be > 0, got {args.density}", file=sys.stderr)

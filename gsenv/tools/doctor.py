@@ -145,11 +145,10 @@ def _image_jitter_row(cuda: bool) -> Row:
 
 def _gpu_check_row() -> Row:
     """The cached verdict of `auto`'s GPU PhysX self-check (gsenv.physics.gpu_check); runs nothing."""
-    from gsenv.physics.gpu_check import cache_key, default_cache_path, read_cache
+    from gsenv.physics.gpu_check import cached_verdict
 
-    path = default_cache_path()
-    hit = read_cache(path).get(cache_key("physx_cuda", "physx_cpu"))
-    if not isinstance(hit, dict):
+    hit, path = cached_verdict("physx_cuda", "physx_cpu")
+    if hit is None:
         return Row("GPU PhysX self-check", "not run yet", True,
                    "runs once on the first env with sim_backend='auto' (about a minute)")
     if hit.get("ok"):

@@ -22,6 +22,9 @@ from gsenv.viewer.history import EpisodeFrames, Frame
 from gsenv.viewer.net import DEFAULT_HOST, DEFAULT_PORT, checked_address, warn_if_exposed
 from gsenv.viewer.scene_view import SceneView
 
+__all__ = ["INSTALL_HINT", "DEFAULT_SPEED", "MAX_SPEED", "COMMANDS", "NO_EPISODE_ID", "OVERVIEW_OFFSET",
+           "require_viser", "Viewer"]
+
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = 'the viewer needs viser: pip install "gsenv[viewer]" (or: pip install "viser>=1.1.1,<1.2")'

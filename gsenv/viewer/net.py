@@ -6,6 +6,9 @@ import logging
 import socket
 import threading
 
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "RESOLVE_TIMEOUT_S", "is_loopback", "checked_address",
+           "check_can_listen", "warn_if_exposed"]
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
