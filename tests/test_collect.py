@@ -47,6 +47,7 @@ def dataset(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_metadata_parquet_and_videos_agree(dataset):
     info = verify(dataset)  # totals, indices, timestamps, video frame counts
     assert info["codebase_version"] == "v2.1" and info["fps"] == 10 and info["robot_type"] == "franka"
@@ -94,6 +95,7 @@ LATER_EPISODE_DRIFT = 1e-3
 """rad: how far a replay may part from an episode its instance simulated after others (see below)."""
 
 
+@pytest.mark.slow
 def test_each_episode_replays_from_its_seed(dataset):
     """Replayed in a fresh one-env GSEnv, every episode starts exactly where it was recorded and succeeds
     again; an episode that was the first of its physics instance replays exactly, step by step.
@@ -127,6 +129,7 @@ def test_each_episode_replays_from_its_seed(dataset):
             assert np.abs(states - recorded).max() <= LATER_EPISODE_DRIFT, episode
 
 
+@pytest.mark.slow
 def test_the_first_frame_is_the_reset_observation(dataset):
     """Frame t holds the observation action t was taken from: frame 0 is the image right after reset."""
     episode = _jsonl(dataset / "meta" / "episodes.jsonl")[1]
@@ -144,6 +147,7 @@ def test_the_first_frame_is_the_reset_observation(dataset):
     assert psnr[0] > psnr[1] + 3, psnr  # and not the last one (the arm has moved)
 
 
+@pytest.mark.slow
 def test_a_killed_collection_keeps_whole_episodes_and_a_second_run_appends(tmp_path):
     out = tmp_path / "ds"
     args = [sys.executable, "-m", "gsenv.tools.cli", "collect", "--episodes", "40", "--num-envs", "2",

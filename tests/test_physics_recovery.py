@@ -41,7 +41,7 @@ def _start_episodes(pool: CpuPhysicsPool, steps: int) -> dict[str, np.ndarray]:
     return first
 
 
-@pytest.mark.parametrize("start_method", ["server", "subprocess"])
+@pytest.mark.parametrize("start_method", ["server", pytest.param("subprocess", marks=pytest.mark.slow)])
 def test_sigkill_mid_episode_rebuilds_exactly_that_workers_envs(caplog, start_method):
     with CpuPhysicsPool(FACTORY, num_envs=4, num_workers=2, timeout_s=5, start_method=start_method) as pool:
         _sigkill_mid_episode(pool, caplog)

@@ -150,6 +150,7 @@ def env(assets):
     e.close()
 
 
+@pytest.mark.slow
 def test_env_wrist_camera_observations_follow_each_envs_hand(env):
     u = env.unwrapped
     obs, info = env.reset(seed=[1, 2])
@@ -173,6 +174,7 @@ def test_env_wrist_camera_observations_follow_each_envs_hand(env):
     assert env.observation_space[ "sensor_data"][WRIST]["rgb"].shape == (2, 24, 32, 3)
 
 
+@pytest.mark.slow
 def test_the_alignment_check_covers_the_wrist_camera(assets):
     """SAPIEN's camera mounted on the hand against the splat render from the same mount: the fingers,
     centimetres from the lens, line up (density 0.5; the near field needs density, see the README)."""
