@@ -36,6 +36,7 @@ def aligned(bundle, tmp_path_factory):
     return check_alignment(bundle, samples=SAMPLES, image_size=SIZE, min_iou=0.8, out_dir=out, progress=False), out
 
 
+@pytest.mark.slow
 def test_default_scene_is_aligned(aligned):
     report, _ = aligned
     s = report.summary()
@@ -51,6 +52,7 @@ def test_default_scene_is_aligned(aligned):
         assert s[link]["min_iou"] >= 0.8, (link, s[link])
 
 
+@pytest.mark.slow
 def test_bodies_outside_the_view_are_reported_not_failed(aligned):
     report, _ = aligned
     s = report.summary()
@@ -63,6 +65,7 @@ def test_bodies_outside_the_view_are_reported_not_failed(aligned):
             assert r.status in ("small", "out_of_view")
 
 
+@pytest.mark.slow
 def test_report_json_and_overlay_images(aligned):
     import imageio.v3 as iio
 
@@ -92,6 +95,7 @@ def _shift_link(bundle, link, offset):
     return dataclasses.replace(bundle, links={**bundle.links, link: moved})
 
 
+@pytest.mark.slow
 def test_a_link_offset_by_2cm_fails_and_is_named(bundle):
     shifted = _shift_link(bundle, names.HAND_LINK, [0.0, 0.02, 0.0])  # 2 cm along the hand's y axis
     report = check_alignment(shifted, samples=SAMPLES, image_size=SIZE, min_iou=0.8, progress=False)
@@ -104,6 +108,7 @@ def test_a_link_offset_by_2cm_fails_and_is_named(bundle):
     assert names.PLATE not in report.failed_bodies
 
 
+@pytest.mark.slow
 def test_a_swapped_quaternion_order_fails(bundle):
     def xyzw(poses):  # what a wxyz/xyzw mix-up does: the renderer reads x, y, z, w as w, x, y, z
         return {k: torch.cat([v[:, :3], v[:, [4, 5, 6, 3]]], 1) for k, v in poses.items()}
@@ -124,6 +129,7 @@ def test_bad_arguments_are_value_errors(bundle):
         check_alignment(bundle, samples=1, cameras=["nope"])
 
 
+@pytest.mark.slow
 def test_splat_vs_mesh_side_by_side(bundle):
     from gsenv.alignment.overlay import splat_vs_mesh
 
@@ -138,6 +144,7 @@ def test_splat_vs_mesh_side_by_side(bundle):
     assert np.linalg.norm(red(left) - red(right)) < 2.0
 
 
+@pytest.mark.slow
 def test_check_is_right_after_a_maniskill_env_in_the_same_process(bundle, tmp_path):
     """ManiSkill's camera sensors rewrite SAPIEN's process-wide camera settings (PickCube's camera:
     the "minimal" shader pack, which has no Segmentation output, and uint8 Color) and leave them so

@@ -111,6 +111,7 @@ def test_cli_bad_input_exits_2_with_a_message(tmp_path, capsys):
     assert "error:" in err and "nowhere" in err and "scene.json" in err
 
 
+@pytest.mark.slow
 def test_cli_full_check_on_the_default_scene(tmp_path, monkeypatch, capsys):
     import imageio.v3 as iio
 

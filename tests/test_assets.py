@@ -225,6 +225,7 @@ def test_download_success_list_verify_and_rerun(downloaded):
         assert hub.seen("HEAD") == [] and hub.seen("GET", "/resolve/") == []
 
 
+@pytest.mark.slow
 def test_resume_after_interrupted_file(env, tmp_path):
     files = dataset_files()
     cut = "object/table/table_abs.ply"

@@ -54,6 +54,7 @@ def _yaw(q, deg: float):
     return (w1 * w - z1 * z, w1 * x - z1 * y, w1 * y + z1 * x, w1 * z + z1 * w)
 
 
+@pytest.mark.slow
 def test_two_cpu_runs_agree(runs):
     full_a, full_b, _, _ = runs
     assert all(full_a.success), "the check's seeds must be ones the expert solves on CPU"
@@ -65,6 +66,7 @@ def test_two_cpu_runs_agree(runs):
     assert (moved > 0.05).all(), moved
 
 
+@pytest.mark.slow
 def test_a_shortened_run_does_not_agree(runs):
     full_a, _, short, _ = runs
     assert not any(short.success), "20 steps are too few for the expert to succeed"
@@ -75,6 +77,7 @@ def test_a_shortened_run_does_not_agree(runs):
     assert verdict.reason == f"seed {SEEDS[0]}: the expert succeeds on physx_cpu but not on cut"
 
 
+@pytest.mark.slow
 def test_other_starting_states_do_not_agree(runs):
     full_a, _, _, other = runs
     relabeled = dataclasses.replace(other, seeds=full_a.seeds, steps=STEPS, backend="other")
@@ -82,6 +85,7 @@ def test_other_starting_states_do_not_agree(runs):
     assert not verdict.ok and "the reset differs" in verdict.reason
 
 
+@pytest.mark.slow
 def test_final_pose_tolerances(runs):
     full_a, _, _, _ = runs
     p = np.array(full_a.final_cube_pose[1])
@@ -135,6 +139,7 @@ def test_cache_key_names_what_the_verdict_depends_on():
     assert cache_key("physx_cpu", "physx_cpu") != key
 
 
+@pytest.mark.slow
 def test_a_pair_that_agrees_passes_and_is_cached(tmp_path):
     cache = tmp_path / "check.json"
     with warnings.catch_warnings(record=True) as caught:

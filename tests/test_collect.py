@@ -30,6 +30,7 @@ from gsenv.lerobot_v21 import (
 from gsenv.tools.cli import main as cli
 
 DENSITY = "0.05"  # few gaussians: the images are real renders, cheap on CPU
+NUM_ENVS = 2  # the dataset fixture's --num-envs (and --num-workers: one env, one PhysX instance, per worker)
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -39,12 +40,14 @@ def _jsonl(path: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("collect") / "ds"
-    code = cli(["collect", "--episodes", "4", "--num-envs", "2", "--image-size", "480x640", "--out", str(out),
-                "--device", "cpu", "--scene-density", DENSITY, "--num-workers", "2", "--no-progress"])
+    code = cli(["collect", "--episodes", "4", "--num-envs", str(NUM_ENVS), "--image-size", "480x640", "--out",
+                str(out), "--device", "cpu", "--scene-density", DENSITY, "--num-workers", str(NUM_ENVS),
+                "--no-progress"])
     assert code == 0
     return out
 
 
+@pytest.mark.slow
 def test_metadata_parquet_and_videos_agree(dataset):
     info = verify(dataset)  # totals, indices, timestamps, video frame counts
     assert info["codebase_version"] == "v2.1" and info["fps"] == 10 and info["robot_type"] == "franka"
@@ -88,14 +91,45 @@ def _replay(dataset: Path, episode: dict):
         env.close()
 
 
+LATER_EPISODE_DRIFT = 1e-3
+"""rad: how far a replay may part from an episode its instance simulated after others (see below)."""
+
+
+@pytest.mark.slow
 def test_each_episode_replays_from_its_seed(dataset):
-    for episode in _jsonl(dataset / "meta" / "episodes.jsonl"):
+    """Replayed in a fresh one-env GSEnv, every episode starts exactly where it was recorded and succeeds
+    again; an episode that was the first of its physics instance replays exactly, step by step.
+
+    The first attempts (seeds 0 .. NUM_ENVS - 1) ran first in their worker's fresh PhysX instance: the
+    replay repeats the same computations on the same machine, so it is exact anywhere. A later episode
+    ran in an instance that had simulated other episodes first; the replay runs it in a fresh one. On
+    the machine this was written on (AMD EPYC, AVX2, 2 cores) that makes no difference: all 4 episodes
+    replay with 0.0 difference, and seed 3 rerun closed-loop with the expert after histories of seeds
+    [1], [0, 1], [1, 2], [0, 1, 2], [7] (also stepped 30 steps past their end) or after 40 random
+    actions gives the fresh instance's trajectory bit for bit. On another machine (Debian 12, another
+    CPU) episode 3 (seed 3, the second episode of its instance) replayed 9.7e-5 rad away,
+    deterministically. Collection and replay run on the same CPU there, so SIMD differences alone cannot
+    part them: the instance's history (PhysX keeps contact and solver state across a reset; ManiSkill
+    leaves enhanced determinism off) matters on that CPU and not on this one. Issue 29 makes episodes
+    depend only on their seed (and replay exact from recorded states); until then a later episode is
+    held to LATER_EPISODE_DRIFT: 10x the drift seen, under 1 mm at the gripper (arm reach < 1 m), while
+    a wrong seed or a frame one step off moves a joint by >= 7e-3 rad (0.02 rad initial-pose noise; the
+    smallest per-step motion of the expert's episodes 0-3 is 7e-3, the median 0.1 rad).
+    """
+    episodes = _jsonl(dataset / "meta" / "episodes.jsonl")
+    assert any(e["seed"] < NUM_ENVS for e in episodes)  # the expert succeeds almost always: seeds 0, 1 are kept
+    for episode in episodes:
         table, states, success = _replay(dataset, episode)
         recorded = np.stack(table.column("observation.state").to_numpy(zero_copy_only=False))
-        assert np.abs(states - recorded).max() <= 1e-5, episode
+        assert np.array_equal(states[0], recorded[0]), episode  # reset(seed) places the arm exactly
         assert success, episode
+        if episode["seed"] < NUM_ENVS:  # first in its instance: exact
+            assert np.array_equal(states, recorded), (episode, np.abs(states - recorded).max())
+        else:
+            assert np.abs(states - recorded).max() <= LATER_EPISODE_DRIFT, episode
 
 
+@pytest.mark.slow
 def test_the_first_frame_is_the_reset_observation(dataset):
     """Frame t holds the observation action t was taken from: frame 0 is the image right after reset."""
     episode = _jsonl(dataset / "meta" / "episodes.jsonl")[1]
@@ -113,6 +147,7 @@ def test_the_first_frame_is_the_reset_observation(dataset):
     assert psnr[0] > psnr[1] + 3, psnr  # and not the last one (the arm has moved)
 
 
+@pytest.mark.slow
 def test_a_killed_collection_keeps_whole_episodes_and_a_second_run_appends(tmp_path):
     out = tmp_path / "ds"
     args = [sys.executable, "-m", "gsenv.tools.cli", "collect", "--episodes", "40", "--num-envs", "2",

@@ -33,6 +33,7 @@ def demo_run(tmp_path_factory):
     return proc, out
 
 
+@pytest.mark.slow
 def test_demo_writes_video_contact_sheet_and_side_by_side(demo_run):
     proc, out = demo_run
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from png_files import write_black_png, write_png
+from tolerances import assert_same_render
 
 import gsenv
 from gsenv.scene.randomization import DomainRandomization, RandomizedLook, draw_seed, load_backdrops
@@ -287,10 +288,12 @@ def test_env_randomised_reproducible_per_env_and_off_is_the_plain_render(assets)
         assert now["light"][0] == vals["light"][0] and now["light"][1] != vals["light"][1]
         obs, _ = env.reset(seed=[4, 3])  # env 1 with env 0's earlier seed: env 0's earlier draw and image
         assert torch.equal(u.domain_randomization_values()["hue"][1], vals["hue"][0])
-        assert torch.equal(_rgb(obs)[1], img[0])
+        # the same draws rendered in another row of the batch: equal up to float32 rounding (tolerances.py)
+        assert_same_render(_rgb(obs)[1], img[0])
         obs, _ = env.reset(seed=0, options={"episode_id": [5, 5]})  # the same episode id: the same draw
         e = u.domain_randomization_values()
-        assert torch.equal(e["light"][0], e["light"][1]) and torch.equal(_rgb(obs)[0], _rgb(obs)[1])
+        assert torch.equal(e["light"][0], e["light"][1])
+        assert_same_render(_rgb(obs)[0], _rgb(obs)[1])  # two rows of one batch: see tolerances.py
     finally:
         env.close()
     env = _make(assets)  # off: exactly the renderer's plain image of the bundle's cameras

@@ -50,7 +50,11 @@ def env3(assets):
     env.close()
 
 
-@pytest.mark.parametrize("obs_mode", ["state", "state_dict", "rgb", "rgb+depth", "rgb+state"])
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("obs_mode", [pytest.param("state", marks=SLOW), "state_dict", "rgb",
+                                      pytest.param("rgb+depth", marks=SLOW), pytest.param("rgb+state", marks=SLOW)])
 def test_obs_modes_with_the_expert(assets, obs_mode):
     env = make(assets, num_envs=1, obs_mode=obs_mode)
     try:

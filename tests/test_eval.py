@@ -97,6 +97,7 @@ def _partial_reset_steps(lengths, num_envs):
 
 
 # ----------------------------------------------------------------------------------------- the command
+@pytest.mark.slow
 def test_expert_eval_reports_success_and_videos_agree(expert_run):
     proc, out = expert_run
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -143,6 +144,7 @@ def test_bad_options_are_clear_errors():
 
 
 # ----------------------------------------------------------------------------------------- an openpi server
+@pytest.mark.slow
 def test_served_expert_gives_the_same_episodes(env, expert_run):
     """The expert behind a real websocket server in openpi's format, the client sending only openpi's
     observation: the same success (and length) per episode as the expert run in-process."""

@@ -83,6 +83,7 @@ def test_gsplat_backend_on_cpu_is_a_clear_error():
     assert resolve_render_backend("auto", "cpu") == "torch"
 
 
+@pytest.mark.slow
 def test_regular_install_works_outside_the_source_tree(tmp_path):
     """A non-editable install (what `pip install .` builds) carries its package data and runs from elsewhere."""
     from pathlib import Path

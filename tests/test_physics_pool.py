@@ -31,7 +31,7 @@ def test_split_envs_is_contiguous_and_balanced():
     assert split_envs(3, 3) == [[0], [1], [2]]
 
 
-@pytest.mark.parametrize("start_method", ["server", "subprocess"])
+@pytest.mark.parametrize("start_method", ["server", pytest.param("subprocess", marks=pytest.mark.slow)])
 def test_pool_matches_one_process_and_keeps_env_order(start_method):
     """3 envs over 2 workers give, env by env, bit-identical results to instances stepped in-process,
     whether the workers are forked from the preloaded server or each a clean interpreter."""

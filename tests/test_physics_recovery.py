@@ -47,7 +47,7 @@ def _state(out: dict) -> np.ndarray:
     return np.hstack([out[k].reshape(len(out[k]), -1).astype(np.float32) for k in keys])
 
 
-@pytest.mark.parametrize("start_method", ["server", "subprocess"])
+@pytest.mark.parametrize("start_method", ["server", pytest.param("subprocess", marks=pytest.mark.slow)])
 def test_sigkill_mid_episode_rebuilds_exactly_that_workers_envs(caplog, start_method):
     with CpuPhysicsPool(FACTORY, num_envs=4, num_workers=2, timeout_s=5, start_method=start_method) as pool:
         _sigkill_mid_episode(pool, caplog)

@@ -38,6 +38,7 @@ def _run(args: list[str], method: str, cwd: Path) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["server", "subprocess"])
 def test_a_script_without_a_main_guard_steps_the_pool(tmp_path, method):
     script = tmp_path / "train.py"
@@ -45,6 +46,7 @@ def test_a_script_without_a_main_guard_steps_the_pool(tmp_path, method):
     assert f"ELAPSED [3, 3] {method}" in _run([str(script)], method, tmp_path)
 
 
+@pytest.mark.slow
 def test_python_dash_c_steps_the_pool(tmp_path):
     assert "ELAPSED [3, 3] server" in _run(["-c", UNGUARDED], "server", tmp_path)
 
@@ -84,6 +86,7 @@ def _all_gone(tree: set[int]) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads process trees from /proc")
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["server", "subprocess"])
 def test_ctrl_c_while_stepping_leaves_no_processes(tmp_path, method):
     proc, tree = _stepping_script(tmp_path, method)
@@ -99,6 +102,7 @@ def test_ctrl_c_while_stepping_leaves_no_processes(tmp_path, method):
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads process trees from /proc")
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["server", "subprocess"])
 def test_a_killed_main_process_leaves_no_processes(tmp_path, method):
     proc, tree = _stepping_script(tmp_path, method)
@@ -135,7 +139,7 @@ def _environ(pid: int) -> dict[str, str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="reads process environments from /proc")
-@pytest.mark.parametrize("method", ["server", "subprocess"])
+@pytest.mark.parametrize("method", ["server", pytest.param("subprocess", marks=pytest.mark.slow)])
 def test_workers_see_no_gpu_even_when_the_main_process_does(monkeypatch, method):
     # ManiSkill's reset saves every visible CUDA device's RNG state, so a visible GPU would give each
     # worker a CUDA context (GPU memory, and start-up serialised in the driver)

@@ -14,6 +14,7 @@ maniskill_env = pytest.importorskip("rlinf.envs.maniskill.maniskill_env",
 CONFIG = Path(__file__).parent / "data" / "rlinf_gsenv_env.yaml"
 
 
+@pytest.mark.slow
 def test_rlinf_maniskill_env_drives_gsenv(tmp_path):
     from omegaconf import OmegaConf
 

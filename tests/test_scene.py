@@ -227,6 +227,7 @@ def test_adapter_bundle_round_trips_through_the_format(tmp_path, mini):
     assert torch.equal(again.links["fr3_hand"].means, bundle.links["fr3_hand"].means)
 
 
+@pytest.mark.slow
 def test_build_default_command(tmp_path):
     import subprocess
     import sys

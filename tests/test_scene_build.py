@@ -187,6 +187,7 @@ def test_no_point_pairs_asks_for_them(capture):
         build_scene(c["splat"], c["urdf"], c["cfg"], c["meshes"], *c["pairs"], {}, [], progress=False)
 
 
+@pytest.mark.slow
 def test_the_written_bundle_passes_the_checks_like_the_original(capture, built, tmp_path):
     from gsenv.alignment.check import ROBOT, check_alignment
     from gsenv.alignment.structure import check_structure
@@ -220,6 +221,7 @@ def test_the_written_bundle_passes_the_checks_like_the_original(capture, built, 
         write_scene(bundle, report, out)
 
 
+@pytest.mark.slow
 def test_an_rlinf_layout_dataset_merged_into_one_ply_splits_into_its_links(capture, tmp_path, capsys):
     """The dataset's per-link PLYs (world coordinates minus its offset) merged with its table into
     one PLY: every link gets its own gaussians back, in the link frame. The dataset brings no object

@@ -24,6 +24,7 @@ def smoke(*args, timeout=300):
     return proc.returncode, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_smoke_passes_and_writes_the_video(assets, tmp_path):
     rc, out = smoke("--num-envs", "2", "--steps", "10", "--out", str(tmp_path), "--asset-root", assets, *TINY)
     assert rc == 0, out
@@ -39,6 +40,7 @@ def test_smoke_passes_and_writes_the_video(assets, tmp_path):
         assert len(pngs) == 12 and "PNG frames" in out, out
 
 
+@pytest.mark.slow
 def test_a_broken_contract_fails_naming_the_check(assets, tmp_path):
     # without RLinf's render_interface the "state" obs mode gives a flat tensor: no camera images in the obs
     rc, out = smoke("--num-envs", "1", "--steps", "5", "--out", str(tmp_path), "--asset-root", assets,

@@ -106,6 +106,7 @@ def test_gym_make_opens_no_port_and_the_viewer_binds_loopback_only(session):
     assert viewer.url == f"http://127.0.0.1:{viewer.port}"
 
 
+@pytest.mark.slow
 @needs_viser
 @pytest.mark.skipif(chromium_missing_reason() is not None, reason=str(chromium_missing_reason()))
 def test_browser_sees_the_scene_and_step_advances_the_simulation(session):
@@ -269,6 +270,7 @@ def test_without_viser_the_viewer_says_how_to_install_it(monkeypatch, capsys):
     assert 'gsenv view: error: the viewer needs viser: pip install "gsenv[viewer]"' in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @needs_viser
 def test_gsenv_view_serves_on_loopback_and_ctrl_c_stops_it_cleanly():
     """The command itself: prints its URL, serves the page, and Ctrl-C ends it with no process left."""

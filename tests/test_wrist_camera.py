@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from tolerances import assert_same_render
 
 import gsenv
 from gsenv.geometry import pose_to_matrix, rotmat_to_quat
@@ -133,9 +134,10 @@ def test_moving_cameras_render_their_background_each_step_and_keep_the_fixed_one
         ref = joint.render(poses, cams, depth=True)
         assert (out.rgb.int() - ref.rgb.int()).abs().float().mean() < 2.0  # cached + fresh ~ joint
         assert torch.equal(out.rgb, unculled.render(poses, cams).rgb)  # culling the background changes nothing
-        # the fixed camera: exactly what rendering it alone gives
+        # the fixed camera: what rendering it alone gives (C = 1 vs 2: other matmul shapes, so equal up to
+        # float32 rounding, tolerances.py)
         solo = alone.render(poses, Cameras(K.expand(B, 1, 3, 3), vms[:, :1], W, H))
-        assert torch.equal(out.rgb[:, :1], solo.rgb)
+        assert_same_render(out.rgb[:, :1], solo.rgb)
         # the fixed camera's background once (one view shared by both envs), the moving ones' every step
         assert cached.background_images_rendered == 1 + B * (step + 1)
     assert not torch.equal(out.rgb[0, 1], out.rgb[1, 1])  # each env's moving camera sees its own view
@@ -150,6 +152,7 @@ def env(assets):
     e.close()
 
 
+@pytest.mark.slow
 def test_env_wrist_camera_observations_follow_each_envs_hand(env):
     u = env.unwrapped
     obs, info = env.reset(seed=[1, 2])
@@ -173,6 +176,7 @@ def test_env_wrist_camera_observations_follow_each_envs_hand(env):
     assert env.observation_space[ "sensor_data"][WRIST]["rgb"].shape == (2, 24, 32, 3)
 
 
+@pytest.mark.slow
 def test_the_alignment_check_covers_the_wrist_camera(assets):
     """SAPIEN's camera mounted on the hand against the splat render from the same mount: the fingers,
     centimetres from the lens, line up (density 0.5; the near field needs density, see the README)."""
