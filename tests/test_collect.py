@@ -91,30 +91,19 @@ def _replay(dataset: Path, episode: dict):
         env.close()
 
 
-LATER_EPISODE_DRIFT = 1e-3
-"""rad: how far a replay may part from an episode its instance simulated after others (see below)."""
-
-
 @pytest.mark.slow
 def test_each_episode_replays_from_its_seed(dataset):
     """Replayed in a fresh one-env GSEnv, every episode starts exactly where it was recorded and succeeds
     again; an episode that was the first of its physics instance replays exactly, step by step.
 
     The first attempts (seeds 0 .. NUM_ENVS - 1) ran first in their worker's fresh PhysX instance: the
-    replay repeats the same computations on the same machine, so it is exact anywhere. A later episode
-    ran in an instance that had simulated other episodes first; the replay runs it in a fresh one. On
-    the machine this was written on (AMD EPYC, AVX2, 2 cores) that makes no difference: all 4 episodes
-    replay with 0.0 difference, and seed 3 rerun closed-loop with the expert after histories of seeds
-    [1], [0, 1], [1, 2], [0, 1, 2], [7] (also stepped 30 steps past their end) or after 40 random
-    actions gives the fresh instance's trajectory bit for bit. On another machine (Debian 12, another
-    CPU) episode 3 (seed 3, the second episode of its instance) replayed 9.7e-5 rad away,
-    deterministically. Collection and replay run on the same CPU there, so SIMD differences alone cannot
-    part them: the instance's history (PhysX keeps contact and solver state across a reset; ManiSkill
-    leaves enhanced determinism off) matters on that CPU and not on this one. Issue 29 makes episodes
-    depend only on their seed (and replay exact from recorded states); until then a later episode is
-    held to LATER_EPISODE_DRIFT: 10x the drift seen, under 1 mm at the gripper (arm reach < 1 m), while
-    a wrong seed or a frame one step off moves a joint by >= 7e-3 rad (0.02 rad initial-pose noise; the
-    smallest per-step motion of the expert's episodes 0-3 is 7e-3, the median 0.1 rad).
+    replay repeats the same computations on the same machine, so it is exact on any machine. A later
+    episode ran in an instance that had simulated other episodes first, and PhysX keeps contact and
+    solver state across a reset: the same seed and closed-loop expert then part at the grasp, by up to
+    0.016 rad of qpos (measured on a 2-core Debian 12 machine: seed 3 after seeds 3, 5 and 7 in one
+    instance), by 9.7e-5 rad for this dataset's episode 3 on another machine, and not at all for it on a
+    third. No bound on that drift holds on every machine, so a later episode is held only to what does:
+    its exact start and its success. Issue 29 makes an episode depend on its seed alone.
     """
     episodes = _jsonl(dataset / "meta" / "episodes.jsonl")
     assert any(e["seed"] < NUM_ENVS for e in episodes)  # the expert succeeds almost always: seeds 0, 1 are kept
@@ -125,8 +114,6 @@ def test_each_episode_replays_from_its_seed(dataset):
         assert success, episode
         if episode["seed"] < NUM_ENVS:  # first in its instance: exact
             assert np.array_equal(states, recorded), (episode, np.abs(states - recorded).max())
-        else:
-            assert np.abs(states - recorded).max() <= LATER_EPISODE_DRIFT, episode
 
 
 @pytest.mark.slow
