@@ -1,7 +1,9 @@
-"""Load a `gsenv collect` dataset with LeRobot's own v2.1 reader (lerobot 0.3.3, as openpi pins it).
+"""Load a `gsenv collect` dataset with LeRobot's own v2.1 reader.
 
     python scripts/check_lerobot_reader.py DATASET_DIR [torchcodec|pyav]
 
+Either LeRobot that reads v2.1: lerobot 0.3.x (`lerobot.datasets`) or the commit openpi pins
+(0cf8648, `lerobot.common.datasets`); the one installed is used and named in the first line.
 lerobot 0.3.x cannot be installed beside gsenv (it pins torch < 2.8); install it without its
 dependencies into a separate folder and put that first on PYTHONPATH (docs/benchmarks.md says where
 this ran and what it printed). Exits non-zero on any disagreement with what gsenv wrote.
@@ -14,18 +16,36 @@ from pathlib import Path
 
 import numpy as np
 
+# where LeRobotDataset lives: lerobot 0.3.x, then the older layout of the commit openpi pins
+LEROBOT_DATASET_MODULES = ("lerobot.datasets.lerobot_dataset", "lerobot.common.datasets.lerobot_dataset")
+
+
+def lerobot_dataset_class():
+    """(LeRobotDataset, its module name) from whichever module path the installed LeRobot has."""
+    import importlib
+
+    for name in LEROBOT_DATASET_MODULES:
+        try:
+            return importlib.import_module(name).LeRobotDataset, name
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not name.startswith(exc.name):  # a dependency of LeRobot is missing
+                raise
+    sys.exit(f"no LeRobot with a v2.1 reader is importable (tried {', '.join(LEROBOT_DATASET_MODULES)}): install "
+             "lerobot 0.3.x or openpi's pinned commit and put it on PYTHONPATH")
+
 
 def main(root: str, backend: str = "torchcodec") -> int:
     import importlib.util
 
     import imageio.v3 as iio
-    import lerobot
     import torchvision
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    LeRobotDataset, module = lerobot_dataset_class()
+    import lerobot
 
     plugin = "pyav" if importlib.util.find_spec("av") else None  # imageio's own ffmpeg where PyAV is missing
-    lerobot_version, vision_version = getattr(lerobot, "__version__", "0.3.x"), getattr(torchvision, "__version__", "?")
-    print(f"lerobot {lerobot_version} | torchvision {vision_version} | video backend", backend)
+    lerobot_version, vision_version = getattr(lerobot, "__version__", "?"), getattr(torchvision, "__version__", "?")
+    print(f"lerobot {lerobot_version} ({module}) | torchvision {vision_version} | video backend", backend)
     info = json.loads((Path(root) / "meta" / "info.json").read_text())
     ds = LeRobotDataset("RLinf/GSEnv-PutCubeOnPlate-v0", root=root, video_backend=backend)
     print(f"episodes {ds.num_episodes} frames {ds.num_frames} fps {ds.fps} codebase {ds.meta.info['codebase_version']}")

@@ -3,7 +3,7 @@
 #
 #   scripts/ci_rlinf_stack.sh [pytest options]
 #
-# runs the env / RLinf / ManiSkillVectorEnv / smoke tests (and the gsplat-shim and splat tests, for
+# runs the env / RLinf (env and SFT configs) / ManiSkillVectorEnv / smoke tests (and the gsplat-shim and splat tests, for
 # gsplat 1.4.0; the openpi wire-format test against openpi-client, which pins numpy<2) there;
 # GSENV_CI_TESTS replaces that list (e.g. GSENV_CI_TESTS=tests: the whole suite).
 #
@@ -34,16 +34,18 @@ CACHE=${GSENV_CI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gsenv-ci}
 read -r -a STACK <<< "${GSENV_CI_STACK:-torch==2.13.0 mani_skill==3.0.0b22 gymnasium==0.29.1 sapien==3.0.1}"
 read -r -a EXTRA <<< "${GSENV_CI_EXTRA:-numpy==1.26.4 gsplat==1.4.0 setuptools>=77.0.3,<81}"
 OPENPI_CLIENT=openpi-client==0.1.2  # openpi's policy-server client (tests/test_openpi_wire.py)
+HYDRA=hydra-core==1.3.2  # RLinf's config loader, as its openpi install pins it (tests/test_rlinf_sft_config.py)
 PROTECTED="torch numpy gymnasium mani_skill sapien gsplat"  # installing gsenv must change none of these
 DEFAULT_TESTS="tests/test_env.py tests/test_env_inputs.py tests/test_rlinf.py tests/test_rlinf_config.py"
 DEFAULT_TESTS+=" tests/test_smoke.py"
+DEFAULT_TESTS+=" tests/test_rlinf_sft_config.py"  # examples/rlinf SFT YAMLs through hydra and RLinf's code
 DEFAULT_TESTS+=" tests/test_openpi_wire.py"  # our openpi encoding vs openpi-client's (installable only here)
 DEFAULT_TESTS+=" tests/test_compat.py tests/test_splat_raster.py tests/test_splat_ply.py"  # gsplat 1.4 shims
 read -r -a TESTS <<< "${GSENV_CI_TESTS:-$DEFAULT_TESTS}"
 
 command -v "$PY" >/dev/null || die "no interpreter $PY (set GSENV_CI_PYTHON)"
-RECIPE=2  # bump when the build steps below change
-key=$( { cat pyproject.toml; echo "$RECIPE ${STACK[*]} ${EXTRA[*]} $OPENPI_CLIENT"; "$PY" -VV; } | sha256sum | cut -c1-16)
+RECIPE=3  # bump when the build steps below change
+key=$( { cat pyproject.toml; echo "$RECIPE ${STACK[*]} ${EXTRA[*]} $OPENPI_CLIENT $HYDRA"; "$PY" -VV; } | sha256sum | cut -c1-16)
 VENV=$CACHE/rlinf-stack-$key
 VPY=$VENV/bin/python
 mkdir -p "$CACHE"
@@ -100,6 +102,10 @@ if [ ! -f "$VENV/.complete" ]; then
   "$VPY" -m pip install -q --disable-pip-version-check --dry-run --report "$VENV/plan-openpi.json" "$OPENPI_CLIENT"
   check_plan "$VENV/plan-openpi.json" "$PROTECTED" || die "installing $OPENPI_CLIENT would change RLinf's stack"
   "$VPY" -m pip install -q --disable-pip-version-check "$OPENPI_CLIENT"
+  # hydra composes RLinf's YAMLs (its run scripts use hydra.main): the SFT YAMLs are loaded through it
+  "$VPY" -m pip install -q --disable-pip-version-check --dry-run --report "$VENV/plan-hydra.json" "$HYDRA"
+  check_plan "$VENV/plan-hydra.json" "$PROTECTED" || die "installing $HYDRA would change RLinf's stack"
+  "$VPY" -m pip install -q --disable-pip-version-check "$HYDRA"
   diff <(versions) "$VENV/stack.txt" >&2 || die "installing gsenv changed RLinf's stack (above: < now, > before)"
   touch "$VENV/.complete"
   say "built in $(( $(date +%s) - t0 )) s"

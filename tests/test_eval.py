@@ -194,6 +194,68 @@ def test_server_request_and_chunk(env):
     assert {i for o in seen[:ENVS] for i in range(ENVS) if np.array_equal(o["observation/image"], frames[i])} == {0, 1}
 
 
+@pytest.mark.slow
+def test_a_wrist_camera_goes_to_the_server_under_its_own_key(assets):
+    """An env with the wrist camera listed FIRST: the server still gets the third-person render as
+    observation/image and the wrist render as observation/wrist_image (openpi's LIBERO-style keys),
+    each equal to that camera's image in the env's observation; nothing else is sent."""
+    env = gym.make(ENV_ID, num_envs=ENVS, image_size=(H, W), scene_density=DENSITY, asset_root=str(assets),
+                   cameras=["wrist_camera", "3rd_view_camera"])
+    seen = []
+
+    def infer(obs):
+        seen.append(obs)
+        return {"actions": np.zeros((1, 7), np.float32)}
+
+    try:
+        obs, _ = env.reset(options={"episode_id": [3, 4]})
+        third = obs["sensor_data"]["3rd_view_camera"]["rgb"].cpu().numpy()
+        wrist = obs["sensor_data"]["wrist_camera"]["rgb"].cpu().numpy()
+        assert not np.array_equal(third, wrist)  # a swap of the two would be seen
+        with OpenpiTestServer(infer) as server, make_policy(server.uri, env, chunk=1, timeout_s=60) as policy:
+            assert policy.cameras == {"observation/image": "3rd_view_camera",
+                                      "observation/wrist_image": "wrist_camera"}
+            policy(obs, env)
+    finally:
+        env.close()
+    assert len(seen) == ENVS
+    rows = []
+    for o in seen:
+        assert sorted(o) == ["observation/image", "observation/state", "observation/wrist_image", "prompt"]
+        i = [k for k in range(ENVS) if np.array_equal(o["observation/image"], third[k])]
+        assert len(i) == 1, f"observation/image is the third-person render of envs {i}"
+        assert np.array_equal(o["observation/wrist_image"], wrist[i[0]])
+        assert o["observation/wrist_image"].dtype == np.uint8 and o["observation/wrist_image"].shape == (H, W, 3)
+        rows.append(i[0])
+    assert sorted(rows) == list(range(ENVS))
+
+
+def test_a_wrist_only_env_is_refused_for_a_server_before_any_episode(tmp_path, assets):
+    """Only a wrist camera: it is never sent as the third-person image; make_policy refuses, the
+    command exits 2 (a bad --camera), before any request."""
+    env = gym.make(ENV_ID, num_envs=1, image_size=(H, W), scene_density=DENSITY, asset_root=str(assets),
+                   cameras=["wrist_camera"])
+    with OpenpiTestServer(lambda o: {"actions": np.zeros((1, 7), np.float32)}) as server:
+        try:
+            with pytest.raises(PolicyError, match=r"reads the third-person image as 'observation/image', but the "
+                                                  r"env's cameras \['wrist_camera'\] are all on robot links"):
+                make_policy(server.uri, env, chunk=1, timeout_s=60)
+        finally:
+            env.close()
+        proc = _gsenv("eval", "--policy", server.uri, "--episodes", 1, "--image-size", f"{H}x{W}", "--scene-density",
+                      DENSITY, "--camera", "wrist_camera", "--no-video", "--out", tmp_path / "out", assets=assets)
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert "gsenv eval: error: an openpi policy server reads the third-person image" in proc.stderr
+        assert server.requests == 0
+
+
+def test_an_unknown_camera_is_bad_input(tmp_path, assets):
+    proc = _gsenv("eval", "--policy", "expert", "--episodes", 1, "--image-size", f"{H}x{W}", "--scene-density",
+                  DENSITY, "--camera", "no_such_camera", "--no-video", "--out", tmp_path / "out", assets=assets)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "gsenv eval: error: --camera ['no_such_camera']: " in proc.stderr and "no_such_camera" in proc.stderr
+
+
 def test_wrong_shape_answer_is_a_clear_error(env):
     obs, _ = env.reset(options={"episode_id": [0, 1]})
     with OpenpiTestServer(lambda o: {"actions": np.zeros((1, 5), np.float32)}) as server:

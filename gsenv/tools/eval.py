@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gsenv.atomic import write_text_atomic
-from gsenv.tools.args import add_image_size, check_device, make_out_dir
+from gsenv.tools.args import add_image_size, add_names, check_device, make_out_dir
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,9 @@ Policies (--policy):
   ws://host:port    an openpi policy server (openpi's scripts/serve_policy.py); each env sends
                     {{"observation/image": uint8 [H, W, 3], "observation/state": float32 [9],
                     "prompt": str}} and runs the first --chunk steps (first 7 dims) of the answer's
-                    "actions"; one connection per env, one request in flight per env
+                    "actions"; one connection per env, one request in flight per env. The image is
+                    the first fixed camera; with a wrist camera (--camera 3rd_view_camera,wrist_camera)
+                    its image goes as "observation/wrist_image" too (openpi's LIBERO-style inputs)
 
 Writes into DIR: {REPORT_NAME} (success rate, 95% Wilson interval, mean episode length, time per
 step, one entry per episode) and one video per episode, {VIDEO_STEM.format(3, "success")}.mp4 or
@@ -387,10 +389,12 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
              chunk: int = DEFAULT_CHUNK, out_dir: str | Path = DEFAULT_OUT, image_size: tuple[int, int] = (480, 640),
              scene: str = "default", scene_density: float = 1.0, max_steps: int | None = None,
              device: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, video: bool = True,
-             asset_root: str | None = None, progress: bool = True) -> EvalResult:
+             asset_root: str | None = None, progress: bool = True,
+             camera: str | Sequence[str] | None = None) -> EvalResult:
     """Make the env and the policy, evaluate, writing out_dir/report.json as episodes end (and the
     videos); -> the result. The output folder is checked (and an earlier run's outputs moved aside)
-    before the env is made."""
+    before the env is made. camera: the env's cameras (default: the scene's fixed cameras); a server
+    gets the first fixed one as observation/image, the first on a link as observation/wrist_image."""
     ids = checked_episode_ids(episodes, episode_ids)
     if num_envs < 1:
         raise EvalError(f"--num-envs must be >= 1, got {num_envs}")
@@ -405,8 +409,9 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
     import gymnasium as gym
 
     from gsenv.registration import ENV_ID
+    from gsenv.scene.format import SceneError
     from gsenv.sim.names import DEFAULT_TOTAL_NUM_TRIALS, EPISODE_STEPS
-    from gsenv.tools.policies import make_policy, probe_server
+    from gsenv.tools.policies import PolicyError, make_policy, probe_server, server_image_cameras
 
     check_device(device, EvalError)
     out, moved = prepare_out_dir(out_dir)  # a folder that cannot be written fails now, not after the episodes
@@ -418,10 +423,21 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
     num_envs = min(num_envs, len(ids))  # more envs than episodes would only idle
     # the initial-state table grows to the largest id asked for (entry k is the same whatever its size)
     trials = max(DEFAULT_TOTAL_NUM_TRIALS, max(ids) + 1)
-    env = gym.make(ENV_ID, num_envs=num_envs, obs_mode="rgb", image_size=image_size, device=device, scene=scene,
-                   scene_density=scene_density, asset_root=asset_root, total_num_trials=trials,
-                   max_episode_steps=max_steps or EPISODE_STEPS)
     try:
+        env = gym.make(ENV_ID, num_envs=num_envs, obs_mode="rgb", image_size=image_size, device=device, scene=scene,
+                       scene_density=scene_density, asset_root=asset_root, total_num_trials=trials,
+                       max_episode_steps=max_steps or EPISODE_STEPS,
+                       cameras=[camera] if isinstance(camera, str) else camera)
+    except ValueError as exc:
+        if isinstance(exc, SceneError) or camera is None:
+            raise
+        raise EvalError(f"--camera {camera}: {exc}") from None  # an unknown or repeated camera name
+    try:
+        if policy.strip().startswith(("ws://", "wss://")):
+            try:
+                server_image_cameras(env)  # a camera set a server cannot be given is a bad option
+            except PolicyError as exc:
+                raise EvalError(str(exc)) from None
         with make_policy(policy, env, chunk=chunk, timeout_s=timeout_s) as pol:
             return evaluate(env, pol, ids, out_dir=out, video=video, progress=progress, extra=extra)
     finally:
@@ -457,6 +473,9 @@ def add_commands(sub) -> None:
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                    help=f"seconds a policy server may take to connect or answer (default: {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--no-video", dest="video", action="store_false", help="write no videos")
+    add_names(p, "--camera", "CAMERA",
+              "the env's cameras (default: the scene's fixed ones); a policy server gets the first fixed one as "
+              "observation/image and the first on a robot link (e.g. wrist_camera) as observation/wrist_image")
     p.set_defaults(func=_eval)
 
 
@@ -468,7 +487,7 @@ def _eval(args: argparse.Namespace) -> int:
         result = run_eval(args.policy, episodes=args.episodes, episode_ids=args.episode_ids, num_envs=args.num_envs,
                           chunk=args.chunk, out_dir=args.out, image_size=args.image_size, scene=args.scene,
                           scene_density=args.scene_density, max_steps=args.max_steps, device=args.device,
-                          timeout_s=args.timeout, video=args.video)
+                          timeout_s=args.timeout, video=args.video, camera=args.camera)
     except EvalError as exc:
         print(f"gsenv eval: error: {exc}", file=sys.stderr)
         return 2

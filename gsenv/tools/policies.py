@@ -7,9 +7,11 @@ Specs:
                          the first `chunk` steps of a chunk are run. It may have reset(env_idx) / close().
     "ws://host:port"     an openpi policy server (openpi's wire format: gsenv.tools.openpi_wire), one
                          connection per env; each env's request is {"observation/image": uint8 [H, W, 3]
-                         (the env's first camera), "observation/state": float32 [9] (agent qpos),
-                         "prompt": str}; the answer {"actions": float [>= chunk, >= A]} of which the first
-                         `chunk` steps and the first A dims are kept (as RLinf does).
+                         (the env's first fixed camera), "observation/wrist_image": uint8 [H, W, 3] (the
+                         first camera on a robot link, only when the env has one), "observation/state":
+                         float32 [9] (agent qpos), "prompt": str} (server_image_cameras); the answer
+                         {"actions": float [>= chunk, >= A]} of which the first `chunk` steps and the
+                         first A dims are kept (as RLinf does).
 
 A Policy is called as ``policy(obs, env)`` -> float32 [B, T, A] on ``env.unwrapped.device``: an action
 chunk, run open-loop. ``policy(obs, env, env_idx=idx)`` asks only for the envs idx (int [K]) ->
@@ -34,6 +36,9 @@ from gsenv.tools.openpi_wire import Connection, OpenpiError
 
 SPEC_FORMS = '"expert", "module:callable" or "ws://host:port"'
 IMAGE_KEY, STATE_KEY, PROMPT_KEY, ACTIONS_KEY = "observation/image", "observation/state", "prompt", "actions"
+# the second image of openpi's LIBERO-style inputs (openpi's LiberoInputs: observation/image is the
+# third-person view, observation/wrist_image the wrist view; RLinf's pi05_gsenv reads observation/image only)
+WRIST_IMAGE_KEY = "observation/wrist_image"
 
 
 class PolicyError(RuntimeError):
@@ -99,6 +104,24 @@ def _rows(env_idx, num_envs: int, device) -> torch.Tensor | None:
 
 def _action_dim(env) -> int:
     return int(env.unwrapped.single_action_space.shape[0])
+
+
+def server_image_cameras(env) -> dict[str, str]:
+    """{request key: env camera} of the images sent to an openpi server: the env's first fixed camera
+    under observation/image (the third-person view openpi's pi05 inputs read there), its first camera on
+    a robot link (the wrist) under observation/wrist_image; other cameras are not sent. The same roles
+    as `gsenv collect`'s observation.image / observation.wrist_image. PolicyError for an env without a
+    fixed camera: its wrist view must not be sent as the third-person image."""
+    base = env.unwrapped
+    names = list(base.camera_names)
+    moving = tuple(base.cameras.moving) or (False,) * len(names)
+    fixed = [n for n, m in zip(names, moving) if not m]
+    on_link = [n for n, m in zip(names, moving) if m]
+    if not fixed:
+        raise PolicyError(f"an openpi policy server reads the third-person image as {IMAGE_KEY!r}, but the env's "
+                          f"cameras {names} are all on robot links: add a fixed camera (e.g. --camera "
+                          f"3rd_view_camera,{names[0]})")
+    return {IMAGE_KEY: fixed[0], **({WRIST_IMAGE_KEY: on_link[0]} if on_link else {})}
 
 
 def _import_callable(spec: str):
@@ -240,7 +263,7 @@ class ServerPolicy(Policy):
         base = env.unwrapped
         self.spec, self.uri, self.chunk, self.timeout_s = uri, uri, chunk, timeout_s
         self.num_envs, self.action_dim, self.device = base.num_envs, _action_dim(env), base.device
-        self.camera = base.camera_names[0]
+        self.cameras = server_image_cameras(env)  # {request key: camera}, checked before any connection
         self._closed = False
         self._workers = [_Worker(f"openpi-env{i}") for i in range(self.num_envs)]
         self._connections: list[Connection | None] = [None] * self.num_envs
@@ -264,7 +287,8 @@ class ServerPolicy(Policy):
             return torch.zeros(0, self.chunk, self.action_dim, device=self.device)
         images, states, prompts = self._inputs(obs, env, rows)
         futures = [self._workers[i].submit(self._connections[i].infer,
-                                           {IMAGE_KEY: images[k], STATE_KEY: states[k], PROMPT_KEY: prompts[k]})
+                                           {**{key: im[k] for key, im in images.items()},
+                                            STATE_KEY: states[k], PROMPT_KEY: prompts[k]})
                    for k, i in enumerate(rows)]
         try:
             answers = self._gather(futures, "answer the observation of", rows)
@@ -284,14 +308,16 @@ class ServerPolicy(Policy):
 
     # ------------------------------------------------------------------------------ internals
     def _inputs(self, obs, env, rows: list[int]):
-        """openpi's inputs for the envs `rows`: images uint8 [K, H, W, 3], states float32 [K, 9], prompts [K]."""
+        """openpi's inputs for the envs `rows`: {request key: images uint8 [K, H, W, 3]}, states float32 [K, 9],
+        prompts [K]."""
         try:
-            rgb = obs["sensor_data"][self.camera]["rgb"]
+            rgb = {key: obs["sensor_data"][camera]["rgb"] for key, camera in self.cameras.items()}
             qpos = obs["agent"]["qpos"]
         except (KeyError, TypeError):
-            raise PolicyError(f"an openpi policy needs the camera image and the agent state: make the env with "
-                              f"obs_mode 'rgb' (it reads sensor_data/{self.camera}/rgb and agent/qpos)") from None
-        images = np.ascontiguousarray(rgb[rows].detach().cpu().numpy(), dtype=np.uint8)
+            reads = ", ".join(f"sensor_data/{camera}/rgb" for camera in self.cameras.values())
+            raise PolicyError(f"an openpi policy needs the camera images and the agent state: make the env with "
+                              f"obs_mode 'rgb' (it reads {reads} and agent/qpos)") from None
+        images = {key: np.ascontiguousarray(im[rows].detach().cpu().numpy(), dtype=np.uint8) for key, im in rgb.items()}
         states = np.ascontiguousarray(qpos[rows].detach().cpu().numpy(), dtype=np.float32)
         instructions = env.unwrapped.get_language_instruction()
         return images, states, [instructions[i] for i in rows]
