@@ -18,6 +18,8 @@ import math
 import os
 from pathlib import Path, PurePosixPath
 
+__all__ = ["affinity_cpus", "cgroup_cpu_limit", "usable_cores"]
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_SELF_CGROUP = Path("/proc/self/cgroup")
 

@@ -35,6 +35,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+__all__ = ["NUM_WORKERS_ENV", "Claim", "claim_workers", "env_num_workers", "live_claims", "registry_dir", "share"]
+
 logger = logging.getLogger(__name__)
 
 NUM_WORKERS_ENV = "GSENV_NUM_WORKERS"
