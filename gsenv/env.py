@@ -76,7 +76,9 @@ class GSEnv(gym.Env):
         image_size: int or (height, width) to render at (intrinsics scaled; default: calibrated size).
         device: where observations live (default "cuda" when available, else "cpu").
         render_mode: "rgb_array" for render().
-        num_workers: physx_cpu worker processes (default: about one per core).
+        num_workers: physx_cpu worker processes (default: GSENV_NUM_WORKERS if set, else this instance's
+            share of the host's usable cores among the gsenv instances on it; README "Running many
+            envs per node").
         pin_workers: pin physx_cpu worker w to usable CPU w (default: as GSENV_PIN_WORKERS says).
         physics_timeout_s, max_physics_restarts, physics_restart_window_s: physx_cpu recovery: a worker
             that dies or does not answer a step within physics_timeout_s (default 30) is replaced, its envs
@@ -163,8 +165,8 @@ class GSEnv(gym.Env):
         self._render_backend = resolve_render_backend(render_backend, str(self.device))
         physics_backend = checked_physics_backend(sim_backend)  # once; auto: self-checked on first use
         if physics_backend == "physx_cpu":
-            num_workers = pool.checked_num_workers(num_workers, self.num_envs)
-            check_cpu_envs_fit(self.num_envs, num_workers)
+            # at most this many (None: the pool takes the host's share of the cores when it starts)
+            check_cpu_envs_fit(self.num_envs, pool.checked_num_workers(num_workers, self.num_envs))
 
         self.scene = resolve_scene(scene, asset_root=asset_root, density=scene_density)
         self._rig = CameraRig(self.scene, list(cameras) if cameras else None, self.num_envs, self.device, image_size)

@@ -184,3 +184,49 @@ def test_views_benchmark_times_every_view_set_and_part_on_the_cpu():
     assert "partial_reset_ms" in result["rows"][1] and result["device"] == "cpu"
     table = views_table(result)
     assert "| third | camera only |" in table and "| third+wrist | on |" in table
+
+
+@pytest.mark.slow
+def test_node_benchmark_table_on_the_cpu(tmp_path):
+    """`gsenv bench node` tiny on CPU: a row per layout, every instance timed, each instance's workers
+    as the host's share gives them, all of them alive while stepping. Timed values are not checked."""
+    from gsenv.physics.cpu_pool import usable_cores
+    from gsenv.physics.host_share import share
+    from gsenv.tools.bench.node import COLUMNS
+
+    out = tmp_path / "out"
+    env = {**os.environ, "GSENV_ASSETS": str(tmp_path / "assets"), "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("GSENV_NUM_WORKERS", None)
+    cmd = [sys.executable, "-m", "gsenv.tools.cli", "bench", "node", "--instances", "1,2", "--num-envs", "2",
+           "--image-size", "16", "--seconds", "0.5", "--min-steps", "3", "--device", "cpu", "--density", "0.01",
+           "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"bench node failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    result = json.loads((out / "node.json").read_text())
+    rows = result["rows"]
+    assert [(r["instances"], r["processes"], r["per_process"]) for r in rows] == [(1, 1, 1), (2, 2, 1), (2, 1, 2)]
+    cores = usable_cores()
+    first = share(2, cores, [])
+    for r in rows:
+        assert len(r["per_instance"]) == r["instances"]
+        assert all(x["steps"] >= 3 and x["p99_ms"] >= x["p50_ms"] > 0 for x in r["per_instance"])
+        assert r["workers_per_instance"][0] == first
+        if r["instances"] == 2:  # the second instance took the share the first left
+            assert r["workers_per_instance"][1] == share(2, cores, [first])
+        assert r["worker_processes"] == sum(r["workers_per_instance"])
+        assert r["servers"] == r["processes"]
+        assert _positive(r["aggregate_env_steps_per_s"]) and 0 <= r["cpu_util_pct"] <= 100
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["instances", "layout"])
+    assert all(c.split()[0] in lines[header] for c in COLUMNS)
+    assert [line.split()[0] for line in lines[header + 1:header + 4]] == ["1", "2", "2"]
+    assert "2 in 1 proc" in lines[header + 3]
+
+
+@pytest.mark.parametrize("bad", [["--instances", "0,2"], ["--instances", "x"], ["--num-envs", "0"],
+                                 ["--seconds", "0"]])
+def test_node_benchmark_refuses_bad_options(bad):
+    proc = subprocess.run([sys.executable, "-m", "gsenv.tools.cli", "bench", "node", *bad], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "node" in proc.stderr and ("--instances" in proc.stderr or "must be" in proc.stderr)

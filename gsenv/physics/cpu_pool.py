@@ -32,14 +32,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from gsenv.physics.cores import affinity_cpus, usable_cores
+from gsenv.physics.host_share import NUM_WORKERS_ENV, Claim, claim_workers, env_num_workers
 from gsenv.physics.launch import ServerError, WorkerHandle, describe_exit, resolve_method, start_worker
 from gsenv.physics.outputs import RESTARTED_KEY
 from gsenv.physics.shared import Field, SharedArrays
 from gsenv.physics.worker import ACTION_KEY
 
-__all__ = ["PIN_ENV", "MANY_WORKERS_ENV", "MAX_WORKERS_PER_CORE", "DEFAULT_TIMEOUT_S", "DEFAULT_MAX_RESTARTS",
-           "DEFAULT_RESTART_WINDOW_S", "PhysicsFactory", "PhysicsInstance", "PhysicsWorkerError", "usable_cpus",
-           "default_num_workers", "checked_num_workers", "split_envs", "CpuPhysicsPool"]
+__all__ = ["PIN_ENV", "MANY_WORKERS_ENV", "NUM_WORKERS_ENV", "MAX_WORKERS_PER_CORE", "DEFAULT_TIMEOUT_S",
+           "DEFAULT_MAX_RESTARTS", "DEFAULT_RESTART_WINDOW_S", "PhysicsFactory", "PhysicsInstance",
+           "PhysicsWorkerError", "usable_cpus", "usable_cores", "default_num_workers",
+           "requested_num_workers", "checked_num_workers", "split_envs", "CpuPhysicsPool"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,38 +87,54 @@ class PhysicsWorkerError(RuntimeError):
 
 
 def usable_cpus() -> list[int]:
-    """The CPUs this process may run on, in the OS's order."""
-    if hasattr(os, "sched_getaffinity"):
-        return sorted(os.sched_getaffinity(0))
-    return list(range(os.cpu_count() or 1))
+    """The CPUs this process may run on (its affinity mask), in the OS's order (pinning goes round them)."""
+    return affinity_cpus()
 
 
 def default_num_workers(num_envs: int, workers_per_core: float = 1.0) -> int:
-    """About ``workers_per_core`` workers per usable core (default one), never more than envs."""
+    """About ``workers_per_core`` workers per usable core (affinity and cgroup CPU quota; default
+    one), never more than envs. A lone instance's default; pools share the host's cores
+    (gsenv.physics.host_share)."""
     if workers_per_core <= 0:
         raise ValueError(f"workers_per_core must be > 0, got {workers_per_core}")
-    return max(1, min(num_envs, round(len(usable_cpus()) * workers_per_core)))
+    return max(1, min(num_envs, round(usable_cores() * workers_per_core)))
 
 
-def checked_num_workers(num_workers: Any, num_envs: int, allow_many_workers: bool = False) -> int:
-    """W for B = num_envs: None gives the default (about one per core); else an int in [1, B] and at
-    most MAX_WORKERS_PER_CORE per usable core unless allow_many_workers (or GSENV_ALLOW_MANY_WORKERS=1)."""
-    if num_workers is None:
-        return default_num_workers(num_envs)
-    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)):
-        raise ValueError(f"num_workers must be an int (or None for about one per core), got {num_workers!r}")
-    w = int(num_workers)
-    if not 1 <= w <= num_envs:
-        raise ValueError(f"num_workers must be in [1, num_envs={num_envs}] (or None for about one per core), "
-                         f"got {w}")
-    cap = MAX_WORKERS_PER_CORE * len(usable_cpus())
+def _checked_count(w: int, num_envs: int, allow_many_workers: bool, source: str) -> int:
+    cores = usable_cores()
+    cap = MAX_WORKERS_PER_CORE * cores
     allowed = allow_many_workers or os.environ.get(MANY_WORKERS_ENV, "").strip() == "1"
     if w > cap and not allowed:
-        raise ValueError(f"num_workers={w} is more than {MAX_WORKERS_PER_CORE} per usable CPU core "
-                         f"({len(usable_cpus())} cores here, so at most {cap}); each worker is a process of "
+        raise ValueError(f"{source}={w} is more than {MAX_WORKERS_PER_CORE} per usable CPU core "
+                         f"({cores} cores here, so at most {cap}); each worker is a process of "
                          f"several hundred MB. Use fewer, or pass allow_many_workers=True (or set "
                          f"{MANY_WORKERS_ENV}=1) to go beyond it")
     return w
+
+
+def requested_num_workers(num_workers: Any, num_envs: int, allow_many_workers: bool = False) -> int | None:
+    """The worker count asked for: num_workers (an int in [1, B]), else GSENV_NUM_WORKERS (at most B
+    taken), both at most MAX_WORKERS_PER_CORE per usable core unless allow_many_workers (or
+    GSENV_ALLOW_MANY_WORKERS=1); None when neither is given (the pool takes the host's share)."""
+    if num_workers is None:
+        from_env = env_num_workers()
+        if from_env is None:
+            return None
+        return _checked_count(min(from_env, num_envs), num_envs, allow_many_workers, NUM_WORKERS_ENV)
+    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)):
+        raise ValueError(f"num_workers must be an int (or None for the host's share), got {num_workers!r}")
+    w = int(num_workers)
+    if not 1 <= w <= num_envs:
+        raise ValueError(f"num_workers must be in [1, num_envs={num_envs}] (or None for the host's share), "
+                         f"got {w}")
+    return _checked_count(w, num_envs, allow_many_workers, "num_workers")
+
+
+def checked_num_workers(num_workers: Any, num_envs: int, allow_many_workers: bool = False) -> int:
+    """W for B = num_envs as requested_num_workers says; when nothing is asked for, the most the
+    host's share can give (default_num_workers: about one per usable core), e.g. for a memory check."""
+    w = requested_num_workers(num_workers, num_envs, allow_many_workers)
+    return default_num_workers(num_envs) if w is None else w
 
 
 def _pin_from_env() -> bool:
@@ -149,8 +168,10 @@ class CpuPhysicsPool:
         num_envs: B.
         action_shape: shape of one env's action, e.g. (7,); None: from the instance's describe()
             ("action_low"), which must then be there.
-        num_workers: W (default: about one per core; else 1..B, at most MAX_WORKERS_PER_CORE per core
-            unless allow_many_workers or GSENV_ALLOW_MANY_WORKERS=1).
+        num_workers: W: 1..B, at most MAX_WORKERS_PER_CORE per usable core unless allow_many_workers or
+            GSENV_ALLOW_MANY_WORKERS=1. None: GSENV_NUM_WORKERS if set, else this pool's share of the
+            host's usable cores among the gsenv pools running on it (gsenv.physics.host_share). Every
+            pool's count is registered on the host until it closes.
         timeout_s: how long one reset/step may take before its worker counts as hung (killed and
             replaced). A SIGSTOPped worker is noticed after this long.
         start_timeout_s: the same for starting a worker (building its instances is slower).
@@ -175,28 +196,32 @@ class CpuPhysicsPool:
         if isinstance(max_restarts, bool) or not isinstance(max_restarts, (int, np.integer)) or max_restarts < 0:
             raise ValueError(f"max_physics_restarts must be an int >= 0, got {max_restarts!r}")
         self.num_envs = int(num_envs)
-        self.num_workers = checked_num_workers(num_workers, self.num_envs, allow_many_workers)
+        requested = requested_num_workers(num_workers, self.num_envs, allow_many_workers)
         self.timeout_s = _positive("physics_timeout_s", timeout_s)
         self.start_timeout_s = _positive("start_timeout_s", start_timeout_s)
         self.restart_window_s = _positive("physics_restart_window_s", restart_window_s)
         self.max_restarts = int(max_restarts)
         self.start_method = resolve_method(start_method)
-        self.env_ids = split_envs(self.num_envs, self.num_workers)
+        self._factory = factory
+        self.layout: dict[str, Field] = dict(factory.layout())
+        """{key: Field} of the instances' outputs (reset/step return these keys [B, ...] and "restarted")."""
+        self._preload = tuple(m for m in [getattr(factory, "import_module", None)] if isinstance(m, str))
         self.pin_workers = _pin_from_env() if pin_workers is None else bool(pin_workers)
+        self.claim: Claim = claim_workers(self.num_envs, requested, usable_cores())
+        """This pool's registration on the host (num_workers, source, the others' counts); freed at close."""
+        self.num_workers = self.claim.num_workers
+        self._closed = False
+        self._workers: list[WorkerHandle | None] = [None] * self.num_workers
+        self._shared_box: list[SharedArrays | None] = [None]
+        # the finaliser holds only these containers, never self: dropping the pool ends its workers
+        self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._shared_box, self.claim)
+        self._note_share(self.claim)
+        self.env_ids = split_envs(self.num_envs, self.num_workers)
         cpus = usable_cpus()
         self.worker_cpus: list[int | None] = [cpus[w % len(cpus)] if self.pin_workers else None
                                               for w in range(self.num_workers)]
         """The CPU each worker is pinned to (None: not pinned)."""
         self._owner_of = np.concatenate([np.full(len(ids), w) for w, ids in enumerate(self.env_ids)])
-        self._factory = factory
-        self.layout: dict[str, Field] = dict(factory.layout())
-        """{key: Field} of the instances' outputs (reset/step return these keys [B, ...] and "restarted")."""
-        self._preload = tuple(m for m in [getattr(factory, "import_module", None)] if isinstance(m, str))
-        self._closed = False
-        self._workers: list[WorkerHandle | None] = [None] * self.num_workers
-        self._shared_box: list[SharedArrays | None] = [None]
-        # the finaliser holds only these containers, never self: dropping the pool ends its workers
-        self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._shared_box)
         self._options: list[dict] = [{} for _ in range(self.num_envs)]
         """The options each env was last reset with (a rebuilt env is reset with them again)."""
         self._restarts: collections.deque[float] = collections.deque()
@@ -415,6 +440,17 @@ class CpuPhysicsPool:
         return {**self.layout, ACTION_KEY: Field(self.action_shape, "float32")}
 
     # -- plumbing ---------------------------------------------------------------------------------
+    def _note_share(self, claim: Claim) -> None:
+        if claim.source != "share" or not claim.others:
+            return
+        cores, held = usable_cores(), sum(claim.others)
+        log = logger.warning if held + claim.num_workers > cores else logger.info
+        log("physics pool: %d other gsenv pool(s) on this host hold %d workers of %d usable cores; this one "
+            "takes %d%s", len(claim.others), held, cores, claim.num_workers,
+            " (the cores are oversubscribed: pools started earlier keep their workers; close them or set "
+            f"{NUM_WORKERS_ENV} in every instance to split the cores evenly)" if held + claim.num_workers > cores
+            else "")
+
     @property
     def _shared(self) -> SharedArrays:
         return self._shared_box[0]
@@ -453,9 +489,9 @@ class CpuPhysicsPool:
         self.close()
 
 
-def _shutdown(workers: list[WorkerHandle | None], shared_box: list[SharedArrays | None]) -> None:
-    """Ask workers to close, then kill stragglers; free shared memory. Runs at close(), on the
-    pool's last reference going away, or at exit."""
+def _shutdown(workers: list[WorkerHandle | None], shared_box: list[SharedArrays | None], claim: Claim) -> None:
+    """Ask workers to close, then kill stragglers; free shared memory and the host's cores. Runs at
+    close(), on the pool's last reference going away, or at exit."""
     handles = [h for h in workers if h is not None]
     for h in handles:
         try:
@@ -472,3 +508,4 @@ def _shutdown(workers: list[WorkerHandle | None], shared_box: list[SharedArrays 
     if shared_box[0] is not None:
         shared_box[0].release()
         shared_box[0] = None
+    claim.release()

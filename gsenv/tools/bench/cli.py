@@ -102,10 +102,15 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("bench", help="throughput benchmark: render, research-code baseline, env steps, physics",
-                       description=DESCRIPTION)
+    from gsenv.tools.bench import node
+
+    p = sub.add_parser("bench", help="throughput benchmark: render, research-code baseline, env steps, physics; "
+                       "`gsenv bench node`: many instances on one node", description=DESCRIPTION)
     configure(p)
     p.set_defaults(func=handle)
+    benches = p.add_subparsers(dest="bench_command", metavar="{node}",
+                               help="node: K instances on one node, as RLinf places them (gsenv bench node -h)")
+    node.add_command(benches)
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m gsenv.tools.bench") -> int:

@@ -18,10 +18,11 @@ def machine_info(device: str) -> dict:
     """Date, host, versions, usable cores, the GPU of `device` (when CUDA) and lscpu's summary and text."""
     import torch
 
-    from gsenv.physics.cpu_pool import usable_cpus
+    from gsenv.physics.cpu_pool import usable_cores, usable_cpus
 
     info = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
-            "python": platform.python_version(), "torch": torch.__version__, "usable_cores": len(usable_cpus()),
+            "python": platform.python_version(), "torch": torch.__version__, "usable_cores": usable_cores(),
+            "affinity_cpus": len(usable_cpus()),
             "cpu_count": os.cpu_count(), "device": device}
     try:
         import gsplat

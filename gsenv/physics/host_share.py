@@ -1,0 +1,189 @@
+"""The cores of a host, shared between the gsenv instances on it without settings.
+
+Every CPU-physics pool on the host (in any process, several per process too) holds a **claim**: one
+small file in the registry directory (``/dev/shm/gsenv-workers-<uid>``, else the temp directory)
+naming its process (pid and start time) and its worker count. A new pool takes its share under an
+exclusive ``flock`` of the directory's lock file, so two that start at once see each other:
+
+    default workers = max(1, min(num_envs, usable // n, usable - workers of the others))
+
+where ``usable`` is this process's usable cores (affinity and cgroup quota, gsenv.physics.cores),
+``n`` the live claims including the new one, and "the others" the live claims' worker counts.
+So a pool that starts later never oversubscribes the cores (it takes at most what is left, but
+at least one worker), and a pool already running keeps its workers until it closes (its envs live
+in them: moving them would rebuild them mid-episode); closing frees its cores for pools started
+after that. A claim whose process is gone (exited, SIGKILLed; a zombie counts as gone, and a pid
+reused by another process does not match the recorded start time) is ignored and removed by the
+next pool that looks, so nothing stale outlives a crash. No network, no service: one directory.
+
+Overrides, strongest first: an explicit ``num_workers``; the environment variable
+``GSENV_NUM_WORKERS`` (for schedulers that place instances themselves: an int >= 1, at most
+num_envs taken); then the share above. Explicit and environment counts are claimed too, so later
+default pools count them.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import itertools
+import json
+import logging
+import os
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["NUM_WORKERS_ENV", "Claim", "claim_workers", "env_num_workers", "live_claims", "registry_dir", "share"]
+
+logger = logging.getLogger(__name__)
+
+NUM_WORKERS_ENV = "GSENV_NUM_WORKERS"
+"""Environment variable: physics workers per instance when num_workers is not given (an int >= 1),
+instead of the host share."""
+LOCK_NAME = ".lock"
+_counter = itertools.count()
+_thread_lock = threading.Lock()  # flock is per open file: threads of one process take this too
+
+
+def registry_dir() -> Path:
+    """Where this user's claims live: /dev/shm (a RAM disk, per container) or the temp directory."""
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK) \
+        else Path(tempfile.gettempdir())
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return base / f"gsenv-workers-{uid}"
+
+
+def process_start_time(pid: int) -> str | None:
+    """The start time of pid in clock ticks since boot (/proc/PID/stat field 22), None if it is
+    gone or a zombie; "" where /proc is missing but the pid exists (no reuse check there)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return ""
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):  # zombie / dead: its workers are gone
+        return None
+    return fields[19]
+
+
+def _alive(entry: dict) -> bool:
+    started = process_start_time(int(entry["pid"]))
+    return started is not None and (started == "" or started == entry.get("start_time"))
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with _thread_lock, open(directory / LOCK_NAME, "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _live_claims(directory: Path) -> dict[Path, dict]:
+    """{file: claim} of live processes; files of dead ones (or unreadable ones) are removed."""
+    out = {}
+    for path in directory.glob("*.json"):
+        try:
+            entry = json.loads(path.read_text())
+            live = _alive(entry)
+        except (OSError, ValueError, KeyError, TypeError):
+            live, entry = False, None
+        if live:
+            out[path] = entry
+        else:
+            path.unlink(missing_ok=True)
+    return out
+
+
+def env_num_workers() -> int | None:
+    """GSENV_NUM_WORKERS as an int >= 1, None when unset; ValueError naming it when malformed."""
+    text = os.environ.get(NUM_WORKERS_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{NUM_WORKERS_ENV}={text!r}: expected an int >= 1 (physics worker processes per "
+                         "instance), or unset it for the host's share")
+    return value
+
+
+def share(num_envs: int, usable: int, others: list[int]) -> int:
+    """Default workers of a new pool of num_envs envs when live pools hold ``others`` workers."""
+    n = len(others) + 1
+    return max(1, min(num_envs, usable // n, usable - sum(others)))
+
+
+class Claim:
+    """One pool's registered worker count; release() (or the process ending) gives it back."""
+
+    def __init__(self, path: Path | None, num_workers: int, source: str, others: list[int]):
+        self.path = path
+        self.num_workers = num_workers
+        self.source = source
+        """"explicit", "environment" or "share": where num_workers came from."""
+        self.others = others
+        """The worker counts of the other live claims when this one was taken."""
+
+    def release(self) -> None:
+        """Remove the claim (safe to call twice, and from a finaliser)."""
+        path, self.path = self.path, None
+        if path is not None:
+            try:
+                with _locked(path.parent):
+                    path.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+def claim_workers(num_envs: int, requested: int | None, usable: int, directory: Path | None = None) -> Claim:
+    """Register a pool of num_envs envs on this host and decide its worker count.
+
+    requested: an explicit count (already checked) or None (GSENV_NUM_WORKERS, else the share).
+    usable: this process's usable cores. directory: the registry (default registry_dir()).
+    """
+    fixed, source = (requested, "explicit") if requested is not None else (env_num_workers(), "environment")
+    if fixed is not None:
+        fixed = min(int(fixed), num_envs)
+    directory = registry_dir() if directory is None else Path(directory)
+    pid = os.getpid()
+    try:
+        with _locked(directory):
+            others = [int(e["workers"]) for e in _live_claims(directory).values()]
+            workers = fixed if fixed is not None else share(num_envs, usable, others)
+            path = directory / f"{pid}-{next(_counter)}-{uuid.uuid4().hex[:8]}.json"
+            entry = {"pid": pid, "start_time": process_start_time(pid), "workers": workers, "num_envs": num_envs}
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(entry))
+            tmp.replace(path)
+    except OSError as exc:  # no writable registry: this pool cannot see the others (speed only, not results)
+        logger.warning("cannot use the worker registry %s (%s): this physics pool ignores other gsenv instances on "
+                       "the host; set %s to share the cores by hand", directory, exc, NUM_WORKERS_ENV)
+        others = []
+        workers = fixed if fixed is not None else max(1, min(num_envs, usable))
+        return Claim(None, workers, source if fixed is not None else "share", others)
+    return Claim(path, workers, source if fixed is not None else "share", others)
+
+
+def live_claims(directory: Path | None = None) -> list[dict]:
+    """The live claims on this host ({pid, start_time, workers, num_envs} each), for tools."""
+    directory = registry_dir() if directory is None else Path(directory)
+    if not directory.is_dir():
+        return []
+    with _locked(directory):
+        return list(_live_claims(directory).values())
