@@ -4,7 +4,6 @@ v2.1 dataset by gsenv's own writer (H.264 videos, as a real recording's). It rec
 a frame whose hand was moved, and passes an unperturbed recording. Plus the measures and the inputs."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
@@ -17,11 +16,9 @@ import torch
 from gsenv.geometry import matrix_to_rotvec
 from gsenv.lerobot_v21 import LeRobotV21Writer, VectorFeature, VideoFeature
 from gsenv.realgap.camera_fit import se3_exp
-from gsenv.realgap.kinematics import robot_body_poses, scene_robot_urdf
 from gsenv.realgap.metrics import MAX_PSNR_DB, psnr, silhouette_offset, ssim
 from gsenv.realgap.recording import QposMapping, RecordingError, read_recording
-from gsenv.scene.camera_rig import CameraRig
-from gsenv.scene.rendering import make_renderer
+from gsenv.realgap.synthetic import arm_configurations, video_key, write_synthetic_recording
 from gsenv.scene_build.default import load_default_bundle
 from gsenv.sim import names
 from gsenv.tools.cli import main
@@ -29,7 +26,7 @@ from gsenv.tools.cli import main
 DENSITY = 0.25
 SIZE = (96, 128)  # height, width: tiny, for the CPU
 CAMERA = "3rd_view_camera"
-VIDEO = "observation.images.front"
+VIDEO = video_key(CAMERA)
 FRAMES = 5
 PERTURBED = 2  # the frame whose hand is moved
 # the camera offset to recover: 5 mm and 0.5 degrees, in the camera's own axes
@@ -49,37 +46,16 @@ def bundle(assets):
 
 
 def _qpos(n: int, seed: int = 0) -> np.ndarray:
-    """n arm configurations about the default one with the hand in the 3rd-person camera's view."""
-    rng = np.random.default_rng(seed)
-    q = np.tile(np.asarray(names.FR3_DEFAULT_QPOS), (n, 1))
-    q[:, :7] += rng.uniform(-1, 1, (n, 7)) * np.array([0.3, 0.2, 0.3, 0.2, 0.4, 0.2, 0.5])
-    q[:, 7:] = rng.uniform(0.01, 0.04, (n, 1))
-    return q
+    return arm_configurations(n, seed)
 
 
 def _record(root, bundle, assets, qpos, *, offset=None, moved_hand=None, seed=0):
-    """Render the scene's robot at qpos through the (offset) camera, shift the colour, add noise, and
-    write it as a LeRobot dataset; moved_hand: (frame, [3] m) moves that frame's hand link."""
-    scene = dataclasses.replace(bundle, objects={})
-    n = len(qpos)
-    poses = robot_body_poses(scene_robot_urdf(scene, assets), qpos)
-    if moved_hand is not None:
-        frame, d = moved_hand
-        poses[names.HAND_LINK][frame, :3] += torch.tensor(d, dtype=torch.float32)
-    rig = CameraRig(scene, [CAMERA], n, "cpu", SIZE)
-    if offset is not None:
-        rig.set_offsets(offset.to(torch.float32)[None, None].expand(n, 1, 4, 4).contiguous(), None)
-    rgb = make_renderer(scene, "torch", "cpu").render(poses, rig.cameras(poses)).rgb[:, 0].numpy()
-    g = np.random.default_rng(seed)
-    real = rgb.astype(np.float64) * np.array([1.06, 0.97, 1.0]) + np.array([6.0, -4.0, 3.0])
-    real = np.clip(real + g.normal(0, 2.0, real.shape), 0, 255).round().astype(np.uint8)
-    writer = LeRobotV21Writer(root, fps=10, features={VIDEO: VideoFeature(*SIZE, camera=CAMERA),
-                                                      "observation.state": VectorFeature(9)})
-    from gsenv.lerobot_v21 import Episode
-
-    writer.add_episode(Episode({VIDEO: real, "observation.state": qpos.astype(np.float32)}, "put the cube"))
-    writer.close()
-    return root
+    """The robot rendered at qpos through the camera moved by offset, colour shifted, with noise, as a
+    LeRobot dataset; moved_hand: (frame, [3] m) moves that frame's hand link."""
+    moved = None if moved_hand is None else {(moved_hand[0], names.HAND_LINK): moved_hand[1]}
+    return write_synthetic_recording(root, bundle, qpos, image_size=SIZE, camera_offset=offset, moved_links=moved,
+                                     colour_gain=(1.06, 0.97, 1.0), colour_bias=(6.0, -4.0, 3.0), noise_std=2.0,
+                                     seed=seed, render_backend="torch", device="cpu", asset_root=assets)
 
 
 def _run(monkeypatch, assets, *argv):
@@ -120,13 +96,13 @@ def test_se3_exp_is_rodrigues():
 
 
 # ----------------------------------------------------------------------------------------- the inputs
-def _vector_dataset(root, state: np.ndarray, video_key=VIDEO, camera=None):
+def _vector_dataset(root, state: np.ndarray, key=VIDEO, camera=None):
     from gsenv.lerobot_v21 import Episode
 
     n = len(state)
-    w = LeRobotV21Writer(root, fps=10, features={video_key: VideoFeature(16, 16, camera=camera),
+    w = LeRobotV21Writer(root, fps=10, features={key: VideoFeature(16, 16, camera=camera),
                                                  "observation.state": VectorFeature(state.shape[1])})
-    frames = {video_key: np.zeros((n, 16, 16, 3), np.uint8), "observation.state": state.astype(np.float32)}
+    frames = {key: np.zeros((n, 16, 16, 3), np.uint8), "observation.state": state.astype(np.float32)}
     w.add_episode(Episode(frames, "t"))
     w.close()
     return root
@@ -135,7 +111,7 @@ def _vector_dataset(root, state: np.ndarray, video_key=VIDEO, camera=None):
 def test_qpos_mapping_with_a_gripper_column_and_camera_by_key(tmp_path):
     q = _qpos(3)
     state = np.concatenate([np.zeros((3, 2)), q[:, :7], q[:, 7:8] * 2], 1)  # 2 other values, arm, gripper width
-    root = _vector_dataset(tmp_path / "d", state, video_key=f"observation.images.{CAMERA}")
+    root = _vector_dataset(tmp_path / "d", state, key=f"observation.images.{CAMERA}")
     rec = read_recording(root, [CAMERA], qpos=QposMapping(columns=(2, 3, 4, 5, 6, 7, 8, 9)), max_frames=2)
     assert rec.frame_index.tolist() == [0, 2] and rec.video_keys == {CAMERA: f"observation.images.{CAMERA}"}
     np.testing.assert_allclose(rec.qpos, q[[0, 2]], atol=1e-6)  # float32 storage
@@ -160,7 +136,7 @@ def test_bad_input_is_exit_2_with_the_reason(tmp_path, monkeypatch, capsys, asse
 
 
 def test_unmatched_cameras_and_a_missing_dataset_are_exit_2(tmp_path, monkeypatch, capsys, assets):
-    root = _vector_dataset(tmp_path / "d", _qpos(2), video_key="observation.images.top")
+    root = _vector_dataset(tmp_path / "d", _qpos(2), key="observation.images.top")
     assert _run(monkeypatch, assets, str(root)) == 2
     assert "map them with --camera VIDEO_KEY=SCENE_CAMERA" in capsys.readouterr().err
     assert _run(monkeypatch, assets, str(tmp_path / "nothing")) == 2

@@ -249,7 +249,7 @@ def compare_recording(bundle: SceneBundle, recording: Recording, *, robot_urdf: 
 def _frame_result(cam: str, frame: int, real: np.ndarray, views: Views, i: int, c: int, scale: float) -> FrameResult:
     sim = views.rgb[i, c].round().clamp(0, 255).to(torch.uint8).numpy()
     mask = views.region[i, c].numpy()
-    off = silhouette_offset(mask, real)
+    off = silhouette_offset(mask, real, sim)
     return FrameResult(camera=cam, frame=frame, robot_pixels=int(mask.sum()), psnr_db=_r(psnr(real, sim)),
                        ssim=_r(ssim(real, sim), 4),
                        robot_psnr_db=None if not mask.any() else _r(psnr(real, sim, mask)),

@@ -92,21 +92,31 @@ def silhouette_edge(mask: np.ndarray) -> np.ndarray:
     return m & ~inner
 
 
-def silhouette_offset(mask: np.ndarray, real: np.ndarray, search: int = 6) -> tuple[float, float] | None:
+def silhouette_offset(mask: np.ndarray, real: np.ndarray, sim: np.ndarray | None = None,
+                      search: int = 6) -> tuple[float, float] | None:
     """(dx, dy) pixels by which the real image's edges sit from the render's robot silhouette: the shift
-    within +-search pixels that puts the silhouette's outline on the strongest real edges (mean edge
-    strength along it), refined to a fraction of a pixel by a parabola through the best shift and its
-    neighbours. None when the mask has no outline inside the image's margin."""
-    h, w = mask.shape
-    outline = silhouette_edge(mask)
-    outline[:search + 1], outline[-search - 1:], outline[:, :search + 1], outline[:, -search - 1:] = (
-        False, False, False, False)
-    ys, xs = np.nonzero(outline)
+    within +-search pixels that best lays the silhouette's edges on the real image's edges (their
+    correlation), refined to a fraction of a pixel by a parabola through the best shift and its
+    neighbours. The silhouette's edges: the render's own edges (sim) in a band along the mask's outline,
+    else the mask's gradient; both peak between the pixels inside and outside, as an image edge does.
+    None when the silhouette has no edge inside the image's margin."""
+    outline = edge_strength(np.repeat(np.asarray(mask, np.uint8)[..., None] * 255, 3, -1))
+    band = outline > 0.1
+    if sim is not None:
+        band = F.max_pool2d(torch.as_tensor(band, dtype=torch.float64)[None, None], 5, stride=1,
+                            padding=2)[0, 0].numpy() > 0
+        template = edge_strength(sim) * band
+    else:
+        template = outline
+    band &= template > 0.05
+    band[:search + 1], band[-search - 1:], band[:, :search + 1], band[:, -search - 1:] = False, False, False, False
+    ys, xs = np.nonzero(band)
     if len(ys) == 0:
         return None
+    weight = template[ys, xs]
     edges = edge_strength(real)
     shifts = np.arange(-search, search + 1)
-    score = np.array([[edges[ys + dy, xs + dx].mean() for dx in shifts] for dy in shifts])  # [dy, dx]
+    score = np.array([[(weight * edges[ys + dy, xs + dx]).sum() for dx in shifts] for dy in shifts])  # [dy, dx]
     iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)
 
     def refine(values: np.ndarray, i: int) -> float:
