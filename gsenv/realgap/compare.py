@@ -297,12 +297,15 @@ def _judge(report: CompareReport) -> None:
 def write_contact_sheet(path: Path, report: CompareReport, real: np.ndarray, first: Views, last: Views | None,
                         names: list[str]) -> str:
     """PNG rows of real | sim | difference (x4, the sim robot's outline in green) for up to SHEET_ROWS
-    (frame, camera) pairs, flagged ones first (red border); the sim at the corrected camera when fitted."""
+    (frame, camera) pairs, flagged ones first (red border); the sim at the corrected camera when fitted,
+    and then the difference taken after the fitted colour gain and bias (the colour gap is in the
+    report's numbers; the picture shows what is left)."""
     import imageio.v3 as iio
 
     from gsenv.media import tile_frames
 
     views = last if last is not None else first
+    colour = {c.camera: (c.gain, c.bias) for c in report.corrections}
     order = sorted(range(len(report.frames)), key=lambda k: (not report.frames[k].flags, k))[:SHEET_ROWS]
     tiles, borders = [], []
     N = real.shape[0]
@@ -310,11 +313,13 @@ def write_contact_sheet(path: Path, report: CompareReport, real: np.ndarray, fir
         c, i = divmod(k, N)
         r = real[i, c]
         s = views.rgb[i, c].round().clamp(0, 255).to(torch.uint8).numpy()
-        diff = np.clip(np.abs(r.astype(np.int16) - s.astype(np.int16)) * 4, 0, 255).astype(np.uint8)
+        gain, bias = colour.get(names[c], (np.ones(3), np.zeros(3)))
+        matched = views.rgb[i, c].numpy() * gain + bias
+        diff = np.clip(np.abs(r - matched) * 4, 0, 255).astype(np.uint8)
         diff[silhouette_edge(views.region[i, c].numpy())] = (0, 255, 0)
-        colour = (255, 0, 0) if report.frames[k].flags else None
+        border = (255, 0, 0) if report.frames[k].flags else None
         tiles += [r, s, diff]
-        borders += [colour] * 3
+        borders += [border] * 3
     rows = len(tiles) // 3
     sheet = tile_frames(np.stack(tiles), nrows=rows, gap=2, fill=255, borders=borders)
     iio.imwrite(path, sheet)
