@@ -85,7 +85,8 @@ class GSEnv(gym.Env):
             rebuilt, reset and reported truncated with info["physics_restarted"]; more than
             max_physics_restarts (default 3) within physics_restart_window_s (default 600) raise.
         scene_density: density of the embedded default scene (1.0 = full size).
-        domain_randomization: None (off) or a dict / gsenv.scene.randomization.DomainRandomization of
+        domain_randomization: None (off), "default" (the documented preset: DomainRandomization.default()),
+            or a dict / gsenv.scene.randomization.DomainRandomization of
             (low, high) ranges (camera pose and focal length, image colour, object colours, backdrop),
             drawn per env at each reset from its seed or episode id; see domain_randomization_values().
         cache_background: render the static background once per camera and composite (default True).

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     # above the env
     "alignment": 4,
     "capture": 4,
+    "realgap": 4,  # a real recording against the scene (`gsenv real compare`)
     "lerobot_v21": 4,  # the dataset format collection writes: only tools use it
     "tools": 5,
 }

@@ -14,7 +14,14 @@ from png_files import write_black_png, write_png
 from tolerances import assert_same_render
 
 import gsenv
-from gsenv.scene.randomization import DomainRandomization, RandomizedLook, draw_seed, load_backdrops
+from gsenv.scene.randomization import (
+    DEFAULT_RANGES,
+    DEFAULT_REASONS,
+    DomainRandomization,
+    RandomizedLook,
+    draw_seed,
+    load_backdrops,
+)
 from gsenv.splat.appearance import (
     NOISE_FRAMES,
     ImageJitter,
@@ -68,6 +75,29 @@ def test_ranges_from_a_dict_or_a_dataclass_and_off():
         DomainRandomization.from_any([("light", (0.5, 1.5))])
     with pytest.raises(ValueError, match=r"'object_bodies' \['mug'\] are not bodies"):
         RandomizedLook(DomainRandomization(object_bodies=("mug",)), 2, 1, BODIES, W, H, "cpu")
+
+
+def test_the_default_preset_has_a_reason_for_each_range_and_leaves_the_rest_off():
+    cfg = DomainRandomization.from_any("default")
+    assert cfg == DomainRandomization.default()
+    assert set(DEFAULT_REASONS) == set(DEFAULT_RANGES)
+    off = DomainRandomization()
+    for f in dataclasses.fields(DomainRandomization):
+        want = DEFAULT_RANGES.get(f.name, getattr(off, f.name))
+        assert getattr(cfg, f.name) == want, f.name
+    # each range is a real range (low < high): the preset randomises what it names
+    assert all(lo < hi for lo, hi in DEFAULT_RANGES.values())
+    assert cfg.camera_translation == (-0.01, 0.01) and cfg.light == (0.7, 1.3) and cfg.moves_cameras
+
+
+@pytest.mark.parametrize("bad, match", [
+    (True, "domain_randomization=True is not accepted: pass domain_randomization='default'"),
+    (False, "domain_randomization=False is not accepted: pass domain_randomization='default'"),
+    ("defaults", "unknown domain_randomization preset 'defaults': the one preset is 'default'"),
+])
+def test_true_and_unknown_presets_point_to_default(bad, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        DomainRandomization.from_any(bad)
 
 
 # ----------------------------------------------------------------------------------------- the draws
@@ -306,6 +336,24 @@ def test_env_randomised_reproducible_per_env_and_off_is_the_plain_render(assets)
         assert torch.equal(_rgb(obs), ref.rgb[:, 0])
     finally:
         env.close()
+
+
+def test_env_with_the_default_preset_draws_in_its_ranges(assets):
+    env = _make(assets, domain_randomization="default")
+    try:
+        u = env.unwrapped
+        obs, _ = env.reset(seed=1)
+        vals = u.domain_randomization_values()
+        for key, (lo, hi) in DEFAULT_RANGES.items():
+            v = vals[key]
+            assert float(v.min()) >= lo and float(v.max()) <= hi, key
+            assert float(v.max()) > float(v.min()) or v.numel() == 1, key  # drawn, not fixed
+        assert float(vals["hue"].abs().max()) == 0.0 and float(vals["noise_std"].max()) == 0.0  # off in the preset
+        assert _rgb(obs).shape == (2, H, W, 3)
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="pass domain_randomization='default'"):
+        _make(assets, domain_randomization=True)
 
 
 def test_backdrop_images_by_bit_depth_and_channel_layout(tmp_path):

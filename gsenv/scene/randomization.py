@@ -25,6 +25,10 @@ gives the same draw, whatever the other envs do. The defaults change nothing.
 Camera offsets apply per env and camera (attached cameras move relative to their mount); the image
 colour per env. The order of the draws is fixed, so a range left at its default still draws (its
 value is then the default): turning one range on does not change what the others draw.
+
+``domain_randomization="default"`` (`DomainRandomization.default()`) is a sound starting point: the
+ranges of `DEFAULT_RANGES`, each with its reason in `DEFAULT_REASONS` (a published recipe or gsenv's
+own calibration threshold); the ranges it leaves out stay off.
 """
 from __future__ import annotations
 
@@ -42,8 +46,8 @@ from torch import Tensor
 from gsenv.geometry import rpy_to_rotmat
 from gsenv.splat.appearance import ImageJitter, Look, noise_bank, saturation_hue_matrix
 
-__all__ = ["IMAGE_SUFFIXES", "DomainRandomization", "backdrop_files", "load_backdrops", "draw_seed",
-           "RandomizedLook"]
+__all__ = ["IMAGE_SUFFIXES", "DEFAULT_PRESET", "DEFAULT_RANGES", "DEFAULT_REASONS", "DomainRandomization",
+           "backdrop_files", "load_backdrops", "draw_seed", "RandomizedLook"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # (lowest, highest, whether the lowest itself is allowed) per range
@@ -54,6 +58,38 @@ _BOUNDS = {
     "hue": (-0.5, 0.5, True), "gamma": (0.0, 4.0, False), "noise_std": (0.0, 1.0, True),
     "object_color": (-1.0, 1.0, True),
 }
+DEFAULT_PRESET = "default"
+"""The name ``domain_randomization=`` takes for `DomainRandomization.default()`."""
+
+# The default preset: what a policy meant for a real, calibrated cell should be robust to. Sources:
+# openpi's training augmentation of pi0 (augmax ColorJitter(brightness=0.3, contrast=0.4, saturation=0.5),
+# a 95% random crop resized back and a +-5 degree rotation of the third-person images; as RLinf's copy
+# rlinf/models/embodiment/openpi_rlinf/pi0_model/model.py reproduces it), ManiSkill's camera-randomisation
+# tutorial (docs/source/user_guide/tutorials/domain_randomization.md: +-2.5 cm and +-pi/24 for a camera
+# placed by hand), and `gsenv real compare`'s calibration threshold (2 mm, 0.2 degrees).
+DEFAULT_RANGES: dict[str, tuple[float, float]] = {
+    "camera_translation": (-0.01, 0.01),
+    "camera_rotation": (-1.5, 1.5),
+    "focal_scale": (1.0, 1.05),
+    "light": (0.7, 1.3),
+    "contrast": (0.6, 1.4),
+    "saturation": (0.5, 1.5),
+}
+DEFAULT_REASONS: dict[str, str] = {
+    "camera_translation": "5x the 2 mm a camera may be off and still pass `gsenv real compare`, well inside the "
+                          "+-2.5 cm of ManiSkill's camera-randomisation tutorial (a camera placed by hand, not "
+                          "calibrated): a bumped or re-mounted camera",
+    "camera_rotation": "openpi's 95% random crop moves the image by up to +-2.5% of its width, +-1.5 degrees of the "
+                       "calibrated third-person camera (fx 604 px at 640 px); 7x the 0.2 degrees `gsenv real compare` "
+                       "accepts (one range for the three axes, so openpi's +-5 degree in-plane turn is not copied)",
+    "focal_scale": "openpi's 95% crop resized back to the full image: a zoom of 1 to 1/0.95 = 1.053",
+    "light": "openpi's brightness jitter 0.3 (augmax ColorJitter; GR00T N1.5 uses the same 0.3): the image times "
+             "0.7 to 1.3",
+    "contrast": "openpi's contrast jitter 0.4: 0.6 to 1.4 about the mean grey",
+    "saturation": "openpi's saturation jitter 0.5: 0.5 to 1.5",
+}
+"""Why each range of the default preset is what it is (README: "Domain randomisation")."""
+
 # Salt mixed into an episode id so that episode k and seed k draw differently.
 _EPISODE_SALT = 0x5EED_0000_0000
 
@@ -132,14 +168,28 @@ class DomainRandomization:
                                                                                       (1.0, 1.0))
 
     @classmethod
+    def default(cls) -> DomainRandomization:
+        """The default preset: DEFAULT_RANGES (reasons in DEFAULT_REASONS), every other range off."""
+        return cls(**DEFAULT_RANGES)
+
+    @classmethod
     def from_any(cls, value: Any) -> DomainRandomization | None:
-        """None (off), a DomainRandomization, or a dict of its keys -> a checked DomainRandomization
-        (or None); ValueError naming an unknown key (and the nearest known one)."""
+        """None (off), "default" (the preset, see `default`), a DomainRandomization, or a dict of its keys
+        -> a checked DomainRandomization (or None); ValueError naming an unknown key (and the nearest
+        known one), and for True / False (which ranges "on" would mean is not for gsenv to guess)."""
         if value is None or isinstance(value, DomainRandomization):
             return value
+        if isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"domain_randomization={value!r} is not accepted: pass domain_randomization="
+                             f"{DEFAULT_PRESET!r} for the documented default ranges, a dict of ranges, or None (off)")
+        if isinstance(value, str):
+            if value != DEFAULT_PRESET:
+                raise ValueError(f"unknown domain_randomization preset {value!r}: the one preset is "
+                                 f"{DEFAULT_PRESET!r} (or pass a dict of ranges)")
+            return cls.default()
         if not isinstance(value, Mapping):
-            raise ValueError(f"domain_randomization must be None, a dict or a gsenv DomainRandomization, "
-                             f"got {type(value).__name__}")
+            raise ValueError(f"domain_randomization must be None, a dict, a gsenv DomainRandomization or "
+                             f"{DEFAULT_PRESET!r}, got {type(value).__name__}")
         known = [f.name for f in fields(cls)]
         for key in value:
             if key not in known:

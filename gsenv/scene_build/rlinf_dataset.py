@@ -81,6 +81,16 @@ def default_joint_config() -> dict[str, float]:
 
 def link_world_transforms(urdf: Path, joint_config: dict[str, float]) -> dict[str, np.ndarray]:
     """Forward kinematics of a URDF at a joint configuration -> {link: [4,4] pose in the root frame}."""
+    batch = forward_kinematics(urdf, {j: [v] for j, v in joint_config.items()})
+    return {link: m[0] for link, m in batch.items()}
+
+
+def forward_kinematics(urdf: str | Path, joints: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Forward kinematics of a URDF at N joint configurations, without a simulator.
+
+    joints: {joint name: [N] values (rad or m)}, one entry per movable joint of the URDF (others are
+    ignored). Returns {link: float64 [N, 4, 4] pose in the URDF's root frame}. ValueError naming the
+    joints that are missing."""
     import contextlib
     import io
 
@@ -89,12 +99,13 @@ def link_world_transforms(urdf: Path, joint_config: dict[str, float]) -> dict[st
     # its URDF parser writes a line to stderr for every attribute it does not know (friction, ...)
     with contextlib.redirect_stderr(io.StringIO()):
         chain = pk.build_chain_from_urdf(Path(urdf).read_bytes())
-    missing = [j for j in chain.get_joint_parameter_names() if j not in joint_config]
+    missing = [j for j in chain.get_joint_parameter_names() if j not in joints]
     if missing:
         raise ValueError(f"joint configuration lacks joints {missing} of {urdf}")
-    q = {j: torch.tensor([float(joint_config[j])], dtype=torch.float64) for j in chain.get_joint_parameter_names()}
+    q = torch.stack([torch.as_tensor(np.asarray(joints[j], dtype=np.float64).reshape(-1))
+                     for j in chain.get_joint_parameter_names()], -1)  # [N, J]
     chain = chain.to(dtype=torch.float64)
-    return {link: t.get_matrix()[0].numpy() for link, t in chain.forward_kinematics(q).items()}
+    return {link: t.get_matrix().numpy() for link, t in chain.forward_kinematics(q).items()}
 
 
 def _to_frame(g: Gaussians, T_world_frame: np.ndarray, world_offset: np.ndarray) -> Gaussians:

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "gsenv.tools.view_cli",
     "gsenv.tools.collect",
     "gsenv.tools.dataset_cli",
+    "gsenv.tools.real_cli",
 ]
 
 
