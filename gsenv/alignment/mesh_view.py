@@ -88,14 +88,14 @@ class MeshView:
         import gymnasium as gym
         import sapien
 
-        import gsenv.sim.task  # noqa: F401  (registers the task)
         from gsenv.scene.resolve import task_kwargs_from_bundle
-        from gsenv.sim import names
+        from gsenv.sim.task import register_physics_task
+        from gsenv.tasks import get_task
 
         if not cameras:
             raise ValueError("MeshView needs at least one camera")
         self.cameras = list(cameras)
-        self.env = gym.make(names.TASK_ID, num_envs=1, obs_mode="state",
+        self.env = gym.make(register_physics_task(get_task()), num_envs=1, obs_mode="state",
                             render_backend=mesh_renderer or default_mesh_renderer(),
                             sim_backend="physx_cpu", **task_kwargs_from_bundle(bundle))
         self.env.reset(seed=0)

@@ -111,8 +111,6 @@ FINGER_FRICTION = 2.0
 # --------------------------------------------------------------------------------------------- #
 # Task
 # --------------------------------------------------------------------------------------------- #
-TASK_ID = "GSEnvSim-PutCubeOnPlate-v0"
-"""ManiSkill id of the physics task (distinct from the research code's and the product env's ids)."""
 LANGUAGE_INSTRUCTION = "pick up the cube and put it on the plate"
 EPISODE_STEPS = 100
 """Steps per episode (max_episode_steps of every registered id)."""

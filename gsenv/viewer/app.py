@@ -293,7 +293,7 @@ class Viewer:
             from gsenv.viewer.collision import collision_meshes
 
             self._status.content = "building the simulator's collision geometry (a few seconds) ..."
-            self._view.set_collision(collision_meshes(self._base.scene))
+            self._view.set_collision(collision_meshes(self._base.scene, self._base.task))
             self._view.show(self.history.latest)
         self._view.collision_visible = visible
         self._show_status(self.history.latest)
