@@ -320,6 +320,10 @@ class GSEnv(gym.Env):
         """Keyword tensors for the task's scripted expert, ``self.task.expert_action`` (all [B, ...])."""
         return self.task.expert_inputs(self._outputs.state)
 
+    def progress(self) -> torch.Tensor:
+        """float32 [B] in [0, 1]: the share of the task's stages (task.progress_stages) each env has reached now."""
+        return self.task.progress(self._outputs.state, self._outputs.info)
+
     def expert_action(self) -> torch.Tensor:
         """float32 [B, 7]: the task's scripted expert's action for the current state (closed loop)."""
         return self.task.expert_action(**self.get_expert_inputs())
@@ -390,6 +394,7 @@ class GSEnv(gym.Env):
         info = self.evaluate()
         info["elapsed_steps"] = self.elapsed_steps
         info["physics_restarted"] = self._outputs.restarted  # bool [B]: rebuilt after a worker died or hung
+        info["progress"] = self.progress()
         info["language_instruction"] = self.get_language_instruction()
         if self._wants_images:  # RLinf's "raw" observation mode reads this
             moving = self._rig.moving  # RLinf's main view: the first fixed camera; wrist: the first on a link

@@ -7,6 +7,7 @@ from typing import Any
 
 BUILTIN: dict[str, str] = {
     "PutCubeOnPlate": "gsenv.tasks.put_cube_on_plate:PutCubeOnPlate",
+    "PickCube": "gsenv.tasks.pick_cube:PickCube",
 }
 """Built-in task name -> "module:class"."""
 DEFAULT_TASK = "PutCubeOnPlate"
