@@ -25,6 +25,9 @@ _LAZY: dict[str, str] = {
     "scripted_expert_action": "gsenv.sim.expert",
     "GSEnv": "gsenv.env",
     "DomainRandomization": "gsenv.scene.randomization",
+    # tasks (gsenv.tasks): the seam, and registering your own
+    "Task": "gsenv.tasks.base",
+    "register_task": "gsenv.registration",
 }
 
 __all__ = ["__version__", *_LAZY]

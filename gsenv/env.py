@@ -9,6 +9,7 @@ One step, as data:
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import weakref
 from collections.abc import Sequence
@@ -64,6 +65,9 @@ class GSEnv(gym.Env):
 
     Args:
         num_envs: B.
+        task: the task: a name (gsenv.tasks.task_names(): "PutCubeOnPlate", "PickCube", or one registered
+            with gsenv.register_task), "module:attr" of a gsenv.tasks.Task, or a Task instance (default:
+            PutCubeOnPlate; the registered ids pass theirs).
         obs_mode: "state" (flat [B, D]), "state_dict", "rgb", "rgb+depth", "rgb+state" or "none".
         control_mode: "pd_ee_target_delta_pose" (default), "pd_ee_delta_pose", "pd_joint_pos",
             "pd_joint_delta_pos", "pd_joint_target_delta_pos".
@@ -97,7 +101,8 @@ class GSEnv(gym.Env):
             limit: gym.make passes None and its BatchTimeLimit wrapper sets it to gym.make's max_episode_steps.
         Other keywords go to the simulation task (gsenv.sim.inputs.TASK_KEYWORDS: sim_config,
         robot_uids, total_num_trials, upstream_compat, sparse_reward_at_end, randomize_yaw,
-        robot_init_qpos_noise, ...); an unknown one is a TypeError before anything starts.
+        robot_init_qpos_noise, ..., and one ObjectSpec per task object, named as it); an unknown one is a
+        TypeError before anything starts.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -105,6 +110,7 @@ class GSEnv(gym.Env):
     def __init__(
         self,
         num_envs: int = 1,
+        task: Any = None,
         obs_mode: str = "rgb",
         control_mode: str = names.DEFAULT_CONTROL_MODE,
         reward_mode: str = "sparse",
@@ -136,14 +142,18 @@ class GSEnv(gym.Env):
         from gsenv.scene.randomization import DomainRandomization, RandomizedLook
         from gsenv.scene.rendering import make_renderer
         from gsenv.scene.resolve import resolve_scene, task_kwargs_from_bundle
+        from gsenv.scene.task_fit import task_needs
         from gsenv.splat.view_state import ViewState
+        from gsenv.tasks import get_task
 
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         if max_episode_steps is not None and not (isinstance(max_episode_steps, int) and max_episode_steps >= 1):
             raise ValueError(f"max_episode_steps must be an int >= 1 or None, got {max_episode_steps!r}")
+        self.task = get_task(task)
+        """The gsenv.tasks.Task these envs run."""
         user_task_kwargs = checked_task_kwargs({"control_mode": control_mode, "reward_mode": reward_mode,
-                                                **task_kwargs})
+                                                **task_kwargs}, self.task.objects)
         if cameras is not None:
             checked_camera_names(cameras)
         if render_mode not in (None, "rgb_array"):
@@ -169,7 +179,10 @@ class GSEnv(gym.Env):
             # at most this many (None: the pool takes the host's share of the cores when it starts)
             check_cpu_envs_fit(self.num_envs, pool.checked_num_workers(num_workers, self.num_envs))
 
-        self.scene = resolve_scene(scene, asset_root=asset_root, density=scene_density)
+        bundle = resolve_scene(scene, asset_root=asset_root, density=scene_density, task=task_needs(self.task))
+        # the scene the envs run: the bundle's objects this task simulates (another task's are not drawn)
+        self.scene = dataclasses.replace(bundle, objects={k: v for k, v in bundle.objects.items()
+                                                          if k in self.task.objects})
         self._rig = CameraRig(self.scene, list(cameras) if cameras else None, self.num_envs, self.device, image_size)
         self.camera_names = list(self._rig.names)
         self._renderer = make_renderer(self.scene, self._render_backend, self.device, cache_background)
@@ -182,10 +195,10 @@ class GSEnv(gym.Env):
         self._rgb: torch.Tensor | None = None
         self._frames: torch.Tensor | None = None  # render()'s frames of the current state, once made
 
-        task_kwargs = {**task_kwargs_from_bundle(self.scene, asset_root), **user_task_kwargs}
+        task_kwargs = {**task_kwargs_from_bundle(self.scene, asset_root, self.task), **user_task_kwargs}
         self._physics = make_physics(physics_backend, self.num_envs, task_kwargs, self.device, num_workers,
                                      pin_workers, physics_timeout_s, max_physics_restarts,
-                                     physics_restart_window_s)
+                                     physics_restart_window_s, task=self.task)
         self.sim_backend = self._physics.name
         self.total_num_trials = int(task_kwargs.get("total_num_trials", names.DEFAULT_TOTAL_NUM_TRIALS))
         self.max_episode_steps = max_episode_steps
@@ -195,6 +208,7 @@ class GSEnv(gym.Env):
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
         self._seed_rng = np.random.default_rng()
         self._episode_seeds = np.zeros(self.num_envs, dtype=np.int64)
+        self._instructions = [self.task.instructions[0]] * self.num_envs  # drawn per env at each reset
         self._closed = False
 
         self.reset(seed=0)
@@ -225,6 +239,7 @@ class GSEnv(gym.Env):
                 opt["episode_id"] = [k]
         self._outputs = self._physics.reset(env_idx, seeds, per_env)
         self._episode_seeds[env_idx] = seeds
+        self._draw_instructions(env_idx, seeds, episode_ids)
         if self._randomization is not None:
             self._redraw(env_idx, seeds, episode_ids)
         self._note_restart_seeds()
@@ -295,11 +310,11 @@ class GSEnv(gym.Env):
         return self._episode_seeds.copy()
 
     def get_language_instruction(self) -> list[str]:
-        """One instruction per env."""
-        return [self.scene.instructions[0]] * self.num_envs
+        """One instruction per env: the task's phrasing drawn for its episode (gsenv.tasks.base.instruction_for)."""
+        return list(self._instructions)
 
     def evaluate(self) -> dict[str, torch.Tensor]:
-        """bool [B] tensors: cube_on_plate, is_grasped, cube_static, success (as of the last step)."""
+        """[B] tensors: the task's info scalars (success among them), as of the last reset or step."""
         return dict(self._outputs.info)
 
     def get_body_poses(self) -> dict[str, torch.Tensor]:
@@ -307,10 +322,16 @@ class GSEnv(gym.Env):
         return dict(self._outputs.body_poses)
 
     def get_expert_inputs(self) -> dict[str, torch.Tensor]:
-        """Keyword tensors for gsenv.scripted_expert_action (all [B, ...])."""
-        extra, qpos = self._outputs.state["extra"], self._outputs.state["agent"]["qpos"]
-        return dict(tcp_pose=extra["tcp_pose"], cube_pose=extra["cube_pose"], plate_pose=extra["plate_pose"],
-                    gripper_qpos=qpos[:, names.NUM_ARM_JOINTS:names.NUM_JOINTS])
+        """Keyword tensors for the task's scripted expert, ``self.task.expert_action`` (all [B, ...])."""
+        return self.task.expert_inputs(self._outputs.state)
+
+    def progress(self) -> torch.Tensor:
+        """float32 [B] in [0, 1]: the share of the task's stages (task.progress_stages) each env has reached now."""
+        return self.task.progress(self._outputs.state, self._outputs.info)
+
+    def expert_action(self) -> torch.Tensor:
+        """float32 [B, 7]: the task's scripted expert's action for the current state (closed loop)."""
+        return self.task.expert_action(**self.get_expert_inputs())
 
     def open_viewer(self, host: str = "127.0.0.1", port: int = 8080, driver=None, env_index: int = 0, seed: int = 0):
         """Serve an interactive browser viewer of this env on http://host:port and return it (running;
@@ -326,9 +347,17 @@ class GSEnv(gym.Env):
         if self._closed:
             raise RuntimeError("this GSEnv is closed; create a new one")
 
+    def _draw_instructions(self, env_idx, seeds, episode_ids) -> None:
+        from gsenv.tasks.base import instruction_for
+
+        ids = [None] * len(env_idx) if episode_ids is None else [int(k) for k in episode_ids]
+        for i, s, k in zip(env_idx, seeds, ids):
+            self._instructions[int(i)] = instruction_for(self.task, None if s is None else int(s), k)
+
     def _note_restart_seeds(self) -> None:
         """Envs rebuilt after a physics worker failed were reset with new seeds: `seed` says which."""
         for i, seed in self._physics.restart_seeds.items():
+            self._draw_instructions([i], [seed], None)
             self._episode_seeds[i] = -1 if seed is None else seed
             if self._randomization is not None and seed is not None:  # a new episode: a new draw
                 self._redraw([i], [seed], None)
@@ -370,6 +399,7 @@ class GSEnv(gym.Env):
         info = self.evaluate()
         info["elapsed_steps"] = self.elapsed_steps
         info["physics_restarted"] = self._outputs.restarted  # bool [B]: rebuilt after a worker died or hung
+        info["progress"] = self.progress()
         info["language_instruction"] = self.get_language_instruction()
         if self._wants_images:  # RLinf's "raw" observation mode reads this
             moving = self._rig.moving  # RLinf's main view: the first fixed camera; wrist: the first on a link

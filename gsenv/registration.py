@@ -4,45 +4,66 @@ from __future__ import annotations
 import logging
 import sys
 
-__all__ = ["ENV_ID", "RLINF_ENV_ID", "ENTRY_POINT", "RESEARCH_DISTRIBUTION", "register_envs", "resolution_note"]
+from gsenv.tasks import DEFAULT_TASK, env_ids, task_names  # cheap: pure Python
+
+__all__ = ["ENV_ID", "RLINF_ENV_ID", "ENTRY_POINT", "RESEARCH_DISTRIBUTION", "register_envs", "register_task", "resolution_note"]
 
 logger = logging.getLogger(__name__)
 
-ENV_ID = "GSEnv/PutCubeOnPlate-v0"
-RLINF_ENV_ID = "GSEnv-PutCubeOnPlate-v0"
-"""The id RLinf's GSEnv config uses (`GSEnv-PutCubeOnPlate-v0`, found through `import mani_skill_gs`,
-or `gsenv:GSEnv-PutCubeOnPlate-v0`); the research package ManiSkill-GS registers it too."""
+ENV_ID, RLINF_ENV_ID = env_ids(DEFAULT_TASK)
+"""The default task's ids: gsenv's and the one RLinf's GSEnv config uses (`GSEnv-PutCubeOnPlate-v0`, found
+through `import mani_skill_gs`, or `gsenv:GSEnv-PutCubeOnPlate-v0`); the research package ManiSkill-GS
+registers the latter too. Every task <Name> has both forms, GSEnv/<Name>-v0 and GSEnv-<Name>-v0."""
 ENTRY_POINT = "gsenv.env:GSEnv"
 RESEARCH_DISTRIBUTION = "mani_skill_gs"
 """The research package's distribution name (ManiSkill-GS's setup.py); its import name is mani_skill_gs too."""
 
 
-def register_envs() -> None:
-    """Register both ids once; safe to call repeatedly. An id someone else registered first (the
-    research package) is left alone, and one log line says which implementation RLINF_ENV_ID is."""
+def _register_ids(name: str, episode_steps: int) -> None:
+    """gym ids GSEnv/<name>-v0 and GSEnv-<name>-v0 -> GSEnv(task=name); an id taken already is left alone."""
     import gymnasium
     from gymnasium.envs.registration import WrapperSpec
 
-    from gsenv.sim.names import EPISODE_STEPS
-
-    for env_id in (ENV_ID, RLINF_ENV_ID):
+    for env_id in env_ids(name):
         if env_id in gymnasium.registry:
             continue
         gymnasium.register(
             id=env_id,
             entry_point=ENTRY_POINT,
-            max_episode_steps=EPISODE_STEPS,
+            max_episode_steps=episode_steps,
             # the BatchTimeLimit wrapper below is the time limit (gym.make's max_episode_steps sets it):
             # GSEnv's own limit, for envs built directly, stays off
-            kwargs={"max_episode_steps": None},
+            kwargs={"task": name, "max_episode_steps": None},
             # the passive checker expects numpy single-env data; ours is batched torch
             disable_env_checker=True,
             additional_wrappers=(WrapperSpec("BatchTimeLimit", "gsenv.wrappers.time_limit:BatchTimeLimit",
-                                             {"max_episode_steps": EPISODE_STEPS}),),
+                                             {"max_episode_steps": episode_steps}),),
         )
+
+
+def register_envs() -> None:
+    """Register both ids of every built-in task once; safe to call repeatedly. An id someone else
+    registered first (the research package) is left alone, and one log line says which implementation
+    RLINF_ENV_ID is."""
+    from gsenv.sim.names import EPISODE_STEPS
+
+    for name in task_names():
+        _register_ids(name, EPISODE_STEPS)
     line = resolution_note()
     if line and not _in_physics_worker():  # said once, by the main process
         logger.warning(line)
+
+
+def register_task(task) -> tuple[str, str]:
+    """Make a task of your own (an instance of a gsenv.tasks.Task subclass) a gsenv environment: its name
+    is then known to GSEnv(task=...), `gsenv ... --task` and gym.make under GSEnv/<Name>-v0 and
+    GSEnv-<Name>-v0, which this returns. Registering the same task again is a no-op; another task under a
+    name already taken is a ValueError. See the README's "Write your own task"."""
+    from gsenv.tasks.registry import register
+
+    task = register(task)
+    _register_ids(task.name, task.episode_steps)
+    return env_ids(task.name)
 
 
 def _in_physics_worker() -> bool:

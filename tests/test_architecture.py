@@ -14,7 +14,7 @@ LAYERS: dict[str, int] = {
     # foundation: plain helpers
     "geometry": 0, "media": 0, "backends": 0, "compat": 0, "assets_manifest": 0, "atomic": 0,
     # library
-    "splat": 1, "assets": 1, "sim": 1,
+    "splat": 1, "assets": 1, "sim": 1, "tasks": 1,
     "physics": 2, "scene": 2, "scene_build": 2,
     # the env
     "observations": 3, "env": 3, "wrappers": 3, "registration": 3,
@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     "lerobot_v21": 4,  # the dataset format collection writes: only tools use it
     "tools": 5,
 }
-LIBRARY = ("splat", "assets", "sim", "physics", "scene", "scene_build")
+LIBRARY = ("splat", "assets", "sim", "tasks", "physics", "scene", "scene_build")
 
 
 def _module_name(path: Path) -> str:

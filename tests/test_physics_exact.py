@@ -2,7 +2,7 @@
 
 The pool's instances take shortcuts for speed (inference mode, poses read straight from SAPIEN, the
 state dict reused from the observation, an early "not grasping" answer); none may change a number.
-Reference: ``gym.make(TASK_ID, num_envs=1, obs_mode="state", sim_backend="physx_cpu")`` driven by the
+Reference: ``gym.make(ID, num_envs=1, obs_mode="state", sim_backend="physx_cpu")`` driven by the
 scripted expert (so the cube is grasped, carried and released) plus noise; the pool replays the same
 actions and every output must be bit-identical.
 """
@@ -19,7 +19,11 @@ from gsenv.physics.cpu_pool import CpuPhysicsPool
 from gsenv.physics.outputs import PhysicsOutputs, assemble, flatten
 from gsenv.sim import names
 from gsenv.sim.expert import scripted_expert_action
-from gsenv.sim.record import PUT_CUBE_ON_PLATE
+from gsenv.sim.task import register_physics_task
+from gsenv.tasks import get_task
+from gsenv.tasks.put_cube_on_plate import RECORD as PUT_CUBE_ON_PLATE
+
+ID = register_physics_task(get_task("PutCubeOnPlate"))
 
 SEEDS = (3, 8)
 STEPS = 40
@@ -46,9 +50,7 @@ def _record(u, obs, reward, terminated, info) -> tuple[PhysicsOutputs, np.ndarra
 
 
 def _plain_episode(seed: int) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
-    import gsenv.sim.task  # noqa: F401  (registers the task id)
-
-    env = gym.make(names.TASK_ID, num_envs=1, obs_mode="state", sim_backend="physx_cpu")
+    env = gym.make(ID, num_envs=1, obs_mode="state", sim_backend="physx_cpu")
     u = env.unwrapped
     rng = np.random.default_rng(seed)
     try:
@@ -98,9 +100,7 @@ def test_pool_is_bit_identical_to_a_plain_maniskill_run(plain):
 
 def test_state_dict_reuse_follows_the_info_it_was_built_for():
     """obs_state_dict(info) reuses the dict built by get_obs(info) only for that very info."""
-    import gsenv.sim.task  # noqa: F401
-
-    env = gym.make(names.TASK_ID, num_envs=1, obs_mode="state", sim_backend="physx_cpu", render_backend="none")
+    env = gym.make(ID, num_envs=1, obs_mode="state", sim_backend="physx_cpu", render_backend="none")
     u = env.unwrapped
     try:
         _, info = env.reset(seed=0)

@@ -7,10 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from gsenv.physics.backend import TASK_MODULE, BatchedPhysics, CpuPhysics
+from gsenv.physics.backend import BatchedPhysics, CpuPhysics
 from gsenv.physics.outputs import RESTARTED_KEY, PhysicsOutputs, carried_layout, flatten, unflatten
 from gsenv.sim import names
-from gsenv.sim.record import PUT_CUBE_ON_PLATE, Field, TaskRecord
+from gsenv.sim.record import Field, TaskRecord
+from gsenv.sim.task import register_physics_task
+from gsenv.tasks import get_task
+from gsenv.tasks.put_cube_on_plate import RECORD as PUT_CUBE_ON_PLATE
+
+ID = register_physics_task(get_task("PutCubeOnPlate"))
 
 SEED = 4
 
@@ -22,9 +27,6 @@ def _layout(out: PhysicsOutputs) -> dict[str, tuple[tuple[int, ...], torch.dtype
 @pytest.fixture(scope="module")
 def both():
     """(CPU pool outputs, batched-env outputs) after one reset and one step from the same seed."""
-    import importlib
-
-    importlib.import_module(TASK_MODULE)
     action = torch.tensor([[0.05, 0.02, -0.05, 0.0, 0.0, 0.1, -1.0]])
     cpu = CpuPhysics(1, {}, torch.device("cpu"), num_workers=1)
     try:
@@ -33,7 +35,7 @@ def both():
     finally:
         cpu.close()
     # the GPU backend's packing, driven on a CPU-PhysX env with num_envs = 1
-    env = gym.make(names.TASK_ID, num_envs=1, sim_backend="physx_cpu", render_backend="none", obs_mode="state")
+    env = gym.make(ID, num_envs=1, sim_backend="physx_cpu", render_backend="none", obs_mode="state")
     batched = BatchedPhysics(env, "cpu", name="physx_cpu-batched")
     try:
         batched_out = [batched.reset([0], [SEED], [{}]), batched.step(action)]
@@ -81,12 +83,9 @@ def test_the_record_carries_each_fact_once():
 
 
 def test_a_declaration_out_of_date_with_its_task_fails_at_the_first_reset():
-    import importlib
-
-    importlib.import_module(TASK_MODULE)
     stale = TaskRecord(state=PUT_CUBE_ON_PLATE.state[:-1], info=PUT_CUBE_ON_PLATE.info,
                        bodies=PUT_CUBE_ON_PLATE.bodies, terminated=PUT_CUBE_ON_PLATE.terminated)
-    env = gym.make(names.TASK_ID, num_envs=1, sim_backend="physx_cpu", render_backend="none", obs_mode="state")
+    env = gym.make(ID, num_envs=1, sim_backend="physx_cpu", render_backend="none", obs_mode="state")
     env.unwrapped.record = stale  # this instance's declaration lacks cube_to_plate_pos
     batched = BatchedPhysics(env, "cpu", name="physx_cpu-batched")
     try:

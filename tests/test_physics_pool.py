@@ -16,7 +16,7 @@ from gsenv.physics.cpu_pool import (
     usable_cpus,
 )
 from gsenv.physics.maniskill_instance import ManiSkillFactory
-from gsenv.sim.record import PUT_CUBE_ON_PLATE
+from gsenv.tasks.put_cube_on_plate import RECORD as PUT_CUBE_ON_PLATE
 
 FACTORY = task_factory({})
 QPOS = "state/agent/qpos"  # the robot's joints: their initial noise differs by seed, random actions move them

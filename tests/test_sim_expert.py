@@ -6,14 +6,15 @@ import pytest
 import torch
 
 import gsenv
-import gsenv.sim.task
 from gsenv.sim import names
 from gsenv.sim.expert import scripted_expert_action
+from gsenv.sim.task import register_physics_task
+from gsenv.tasks import get_task
 
 
 @pytest.fixture(scope="module")
 def env():
-    e = gym.make(names.TASK_ID, render_backend="none")
+    e = gym.make(register_physics_task(get_task("PutCubeOnPlate")), render_backend="none")
     yield e
     e.close()
 

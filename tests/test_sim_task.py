@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-import gsenv.sim.task  # noqa: F401  (registers the ManiSkill id)
 from gsenv.sim import names
 from gsenv.sim.expert import scripted_expert_action
 from gsenv.sim.poses import body_poses
-from gsenv.sim.task import STATIC_LIN_VEL
+from gsenv.sim.task import register_physics_task
+from gsenv.tasks import get_task
+from gsenv.tasks.put_cube_on_plate import STATIC_LIN_VEL
 
-ID = names.TASK_ID
+ID = register_physics_task(get_task("PutCubeOnPlate"))
 
 
 def make(**kwargs):

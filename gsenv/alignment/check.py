@@ -196,6 +196,7 @@ def check_alignment(
     pose_transform: PoseTransform | None = None,
     mesh_renderer: str | None = None,
     progress: bool = True,
+    task=None,
 ) -> AlignmentReport:
     """Compare the splat render with the simulator's mesh segmentation over `samples` random states.
 
@@ -220,6 +221,7 @@ def check_alignment(
         mesh_renderer: ManiSkill's render backend for SAPIEN's mesh render, e.g. "sapien_cpu"
             (lavapipe) or "sapien_cuda" (default: sapien_cuda if CUDA is available, else sapien_cpu).
         progress: show a progress bar.
+        task: the gsenv task whose objects the bundle holds (a Task or its name; None: the default task).
     Returns:
         AlignmentReport (report.passed, report.failures, report.summary(), report.write_json(path)).
     """
@@ -247,13 +249,14 @@ def check_alignment(
     renderer = body_renderer(bundle, render_backend, device)
     rig = CameraRig(bundle, names, 1, device, image_size)  # [1, C]; link cameras from each state's poses
     out = Path(out_dir) if out_dir is not None else None
-    with MeshView(bundle, specs, mesh_renderer) as view:
+    with MeshView(bundle, specs, mesh_renderer, task=task) as view:
         # the hand in view of the fixed cameras (a link camera sees its link wherever it is)
-        report.states = sample_states(view, [c for c in specs if not c.on_link], int(samples), seed)
+        report.states = sample_states(view, [c for c in specs if not c.on_link], int(samples), seed,
+                                      min_object_pixels=int(min_pixels))
         robot_links = set(view.robot_link_names) | set(bundle.links)
         bodies = list(renderer.body_names)
         for i, state in enumerate(tqdm(report.states, desc="alignment check", unit="state", disable=not progress)):
-            view.set_state(state.qpos, state.cube_pose, state.plate_pose)
+            view.set_state(state.qpos, state.object_poses)
             frames = view.render()
             poses = view.body_poses()
             if pose_transform is not None:

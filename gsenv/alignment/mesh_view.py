@@ -1,6 +1,6 @@
 """The simulator's side of the comparison: SAPIEN renders its own meshes of a bundle's task.
 
-`MeshView` builds the physics task (``GSEnvSim-PutCubeOnPlate-v0``, with the bundle's robot URDF
+`MeshView` builds the physics task (``GSEnvSim-<Task>-v0`` of its task, with the bundle's robot URDF
 and object collision geometry) with one SAPIEN camera per bundle camera, sets states (joint
 configuration, object poses) and renders per-pixel body labels (SAPIEN's actor-level
 segmentation, mapped to link / object names) and colour. Needs a Vulkan device; on machines
@@ -84,20 +84,22 @@ class MeshView:
     """
 
     def __init__(self, bundle: SceneBundle, cameras: Sequence[CameraSpec],
-                 mesh_renderer: str | None = None) -> None:
+                 mesh_renderer: str | None = None, task=None) -> None:
         import gymnasium as gym
         import sapien
 
-        import gsenv.sim.task  # noqa: F401  (registers the task)
         from gsenv.scene.resolve import task_kwargs_from_bundle
-        from gsenv.sim import names
+        from gsenv.sim.task import register_physics_task
+        from gsenv.tasks import get_task
 
         if not cameras:
             raise ValueError("MeshView needs at least one camera")
         self.cameras = list(cameras)
-        self.env = gym.make(names.TASK_ID, num_envs=1, obs_mode="state",
+        self.gsenv_task = get_task(task)
+        """The gsenv.tasks.Task whose objects this view simulates (default: the default task)."""
+        self.env = gym.make(register_physics_task(self.gsenv_task), num_envs=1, obs_mode="state",
                             render_backend=mesh_renderer or default_mesh_renderer(),
-                            sim_backend="physx_cpu", **task_kwargs_from_bundle(bundle))
+                            sim_backend="physx_cpu", **task_kwargs_from_bundle(bundle, task=self.gsenv_task))
         self.env.reset(seed=0)
         self.task = self.env.unwrapped
         scene = self.task.scene.sub_scenes[0]
@@ -135,15 +137,13 @@ class MeshView:
 
     # ------------------------------------------------------------------ state
     @property
-    def cube_spec(self):
-        return self.task.cube_spec
+    def object_specs(self) -> dict:
+        """{object name: its ObjectSpec} of the task's objects, as the simulator built them."""
+        return self.task.object_specs
 
-    @property
-    def plate_spec(self):
-        return self.task.plate_spec
-
-    def set_state(self, qpos, cube_pose, plate_pose) -> None:
-        """qpos [9] (7 arm joints rad + 2 fingers m), cube_pose / plate_pose [7] (xyz + quaternion wxyz)."""
+    def set_state(self, qpos, object_poses: dict) -> None:
+        """qpos [9] (7 arm joints rad + 2 fingers m), object_poses {object name: [7] xyz + quaternion wxyz}
+        for every object of the task."""
         from mani_skill.utils.structs.pose import Pose
 
         q = torch.as_tensor(np.asarray(qpos, dtype=np.float32)).reshape(1, -1)
@@ -151,11 +151,13 @@ class MeshView:
             raise ValueError(f"qpos must have {self.task.agent.robot.max_dof} values, got {q.shape[1]}")
         self.task.agent.robot.set_qpos(q)
         self.task.agent.robot.set_qvel(torch.zeros_like(q))
-        for actor, pose, label in ((self.task.cube, cube_pose, "cube_pose"),
-                                   (self.task.plate, plate_pose, "plate_pose")):
-            p = torch.as_tensor(np.asarray(pose, dtype=np.float32)).reshape(1, -1)
+        missing = [name for name in self.task.objects if name not in object_poses]
+        if missing:
+            raise ValueError(f"object_poses lacks {missing}: give a pose for each of {list(self.task.objects)}")
+        for name, actor in self.task.objects.items():
+            p = torch.as_tensor(np.asarray(object_poses[name], dtype=np.float32)).reshape(1, -1)
             if p.shape[1] != 7:
-                raise ValueError(f"{label} must be 7 values (xyz + quaternion wxyz), got {p.shape[1]}")
+                raise ValueError(f"the pose of {name} must be 7 values (xyz + quaternion wxyz), got {p.shape[1]}")
             actor.set_pose(Pose.create_from_pq(p[:, :3], p[:, 3:]))
 
     def body_poses(self) -> dict[str, torch.Tensor]:

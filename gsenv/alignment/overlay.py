@@ -68,16 +68,18 @@ def write_overlays(out_dir: str | Path, stem: str, splat_rgb, mesh_rgb, splat_an
     return list(files)
 
 
-def splat_vs_mesh(bundle, qpos=None, cube_pose=None, plate_pose=None, camera: str | None = None,
+def splat_vs_mesh(bundle, qpos=None, object_poses: dict | None = None, camera: str | None = None,
                   image_size: tuple[int, int] | None = None, background: bool = True,
-                  render_backend: str = "auto", device=None, mesh_renderer: str | None = None) -> np.ndarray:
+                  render_backend: str = "auto", device=None, mesh_renderer: str | None = None,
+                  task=None) -> np.ndarray:
     """Side by side, one state, one camera: the splat render (left) and SAPIEN's render of the
     simulator's meshes (right). uint8 [H, 2W + 2, 3].
 
     Args:
         bundle: the scene bundle.
         qpos: [9] joint configuration (default: the task's default configuration, fingers open).
-        cube_pose, plate_pose: [7] xyz + quaternion wxyz (default: resting at their spawn centres).
+        object_poses: {object name: [7] xyz + quaternion wxyz} for each of the task's objects (default:
+            where the task's episode 0 starts them).
         camera: bundle camera name (default: the first).
         image_size: (height, width) (default: the camera's calibrated size).
         background: include the splat background and backdrop (the table, the room) on the left;
@@ -85,6 +87,7 @@ def splat_vs_mesh(bundle, qpos=None, cube_pose=None, plate_pose=None, camera: st
         render_backend: the splat rasteriser, as the env's ("auto", "gsplat", "torch").
         device: where the splat renderer runs (default: CUDA if available).
         mesh_renderer: ManiSkill's render backend for SAPIEN (see MeshView).
+        task: the gsenv task whose objects the scene holds (a Task or its name; None: the default task).
     """
     import torch
 
@@ -98,13 +101,15 @@ def splat_vs_mesh(bundle, qpos=None, cube_pose=None, plate_pose=None, camera: st
     cam_names = [camera or bundle.cameras[0].name]
     spec = camera_specs(bundle, cam_names, image_size)[0]
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    with MeshView(bundle, [spec], mesh_renderer) as view:
+    with MeshView(bundle, [spec], mesh_renderer, task=task) as view:
         q = np.asarray(names.FR3_DEFAULT_QPOS if qpos is None else qpos, dtype=np.float64)
-        cube = (np.r_[names.CUBE_SPAWN_CENTER, view.cube_spec.rest_height, 1, 0, 0, 0]
-                if cube_pose is None else cube_pose)
-        plate = (np.r_[names.PLATE_SPAWN_CENTER, view.plate_spec.rest_height, 1, 0, 0, 0]
-                 if plate_pose is None else plate_pose)
-        view.set_state(q, cube, plate)
+        if object_poses is None:
+            from gsenv.sim.initial_state import episode_generator, yaw_to_quat
+
+            drawn = view.gsenv_task.sample_initial_state(episode_generator(0), view.task.spawn)
+            object_poses = {name: np.r_[drawn[name][:2].numpy(), view.object_specs[name].rest_height,
+                                        yaw_to_quat(drawn[name][2:3])[0].numpy()] for name in view.gsenv_task.objects}
+        view.set_state(q, object_poses)
         mesh = view.render()[0].rgb
         poses = {k: v.to(device) for k, v in view.body_poses().items()}
     make = make_renderer if background else body_renderer

@@ -24,15 +24,14 @@ MAX_TRIES = 200
 
 @dataclass
 class State:
-    """qpos [9]; cube_pose, plate_pose [7] (xyz + quaternion wxyz)."""
+    """qpos [9]; object_poses {object name: [7] (xyz + quaternion wxyz)}."""
 
     qpos: np.ndarray
-    cube_pose: np.ndarray
-    plate_pose: np.ndarray
+    object_poses: dict[str, np.ndarray]
 
     def to_json(self) -> dict:
-        return {"qpos": np.round(self.qpos, 6).tolist(), "cube_pose": np.round(self.cube_pose, 6).tolist(),
-                "plate_pose": np.round(self.plate_pose, 6).tolist()}
+        return {"qpos": np.round(self.qpos, 6).tolist(),
+                **{f"{name}_pose": np.round(p, 6).tolist() for name, p in self.object_poses.items()}}
 
 
 def project(points: np.ndarray, camera: CameraSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -60,12 +59,19 @@ def _yaw_quat(yaw: float) -> np.ndarray:
     return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
 
 
-def sample_states(view, cameras: Sequence[CameraSpec], n: int, seed: int = 0) -> list[State]:
-    """n random states whose hand is in view of every camera.
+def sample_states(view, cameras: Sequence[CameraSpec], n: int, seed: int = 0,
+                  min_object_pixels: int = 0) -> list[State]:
+    """n random states whose hand and objects are in view of every camera, each object covering at least
+    min_object_pixels of each camera's mesh render (not hidden behind the arm).
 
-    view: a MeshView (its simulator computes the forward kinematics).
+    view: a MeshView (its simulator computes the forward kinematics); its task's objects rest on the
+    table where its initial-state sampler puts them, with a random yaw.
     Raises ValueError when no such configuration turns up (the cameras do not see the workspace).
     """
+    import dataclasses
+
+    import torch
+
     from gsenv.sim import names
 
     if n < 1:
@@ -74,35 +80,42 @@ def sample_states(view, cameras: Sequence[CameraSpec], n: int, seed: int = 0) ->
     default = np.asarray(names.FR3_DEFAULT_QPOS, dtype=np.float64)
     lo = np.array([a for a, _ in names.FR3_JOINT_LIMITS])
     hi = np.array([b for _, b in names.FR3_JOINT_LIMITS])
-    cube_h, plate_h = view.cube_spec.rest_height, view.plate_spec.rest_height
-    clearance = view.cube_spec.footprint_radius + view.plate_spec.footprint_radius + 0.01
+    task, specs = view.gsenv_task, view.object_specs
+    spawn = dataclasses.replace(view.task.spawn, randomize_yaw=True)
     states: list[State] = []
     for i in range(n):
         for _ in range(MAX_TRIES):
             q = default.copy()
             q[:7] = np.clip(default[:7] + rng.uniform(-1, 1, 7) * np.asarray(JOINT_SPREAD), lo, hi)
             q[7:] = rng.uniform(*names.FINGER_LIMITS)
-            # objects: spawn regions, random yaw, apart
-            while True:
-                c = np.asarray(names.CUBE_SPAWN_CENTER) + rng.uniform(-1, 1, 2) * np.asarray(
-                    names.CUBE_SPAWN_HALF_RANGE)
-                p = np.asarray(names.PLATE_SPAWN_CENTER) + rng.uniform(-1, 1, 2) * np.asarray(
-                    (0.08, 0.08))
-                if np.linalg.norm(c - p) > clearance:
-                    break
-            cube = np.r_[c, cube_h, _yaw_quat(rng.uniform(-math.pi, math.pi))]
-            plate = np.r_[p, plate_h, _yaw_quat(rng.uniform(-math.pi, math.pi))]
-            view.set_state(q, cube, plate)
+            # objects: where the task's sampler puts them (its spawn regions, apart), random yaw
+            drawn = task.sample_initial_state(torch.Generator().manual_seed(int(rng.integers(2**62))), spawn)
+            objects = {name: np.r_[drawn[name][:2].numpy(), specs[name].rest_height, _yaw_quat(float(drawn[name][2]))]
+                       for name in task.objects}
+            view.set_state(q, objects)
             poses = view.body_poses()
             tcp, hand = poses[names.TCP_LINK][0, :3].numpy(), poses[names.HAND_LINK][0, :3].numpy()
             fingers = [poses[f][0, :3].numpy() for f in names.FINGER_LINKS]
             if min(tcp[2], hand[2], *(f[2] for f in fingers)) < 0.03:
                 continue
-            if all(in_view(np.stack([tcp, hand]), cam) for cam in cameras):
-                states.append(State(q, cube, plate))
+            points = np.stack([tcp, hand, *(p[:3] for p in objects.values())])
+            if all(in_view(points, cam) for cam in cameras) and _objects_seen(view, cameras, min_object_pixels):
+                states.append(State(q, objects))
                 break
         else:
             raise ValueError(f"found no joint configuration with the hand in view of cameras "
                              f"{[c.name for c in cameras]} in {MAX_TRIES} tries (sample {i}): check the cameras' "
                              "poses (cam_to_base, OpenCV axes, robot-base frame)")
     return states
+
+
+def _objects_seen(view, cameras: Sequence[CameraSpec], min_pixels: int) -> bool:
+    """Whether each of the view's task objects covers >= min_pixels in the mesh render of each camera."""
+    if min_pixels <= 0:
+        return True
+    wanted = {c.name for c in cameras}
+    ids = [view.body_names.index(name) for name in view.gsenv_task.objects if name in view.body_names]
+    for cam, frame in zip(view.cameras, view.render()):
+        if cam.name in wanted and any(int((frame.labels == i).sum()) < min_pixels for i in ids):
+            return False
+    return True

@@ -85,8 +85,9 @@ def _object_bounds(spec) -> np.ndarray:
     return np.stack([np.min([m.bounds[0] for m in meshes], 0), np.max([m.bounds[1] for m in meshes], 0)])
 
 
-def check_structure(bundle: SceneBundle, margin: float = DEFAULT_MARGIN) -> StructureReport:
-    """Check a bundle's bodies, frames, similarity and cameras (see the module doc)."""
+def check_structure(bundle: SceneBundle, margin: float = DEFAULT_MARGIN, task=None) -> StructureReport:
+    """Check a bundle's bodies, frames, similarity and cameras (see the module doc) for ``task`` (a gsenv
+    task or its name; None: the default task): its objects must be there."""
     import torch
 
     from gsenv.alignment.sampling import project
@@ -104,8 +105,11 @@ def check_structure(bundle: SceneBundle, margin: float = DEFAULT_MARGIN) -> Stru
     for link in names.ROBOT_VISUAL_LINK_NAMES:
         if link not in bundle.links:
             rep.problems.append(f"robot link {link!r} has no gaussians (the bundle has {sorted(bundle.links)})")
-    specs = task_kwargs_from_bundle(bundle)
-    for obj in names.OBJECT_NAMES:
+    from gsenv.tasks import get_task
+
+    task = get_task(task)
+    specs = task_kwargs_from_bundle(bundle, task=task)
+    for obj in task.objects:
         if obj not in bundle.objects:
             rep.problems.append(f"object {obj!r} has no gaussians (the bundle has {sorted(bundle.objects)})")
 

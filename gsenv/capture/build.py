@@ -25,7 +25,7 @@ from gsenv.capture.segmentation import BACKGROUND, Segmentation, segment
 from gsenv.capture.surfaces import DEFAULT_SPACING, Surface, mesh_surface, robot_surface
 from gsenv.geometry import rigid_inverse
 from gsenv.scene.bundle import CameraSpec, SceneBundle, SceneObject, Similarity
-from gsenv.scene.task_fit import PUT_CUBE_ON_PLATE, TaskNeeds, bundle_problems, urdf_problems
+from gsenv.scene.task_fit import DEFAULT_TASK_NEEDS, TaskNeeds, bundle_problems, urdf_problems
 from gsenv.splat.gaussians import Gaussians
 
 __all__ = ["ICP_START_DISTANCE", "MIN_TOL", "TOL_SIGMAS", "ICP_POINTS", "BuildReport", "initial_similarity",
@@ -126,7 +126,7 @@ def build_scene(splat: Gaussians, urdf: Path, joint_config: dict[str, float], ob
                 pair_src: np.ndarray | None, pair_dst: np.ndarray | None, object_hints: dict[str, np.ndarray],
                 cameras: list[CameraSpec], instruction: str | None = None, name: str = "capture",
                 eps2d: float = 0.3, spacing: float = DEFAULT_SPACING, progress: bool = True,
-                needs: TaskNeeds | None = PUT_CUBE_ON_PLATE) -> tuple[SceneBundle, BuildReport, Segmentation]:
+                needs: TaskNeeds | None = DEFAULT_TASK_NEEDS) -> tuple[SceneBundle, BuildReport, Segmentation]:
     """Build the bundle in memory (see the module doc).
 
     Args:

@@ -24,7 +24,7 @@ import numpy as np
 
 from gsenv.scene.bundle import CameraSpec
 from gsenv.scene.format import read_fixed_cameras
-from gsenv.scene.task_fit import PUT_CUBE_ON_PLATE, TaskNeeds, urdf_problems
+from gsenv.scene.task_fit import DEFAULT_TASK_NEEDS, TaskNeeds, urdf_problems
 
 __all__ = ["CaptureError", "urdf_mesh_problems", "read_urdf", "movable_joints", "parse_qpos", "parse_objects",
            "load_object_mesh", "read_points", "read_cameras"]
@@ -48,7 +48,7 @@ def urdf_mesh_problems(urdf: Path) -> list[str]:
     return sorted(set(missing))
 
 
-def read_urdf(path: str | Path, needs: TaskNeeds | None = PUT_CUBE_ON_PLATE) -> Path:
+def read_urdf(path: str | Path, needs: TaskNeeds | None = DEFAULT_TASK_NEEDS) -> Path:
     """The URDF's path once it parses, its meshes exist and it has what the task needs (None: any robot)."""
     path = Path(path)
     if not path.is_file():
@@ -95,7 +95,7 @@ def parse_qpos(text: str | list, urdf: Path) -> dict[str, float]:
     return dict(zip(joints, values))
 
 
-def parse_objects(items: list[str] | None, needs: TaskNeeds | None = PUT_CUBE_ON_PLATE) -> dict[str, Path]:
+def parse_objects(items: list[str] | None, needs: TaskNeeds | None = DEFAULT_TASK_NEEDS) -> dict[str, Path]:
     """['cube=cube.obj', ...] -> {name: mesh path}: one for each of the task's objects (None: any
     names, any number)."""
     out: dict[str, Path] = {}

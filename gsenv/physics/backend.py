@@ -1,12 +1,12 @@
 """Physics backends behind one batched interface: B envs in, batched torch tensors out.
 
-- ``physx_cpu``: CpuPhysicsPool of single-env PutCubeOnPlate instances in worker processes.
+- ``physx_cpu``: CpuPhysicsPool of single-env task instances in worker processes.
 - ``physx_cuda``: one ManiSkill env with num_envs = B on GPU PhysX.
 
 Both pack the task record's carried fields with the same :class:`~gsenv.physics.packing.StepPacker`
 and return one :class:`~gsenv.physics.outputs.PhysicsOutputs` of torch tensors on the env's device per
 reset/step, completed from them in this process (:func:`~gsenv.physics.outputs.assemble`). ``record``
-says what the task reports (gsenv.sim.record).
+says what the task reports (gsenv.sim.record); ``task`` (a gsenv.tasks.Task) is the task they run.
 """
 from __future__ import annotations
 
@@ -21,22 +21,22 @@ from gsenv.physics.cpu_pool import CpuPhysicsPool
 from gsenv.physics.maniskill_instance import ManiSkillFactory
 from gsenv.physics.outputs import RESTARTED_KEY, PhysicsOutputs, assemble
 from gsenv.physics.packing import StepPacker
-from gsenv.sim.record import PUT_CUBE_ON_PLATE
+from gsenv.tasks import get_task, physics_id
 
 __all__ = ["TASK_MODULE", "task_factory", "CpuPhysics", "BatchedPhysics", "gpu_physics", "make_physics"]
 
 logger = logging.getLogger(__name__)
 
 TASK_MODULE = "gsenv.sim.task"
-"""Importing it registers the physics task's ManiSkill id (gsenv.sim.names.TASK_ID)."""
+"""Holds the ManiSkill env of every task (register_physics_task registers a task's id)."""
 
 
-def task_factory(task_kwargs: dict) -> ManiSkillFactory:
-    """The recipe of one CPU-PhysX PutCubeOnPlate instance (reports its record, gsenv.sim.record)."""
-    from gsenv.sim import names
-
-    return ManiSkillFactory(names.TASK_ID, PUT_CUBE_ON_PLATE, {**task_kwargs, "render_backend": "none"},
-                            import_module=TASK_MODULE)
+def task_factory(task_kwargs: dict, task=None) -> ManiSkillFactory:
+    """The recipe of one CPU-PhysX instance of ``task`` (a gsenv.tasks.Task, its name, or None: the default
+    task); it reports the task's record (gsenv.sim.record)."""
+    task = get_task(task)
+    return ManiSkillFactory(physics_id(task.name), task.record, {**task_kwargs, "render_backend": "none"},
+                            import_module=TASK_MODULE, task=task)
 
 
 class CpuPhysics:
@@ -45,10 +45,11 @@ class CpuPhysics:
     name = "physx_cpu"
 
     def __init__(self, num_envs: int, task_kwargs: dict, device: torch.device, num_workers: int | None = None,
-                 pin_workers: bool | None = None, **pool_options):
-        """pool_options: CpuPhysicsPool's timeout_s, max_restarts, restart_window_s, start_method,
-        allow_many_workers. The action buffer takes the task's action shape (7 or 8 by control mode)."""
-        factory = task_factory(task_kwargs)
+                 pin_workers: bool | None = None, task=None, **pool_options):
+        """task: a gsenv.tasks.Task (None: the default task). pool_options: CpuPhysicsPool's timeout_s,
+        max_restarts, restart_window_s, start_method, allow_many_workers. The action buffer takes the
+        task's action shape (7 or 8 by control mode)."""
+        factory = task_factory(task_kwargs, task)
         self.pool = CpuPhysicsPool(factory, num_envs, num_workers=num_workers, pin_workers=pin_workers, **pool_options)
         self.record = factory.record
         self.num_envs = num_envs
@@ -118,20 +119,18 @@ class BatchedPhysics:
         self.env.close()
 
 
-def gpu_physics(num_envs: int, task_kwargs: dict, device: torch.device) -> BatchedPhysics:
-    """physx_cuda: the task with all B envs on GPU PhysX."""
-    import importlib
-
+def gpu_physics(num_envs: int, task_kwargs: dict, device: torch.device, task=None) -> BatchedPhysics:
+    """physx_cuda: the task (a gsenv.tasks.Task; None: the default task) with all B envs on GPU PhysX."""
     import gymnasium as gym
 
-    from gsenv.sim import names
+    from gsenv.sim.task import register_physics_task
 
     if not torch.cuda.is_available():
         raise ValueError("sim_backend='physx_cuda' needs a CUDA GPU and none is available here; "
                          "use sim_backend='physx_cpu' (or 'auto')")
-    importlib.import_module(TASK_MODULE)
+    env_id = register_physics_task(get_task(task))
     try:
-        env = gym.make(names.TASK_ID, num_envs=num_envs, sim_backend="physx_cuda", render_backend="none",
+        env = gym.make(env_id, num_envs=num_envs, sim_backend="physx_cuda", render_backend="none",
                        obs_mode="state", **task_kwargs)
     except Exception as exc:  # SAPIEN fetches its GPU PhysX library from the internet on first use
         raise RuntimeError(
@@ -146,8 +145,9 @@ def make_physics(backend: str, num_envs: int, task_kwargs: dict, device: torch.d
                  num_workers: int | None = None, pin_workers: bool | None = None,
                  physics_timeout_s: float = pool.DEFAULT_TIMEOUT_S,
                  max_physics_restarts: int = pool.DEFAULT_MAX_RESTARTS,
-                 physics_restart_window_s: float = pool.DEFAULT_RESTART_WINDOW_S):
-    """The physics backend `backend` ('auto', 'physx_cpu' or 'physx_cuda') for B = num_envs.
+                 physics_restart_window_s: float = pool.DEFAULT_RESTART_WINDOW_S, task=None):
+    """The physics backend `backend` ('auto', 'physx_cpu' or 'physx_cuda') for B = num_envs running
+    `task` (a gsenv.tasks.Task, its name; None: the default task).
 
     physx_cpu only (see CpuPhysicsPool): num_workers, pin_workers (None follows the environment
     variable GSENV_PIN_WORKERS); physics_timeout_s (a worker that does not answer a reset/step within
@@ -157,7 +157,7 @@ def make_physics(backend: str, num_envs: int, task_kwargs: dict, device: torch.d
 
     choice = resolve_physics_backend(backend)
     if choice == "physx_cuda":
-        return gpu_physics(num_envs, task_kwargs, device)
-    return CpuPhysics(num_envs, task_kwargs, device, num_workers=num_workers, pin_workers=pin_workers,
+        return gpu_physics(num_envs, task_kwargs, device, task)
+    return CpuPhysics(num_envs, task_kwargs, device, num_workers=num_workers, pin_workers=pin_workers, task=task,
                       timeout_s=physics_timeout_s, max_restarts=max_physics_restarts,
                       restart_window_s=physics_restart_window_s)

@@ -39,10 +39,9 @@ from gsenv.physics.outputs import RESTARTED_KEY
 from gsenv.physics.shared import Field, SharedArrays
 from gsenv.physics.worker import ACTION_KEY
 
-__all__ = ["PIN_ENV", "MANY_WORKERS_ENV", "NUM_WORKERS_ENV", "MAX_WORKERS_PER_CORE", "DEFAULT_TIMEOUT_S",
-           "DEFAULT_MAX_RESTARTS", "DEFAULT_RESTART_WINDOW_S", "PhysicsFactory", "PhysicsInstance",
-           "PhysicsWorkerError", "usable_cpus", "usable_cores", "default_num_workers",
-           "requested_num_workers", "checked_num_workers", "split_envs", "CpuPhysicsPool"]
+__all__ = ["PIN_ENV", "MANY_WORKERS_ENV", "MAX_WORKERS_PER_CORE", "DEFAULT_TIMEOUT_S", "DEFAULT_MAX_RESTARTS",
+           "DEFAULT_RESTART_WINDOW_S", "PhysicsFactory", "PhysicsInstance", "PhysicsWorkerError", "usable_cpus",
+           "default_num_workers", "requested_num_workers", "checked_num_workers", "split_envs", "CpuPhysicsPool"]
 
 logger = logging.getLogger(__name__)
 

@@ -93,20 +93,19 @@ def expert_episodes(physics, seeds: Sequence[int], steps: int = STEPS) -> Episod
     run the scripted expert for `steps` steps."""
     import torch
 
-    from gsenv.sim import names
-    from gsenv.sim.expert import scripted_expert_action
+    from gsenv.tasks import get_task
 
+    task = get_task()  # the default task: its scripted expert moves its first object, the one compared
+    body = task.objects[0]
     b = len(seeds)
     out = physics.reset(list(range(b)), [int(s) for s in seeds], [{} for _ in range(b)])
-    reset_pose = out.body_poses[names.CUBE].detach().cpu().double().numpy()
+    reset_pose = out.body_poses[body].detach().cpu().double().numpy()
     success = np.zeros(b, dtype=bool)
     for _ in range(steps):
-        extra, qpos = out.state["extra"], out.state["agent"]["qpos"]
-        action = scripted_expert_action(extra["tcp_pose"], extra["cube_pose"], extra["plate_pose"],
-                                        qpos[:, names.NUM_ARM_JOINTS:names.NUM_JOINTS])
+        action = task.expert_action(**task.expert_inputs(out.state))
         out = physics.step(action.to(torch.float32))
         success |= out.info["success"].detach().cpu().numpy().astype(bool)
-    final_pose = out.body_poses[names.CUBE].detach().cpu().double().numpy()
+    final_pose = out.body_poses[body].detach().cpu().double().numpy()
     return EpisodeResults(physics.name, tuple(int(s) for s in seeds), steps, tuple(bool(s) for s in success),
                           tuple(map(tuple, reset_pose.tolist())), tuple(map(tuple, final_pose.tolist())))
 

@@ -35,13 +35,15 @@ class ManiSkillFactory:
     """Picklable recipe for ``ManiSkillInstance``: ``factory(env_index)`` builds one in a worker.
 
     ``record`` declares what the task reports (gsenv.sim.record); ``import_module`` is imported first
-    (it registers the ManiSkill env id).
+    (it registers the ManiSkill env id); ``task``, a gsenv task (gsenv.tasks.Task, pickled with the
+    factory: its module must be importable in the worker), has its physics id registered there.
     """
 
     env_id: str
     record: TaskRecord
     make_kwargs: dict = field(default_factory=dict)
     import_module: str = "mani_skill.envs"
+    task: Any = None
 
     def layout(self) -> dict[str, SharedField]:
         """{key: per-env shape and dtype} of what each instance's reset/step returns."""
@@ -51,6 +53,10 @@ class ManiSkillFactory:
         import importlib
 
         importlib.import_module(self.import_module)
+        if self.task is not None:
+            from gsenv.sim.task import register_physics_task
+
+            register_physics_task(self.task)
         return ManiSkillInstance(self.env_id, self.record, self.make_kwargs)
 
 

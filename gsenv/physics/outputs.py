@@ -31,7 +31,7 @@ class PhysicsOutputs(Generic[T]):
     reward:        float32 [B] (zeros after a reset).
     terminated:    bool [B] (success, in the task's terms; after a reset, what a step would say).
     elapsed_steps: int32 [B] steps since each env's last reset.
-    info:          {name: [B]} the task's per-env scalars (success, cube_on_plate, is_grasped, ...).
+    info:          {name: [B]} the task's per-env scalars (success among them: its record's info fields).
     body_poses:    {body: float32 [B, 7]} position (m) + quaternion wxyz of every robot link, the
                    robot root and the objects (keys: gsenv.sim.names).
     state:         {group: {name: [B, ...]}} the task's state-dict observation (agent/qpos, extra/tcp_pose, ...).

@@ -18,7 +18,7 @@ gives the same draw, whatever the other envs do. The defaults change nothing.
 | gamma | exponent, (0, 4] | x ** gamma after clamping to [0, 1] |
 | noise_std | image units, [0, 1] | std of Gaussian sensor noise per env (each frame: one of 32 noise images) |
 | object_color | colour units, [-1, 1] | shift of each RGB channel of the DC colour of a body's gaussians |
-| object_bodies | body names | the bodies object_color shifts (default: the cube and the plate) |
+| object_bodies | body names | the bodies object_color shifts (default: all but the robot's, the task's objects) |
 | backdrop_images | a folder | one of its .png / .jpg images, drawn per env, behind everything |
 | backdrop_color | ((r, g, b), (r, g, b)) in [0, 1] | a solid backdrop colour per env, each channel drawn in its range |
 
@@ -44,6 +44,7 @@ import torch
 from torch import Tensor
 
 from gsenv.geometry import rpy_to_rotmat
+from gsenv.sim import names
 from gsenv.splat.appearance import ImageJitter, Look, noise_bank, saturation_hue_matrix
 
 __all__ = ["IMAGE_SUFFIXES", "DEFAULT_PRESET", "DEFAULT_RANGES", "DEFAULT_REASONS", "DomainRandomization",
@@ -130,7 +131,8 @@ class DomainRandomization:
     gamma: tuple[float, float] = (1.0, 1.0)
     noise_std: tuple[float, float] = (0.0, 0.0)
     object_color: tuple[float, float] = (0.0, 0.0)
-    object_bodies: tuple[str, ...] = ("cube", "plate")
+    object_bodies: tuple[str, ...] | None = None
+    """None: every body of the renderer that is not the robot's (the env's renderer draws the task's objects)."""
     backdrop_images: str | None = None
     backdrop_color: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
 
@@ -138,9 +140,12 @@ class DomainRandomization:
         for name in _BOUNDS:
             object.__setattr__(self, name, _checked_range(name, getattr(self, name)))
         bodies = self.object_bodies
-        if isinstance(bodies, str) or not isinstance(bodies, Sequence) or not all(isinstance(b, str) for b in bodies):
+        if bodies is None:
+            pass
+        elif isinstance(bodies, str) or not isinstance(bodies, Sequence) or not all(isinstance(b, str) for b in bodies):
             raise ValueError(f"domain_randomization 'object_bodies' must be a list of body names, got {bodies!r}")
-        object.__setattr__(self, "object_bodies", tuple(bodies))
+        else:
+            object.__setattr__(self, "object_bodies", tuple(bodies))
         if self.backdrop_images is not None and self.backdrop_color is not None:
             raise ValueError("domain_randomization: give backdrop_images (a folder) or backdrop_color, not both")
         if self.backdrop_images is not None:
@@ -224,13 +229,17 @@ class RandomizedLook:
     Args:
         config: the ranges.
         num_envs: B; num_cameras: C (each env and camera gets its own camera offsets).
-        body_names: the renderer's bodies, in its order (object_color shifts those in object_bodies).
+        body_names: the renderer's bodies, in its order (object_color shifts those in object_bodies, or
+            every one but the robot's links when object_bodies is None).
         width, height: the render size (backdrop images are resized to it once).
         device: where the values live.
     """
 
     def __init__(self, config: DomainRandomization, num_envs: int, num_cameras: int, body_names: Sequence[str],
                  width: int, height: int, device) -> None:
+        if config.object_bodies is None:
+            robot = {*names.ROBOT_LINK_NAMES, names.ROBOT_ROOT}
+            config = replace(config, object_bodies=tuple(b for b in body_names if b not in robot))
         missing = [b for b in config.object_bodies if b not in body_names]
         if missing:
             raise ValueError(f"domain_randomization 'object_bodies' {missing} are not bodies of this scene "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gsenv.scene.bundle import SceneBundle, SceneObject
 from gsenv.scene.format import MANIFEST, SceneError, load_bundle
-from gsenv.scene.task_fit import PUT_CUBE_ON_PLATE, TaskNeeds, check_bundle_for_task
+from gsenv.scene.task_fit import DEFAULT_TASK_NEEDS, TaskNeeds, check_bundle_for_task
 
 __all__ = ["DEFAULT_SCENE", "resolve_scene", "task_kwargs_from_bundle"]
 
@@ -15,13 +15,14 @@ DEFAULT_SCENE = "default"
 
 
 def resolve_scene(scene: str | os.PathLike | SceneBundle = DEFAULT_SCENE, asset_root: str | os.PathLike | None = None,
-                  density: float = 1.0, progress: bool = True, task: TaskNeeds | None = PUT_CUBE_ON_PLATE,
+                  density: float = 1.0, progress: bool = True, task: TaskNeeds | None = DEFAULT_TASK_NEEDS,
                   allow_outside_paths: bool | None = None) -> SceneBundle:
     """"default" (the embedded scene, built on first use), a known dataset name (e.g.
     "gsenv-assets-v0", downloaded with `gsenv assets download`), a bundle directory (with scene.json),
     a directory in the RLinf dataset layout, or a SceneBundle.
 
-    task: what the bundle must give (every body drawn, the robot's joints, valid cameras), checked
+    task: what the bundle must give (every body drawn, the robot's joints, valid cameras; see
+    gsenv.scene.task_fit.task_needs), checked
     here, in the loading process, before any simulation starts; None reads the bundle as it is.
     allow_outside_paths: see gsenv.scene.format.load_bundle (None: GSENV_ALLOW_OUTSIDE_PATHS).
     Raises SceneError listing every problem.
@@ -85,14 +86,16 @@ def _object_spec(obj: SceneObject | None, default):
     return dataclasses.replace(spec, **overrides) if overrides else spec
 
 
-def task_kwargs_from_bundle(bundle: SceneBundle, asset_root: str | os.PathLike | None = None) -> dict:
-    """Robot URDF and object collision geometry the simulation task should take from the bundle
-    (the FR3 description generated under the asset root when the bundle brings no URDF)."""
-    from gsenv.sim import names
-    from gsenv.sim.objects import default_cube_spec, default_plate_spec
+def task_kwargs_from_bundle(bundle: SceneBundle, asset_root: str | os.PathLike | None = None, task=None) -> dict:
+    """Robot URDF and the collision geometry of each of ``task``'s objects (a gsenv.tasks.Task or its name;
+    None: the default task) the simulation task should take from the bundle: {"robot_urdf": path,
+    <object name>: ObjectSpec} (the FR3 description generated under the asset root when the bundle
+    brings no URDF; the task's own geometry for an object the bundle leaves 'builtin')."""
     from gsenv.sim.robot_description import default_fr3_urdf
+    from gsenv.tasks import get_task
 
+    task = get_task(task)
     kwargs: dict = {"robot_urdf": str(bundle.robot_urdf or default_fr3_urdf(asset_root))}
-    kwargs["cube"] = _object_spec(bundle.objects.get(names.CUBE), default_cube_spec())
-    kwargs["plate"] = _object_spec(bundle.objects.get(names.PLATE), default_plate_spec())
+    for name, default in task.object_specs().items():
+        kwargs[name] = _object_spec(bundle.objects.get(name), default)
     return kwargs

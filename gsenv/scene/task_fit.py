@@ -4,8 +4,8 @@ loaded for the env (gsenv.scene.resolve) and before `gsenv scene build` builds o
 A bundle can be well-formed and still wrong for the task: a body the physics simulates but the bundle
 does not draw is invisible in every image while the robot still collides with it; a robot
 description without the joints the task drives fails only inside a physics worker. `TaskNeeds` names
-what the task needs; PUT_CUBE_ON_PLATE (from gsenv.sim.names) is gsenv's one task, and the one place
-a task that declares its own bodies will plug in.
+what a task needs; `task_needs(task)` derives it from the task's declaration (gsenv.tasks.Task: its
+objects; the robot's links and joints are every task's).
 """
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ from pathlib import Path
 from gsenv.scene.bundle import SceneBundle
 from gsenv.scene.format import MANIFEST, SceneError, camera_problems
 from gsenv.sim import names
+from gsenv.tasks import get_task
+
+__all__ = ["MOVABLE_JOINT_TYPES", "TaskNeeds", "task_needs", "DEFAULT_TASK_NEEDS", "urdf_problems",
+           "bundle_problems", "check_bundle_for_task"]
 
 MOVABLE_JOINT_TYPES = ("revolute", "continuous", "prismatic")
 
@@ -36,16 +40,24 @@ class TaskNeeds:
     """Links the task reads (drawn or not, e.g. the TCP): the robot description must have them."""
 
 
-PUT_CUBE_ON_PLATE = TaskNeeds(
-    task="PutCubeOnPlate",
-    drawn_links=names.ROBOT_VISUAL_LINK_NAMES,
-    objects=names.OBJECT_NAMES,
-    joints=names.JOINT_NAMES,
-    frames=(*names.ROBOT_VISUAL_LINK_NAMES, names.TCP_LINK),
-)
+def task_needs(task=None) -> TaskNeeds:
+    """What ``task`` (a gsenv.tasks.Task or its name; None: the default task) needs of a bundle: the FR3's
+    drawn links, joints and TCP frame, and gaussians for each of the task's objects."""
+    task = get_task(task)
+    return TaskNeeds(
+        task=task.name,
+        drawn_links=names.ROBOT_VISUAL_LINK_NAMES,
+        objects=tuple(task.objects),
+        joints=names.JOINT_NAMES,
+        frames=(*names.ROBOT_VISUAL_LINK_NAMES, names.TCP_LINK),
+    )
 
 
-def urdf_problems(urdf: str | Path, needs: TaskNeeds = PUT_CUBE_ON_PLATE, shown_as: str | None = None) -> list[str]:
+DEFAULT_TASK_NEEDS = task_needs()
+"""What the default task (gsenv.tasks.DEFAULT_TASK) needs: the default of the checks below."""
+
+
+def urdf_problems(urdf: str | Path, needs: TaskNeeds = DEFAULT_TASK_NEEDS, shown_as: str | None = None) -> list[str]:
     """What the robot description at urdf lacks of needs (joints the task drives, links it reads);
     shown_as: how messages name the file (default: its path)."""
     shown = shown_as or str(urdf)
@@ -83,7 +95,7 @@ def _body_problems(key: str, have: dict, wanted: tuple[str, ...], needs: TaskNee
     return problems
 
 
-def bundle_problems(bundle: SceneBundle, needs: TaskNeeds = PUT_CUBE_ON_PLATE) -> list[str]:
+def bundle_problems(bundle: SceneBundle, needs: TaskNeeds = DEFAULT_TASK_NEEDS) -> list[str]:
     """Everything the bundle lacks for the task: joints or links missing from its robot description
     (when it brings one), bodies without gaussians, invalid cameras. Paths as scene.json's."""
     problems = []
@@ -99,7 +111,7 @@ def bundle_problems(bundle: SceneBundle, needs: TaskNeeds = PUT_CUBE_ON_PLATE) -
     return problems + camera_problems(bundle)
 
 
-def check_bundle_for_task(bundle: SceneBundle, needs: TaskNeeds = PUT_CUBE_ON_PLATE) -> SceneBundle:
+def check_bundle_for_task(bundle: SceneBundle, needs: TaskNeeds = DEFAULT_TASK_NEEDS) -> SceneBundle:
     """The bundle, unchanged, when it has what the task needs; SceneError listing every problem otherwise."""
     problems = bundle_problems(bundle, needs)
     if problems:

@@ -1,4 +1,4 @@
-"""Physics half of gsenv: the PutCubeOnPlate ManiSkill3 task and the Franka FR3 agent.
+"""Physics half of gsenv: the ManiSkill3 env every task runs in, the Franka FR3 agent, the objects.
 
 Importing this package is cheap (no ManiSkill). Modules:
 - ``names``: canonical link/joint/object names, dimensions, task constants (one place).
@@ -6,7 +6,8 @@ Importing this package is cheap (no ManiSkill). Modules:
 - ``agent``: ``MyFranka`` (ManiSkill uid ``my_franka``, alias ``fr3``) and its controllers.
 - ``objects``: ``ObjectSpec`` collision geometry (box / dish / mesh) and builders.
 - ``initial_state``: ``SpawnConfig`` and per-generator initial-state sampling, episode-id table.
-- ``task``: ``PutCubeOnPlateEnv``; importing it registers ``GSEnvSim-PutCubeOnPlate-v0``.
+- ``task``: ``TaskEnv`` (a gsenv.tasks.Task as a ManiSkill env); ``register_physics_task(task)`` registers
+  ``GSEnvSim-<Name>-v0``.
 - ``record``: ``TaskRecord``, what a task reports each step (its state, info, bodies), declared once.
 - ``poses``: ``body_poses(env)`` -> {canonical name: float32 [B, 7]} for the renderer.
 - ``rewards``: staged dense reward terms; ``expert``: ``scripted_expert_action``.

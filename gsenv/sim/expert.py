@@ -73,31 +73,10 @@ def scripted_expert_action(
     b = tcp_p.shape[0]
     up = torch.tensor([0.0, 0.0, 1.0], device=tcp_p.device).expand(b, 3)
 
-    d_tcp_cube = torch.linalg.norm(cube_p - tcp_p, dim=1)
-    xy_tcp_cube = torch.linalg.norm(cube_p[:, :2] - tcp_p[:, :2], dim=1)
     xy_cube_plate = torch.linalg.norm(cube_p[:, :2] - plate_p[:, :2], dim=1)
     rest_z = plate_p[:, 2] + place_height  # cube centre when resting on the plate
-    is_open = width > 0.075
-    holding = (d_tcp_cube < 0.02) & (width > 0.02) & (width < 0.07)
+    target, grip, holding, is_open = grasp_phase(tcp_p, cube_p, width)
     placed = (xy_cube_plate < 0.02) & (cube_p[:, 2] < rest_z + 0.008)
-
-    grip = torch.full((b,), OPEN, device=tcp_p.device)
-    target = tcp_p.clone()
-
-    # approach: above the cube, then down to it (lift first if low and off to the side)
-    pre = torch.cat([cube_p[:, :2], (cube_p[:, 2] + 0.06)[:, None]], dim=1)
-    aligned = xy_tcp_cube < 0.008
-    at_grasp = aligned & ((tcp_p[:, 2] - cube_p[:, 2]).abs() < 0.006)
-    approach_t = torch.where(aligned[:, None], cube_p, pre)
-    low_far = (tcp_p[:, 2] < cube_p[:, 2] + 0.03) & (xy_tcp_cube > 0.02)
-    approach_t = torch.where(low_far[:, None], tcp_p + up * 0.05, approach_t)
-    approach_t = torch.where(at_grasp[:, None], tcp_p, approach_t)
-    # a closed gripper that holds nothing: open (in place) before approaching again
-    missed = ~is_open & ~holding & ~at_grasp
-    approach_t = torch.where(missed[:, None], tcp_p, approach_t)
-    grip = torch.where(at_grasp & ~missed, torch.full_like(grip, CLOSE), grip)
-    grip = torch.where(at_grasp & ~is_open & (width < 0.02), torch.full_like(grip, OPEN), grip)
-    target = approach_t
 
     # carry: lift, move over the plate, lower onto it (TCP keeps its offset to the cube)
     offset = tcp_p - cube_p
@@ -122,13 +101,46 @@ def scripted_expert_action(
     target = torch.where(placed[:, None], release_t, target)
     grip = torch.where(placed, torch.full_like(grip, OPEN), grip)
 
-    delta = (target - tcp_p).clamp(-max_step, max_step)
+    return ee_action(tcp_p, tcp_rot, cube_rot, target, grip, holding, max_step, max_rot)
 
-    # orientation: TCP pointing down, fingers closing along a horizontal cube axis
+
+def grasp_phase(tcp_p: torch.Tensor, cube_p: torch.Tensor, width: torch.Tensor):
+    """The approach-and-grasp part of a pick: TCP position, cube position [B, 3] (m), gripper width [B] (m)
+    -> (TCP target [B, 3], grip [B] (+1 open, -1 close), holding [B] bool, gripper open [B] bool).
+
+    Above the cube, then down to it (lifting first if low and off to the side), close there; a closed
+    gripper that holds nothing opens in place before approaching again."""
+    b = tcp_p.shape[0]
+    up = torch.tensor([0.0, 0.0, 1.0], device=tcp_p.device).expand(b, 3)
+    d_tcp_cube = torch.linalg.norm(cube_p - tcp_p, dim=1)
+    xy_tcp_cube = torch.linalg.norm(cube_p[:, :2] - tcp_p[:, :2], dim=1)
+    is_open = width > 0.075
+    holding = (d_tcp_cube < 0.02) & (width > 0.02) & (width < 0.07)
+
+    grip = torch.full((b,), OPEN, device=tcp_p.device)
+    pre = torch.cat([cube_p[:, :2], (cube_p[:, 2] + 0.06)[:, None]], dim=1)
+    aligned = xy_tcp_cube < 0.008
+    at_grasp = aligned & ((tcp_p[:, 2] - cube_p[:, 2]).abs() < 0.006)
+    approach_t = torch.where(aligned[:, None], cube_p, pre)
+    low_far = (tcp_p[:, 2] < cube_p[:, 2] + 0.03) & (xy_tcp_cube > 0.02)
+    approach_t = torch.where(low_far[:, None], tcp_p + up * 0.05, approach_t)
+    approach_t = torch.where(at_grasp[:, None], tcp_p, approach_t)
+    missed = ~is_open & ~holding & ~at_grasp
+    approach_t = torch.where(missed[:, None], tcp_p, approach_t)
+    grip = torch.where(at_grasp & ~missed, torch.full_like(grip, CLOSE), grip)
+    grip = torch.where(at_grasp & ~is_open & (width < 0.02), torch.full_like(grip, OPEN), grip)
+    return approach_t, grip, holding, is_open
+
+
+def ee_action(tcp_p, tcp_rot, cube_rot, target, grip, holding, max_step: float, max_rot: float) -> torch.Tensor:
+    """[B, 7] end-effector delta towards target [B, 3] (each axis within max_step m), the TCP pointing
+    down with the fingers closing along a horizontal cube axis (within max_rot rad per axis), and grip [B]."""
+    b = tcp_p.shape[0]
+    up = torch.tensor([0.0, 0.0, 1.0], device=tcp_p.device).expand(b, 3)
+    delta = (target - tcp_p).clamp(-max_step, max_step)
     closing = _closing_axis(tcp_rot, cube_rot, holding)
     approach_dir = -up
     ortho = torch.linalg.cross(closing, approach_dir, dim=-1)
     r_des = torch.stack([ortho, closing, approach_dir], dim=-1)  # columns x, y, z
     rot = matrix_to_rotvec(r_des @ tcp_rot.transpose(-1, -2)).clamp(-max_rot, max_rot)
-
     return torch.cat([delta, rot, grip[:, None]], dim=1)

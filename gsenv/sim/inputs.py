@@ -101,8 +101,8 @@ RESET_OPTIONS = ("env_idx", "episode_id", "reconfigure")
 """Keys a reset's options may have (reconfigure is accepted; scenes are fixed, nothing is rebuilt)."""
 
 TASK_KEYWORDS: tuple[str, ...] = (
-    # gsenv.sim.task.PutCubeOnPlateEnv's own
-    "robot_uids", "control_mode", "robot_urdf", "cube", "plate", "spawn", "randomize_yaw",
+    # gsenv.sim.task.TaskEnv's own (and one per task object, named as the object: checked_task_kwargs)
+    "robot_uids", "control_mode", "robot_urdf", "spawn", "randomize_yaw",
     "robot_init_qpos_noise", "total_num_trials", "sparse_reward_at_end", "episode_steps", "upstream_compat",
     # ManiSkill's BaseEnv's that mean something to a physics-only task
     "reward_mode", "sim_config", "enhanced_determinism",
@@ -169,14 +169,16 @@ def checked_reset_options(options: Any) -> dict:
     return dict(options)
 
 
-def checked_task_kwargs(kwargs: dict) -> dict:
-    """The task's keywords, checked before any physics starts: known names, control and reward modes."""
+def checked_task_kwargs(kwargs: dict, objects: tuple[str, ...] = ()) -> dict:
+    """The task's keywords, checked before any physics starts: known names (TASK_KEYWORDS and the task's
+    object names, each an ObjectSpec keyword), control and reward modes."""
     from gsenv.sim import names
 
-    unknown = sorted(set(kwargs) - set(TASK_KEYWORDS))
+    known = (*TASK_KEYWORDS, *objects)
+    unknown = sorted(set(kwargs) - set(known))
     if unknown:
         # short: gymnasium's make appends every keyword it passed to a TypeError's message
-        close = {k: difflib.get_close_matches(k, TASK_KEYWORDS, n=1) for k in unknown}
+        close = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
         hints = "".join(f" ({k!r}: did you mean {m[0]!r}?)" for k, m in close.items() if m)
         raise TypeError(f"unknown keyword argument(s) {unknown}{hints}; the options are in help(gsenv.GSEnv), "
                         "the task's in gsenv.sim.inputs.TASK_KEYWORDS")

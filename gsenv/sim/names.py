@@ -22,7 +22,7 @@ __all__ = ["ROBOT_UID", "ROBOT_UID_ALIAS", "ROBOT_LINK_PREFIX", "ARM_LINK_NAMES"
            "FINGER_LIMITS", "GRIPPER_TARGET_RANGE", "CUBE", "PLATE", "OBJECT_NAMES", "CUBE_EDGE", "CUBE_HALF_SIZE",
            "CUBE_MASS", "PLATE_DIAMETER", "PLATE_RADIUS", "PLATE_HEIGHT", "PLATE_BASE_THICKNESS",
            "PLATE_RIM_THICKNESS", "PLATE_RIM_SEGMENTS", "PLATE_MASS", "OBJECT_STATIC_FRICTION",
-           "OBJECT_DYNAMIC_FRICTION", "OBJECT_RESTITUTION", "FINGER_FRICTION", "TASK_ID", "LANGUAGE_INSTRUCTION",
+           "OBJECT_DYNAMIC_FRICTION", "OBJECT_RESTITUTION", "FINGER_FRICTION", "LANGUAGE_INSTRUCTION",
            "EPISODE_STEPS", "DEFAULT_TOTAL_NUM_TRIALS", "CONTROL_MODES", "DEFAULT_CONTROL_MODE", "REWARD_MODES",
            "SIM_FREQ", "CONTROL_FREQ", "CUBE_SPAWN_CENTER", "CUBE_SPAWN_HALF_RANGE", "PLATE_SPAWN_CENTER",
            "PLATE_SPAWN_HALF_RANGE"]
@@ -123,8 +123,6 @@ FINGER_FRICTION = 2.0
 # --------------------------------------------------------------------------------------------- #
 # Task
 # --------------------------------------------------------------------------------------------- #
-TASK_ID = "GSEnvSim-PutCubeOnPlate-v0"
-"""ManiSkill id of the physics task (distinct from the research code's and the product env's ids)."""
 LANGUAGE_INSTRUCTION = "pick up the cube and put it on the plate"
 EPISODE_STEPS = 100
 """Steps per episode (max_episode_steps of every registered id)."""

@@ -8,14 +8,14 @@ from gsenv.sim import names
 
 
 def body_poses(env) -> dict[str, torch.Tensor]:
-    """Poses of every robot link, the robot root and both objects of a PutCubeOnPlate task.
+    """Poses of every robot link, the robot root and the task's objects.
 
     Args:
-        env: a :class:`gsenv.sim.task.PutCubeOnPlateEnv` (or a wrapper around one).
+        env: a :class:`gsenv.sim.task.TaskEnv` (or a wrapper around one).
     Returns:
         {canonical name: float32 [B, 7] = position (m, world frame) + quaternion wxyz}. Keys: every
         name of ``names.ROBOT_LINK_NAMES`` (the links the robot description has), ``names.ROBOT_ROOT``
-        (the articulation's root pose, equal to ``fr3_link0``'s), ``names.CUBE`` and ``names.PLATE``.
+        (the articulation's root pose, equal to ``fr3_link0``'s) and each object of the task (``env.objects``).
         Tensors live on the simulation device.
     """
     env = getattr(env, "unwrapped", env)
@@ -24,8 +24,7 @@ def body_poses(env) -> dict[str, torch.Tensor]:
     robot = env.agent.robot
     poses = {link.name: link.pose.raw_pose.to(torch.float32) for link in robot.get_links()}
     poses[names.ROBOT_ROOT] = robot.pose.raw_pose.to(torch.float32)
-    poses[names.CUBE] = env.cube.pose.raw_pose.to(torch.float32)
-    poses[names.PLATE] = env.plate.pose.raw_pose.to(torch.float32)
+    poses.update({name: actor.pose.raw_pose.to(torch.float32) for name, actor in env.objects.items()})
     return poses
 
 
@@ -46,6 +45,5 @@ def body_poses_numpy(env) -> dict[str, np.ndarray]:
     robot = env.agent.robot
     poses = {link.name: _stack([obj.entity_pose for obj in link._objs]) for link in robot.get_links()}
     poses[names.ROBOT_ROOT] = _stack([obj.entity_pose for obj in robot.root._objs])
-    poses[names.CUBE] = _stack([obj.pose for obj in env.cube._objs])
-    poses[names.PLATE] = _stack([obj.pose for obj in env.plate._objs])
+    poses.update({name: _stack([obj.pose for obj in actor._objs]) for name, actor in env.objects.items()})
     return poses

@@ -118,49 +118,23 @@ class TaskRecord:
 
 
 # --------------------------------------------------------------------------------------------- #
-# PutCubeOnPlate (gsenv.sim.task)
+# the robot's part, the same in every task
 # --------------------------------------------------------------------------------------------- #
-def _tcp_to_cube_pos(v: Mapping[str, Any]) -> Any:
-    """cube position - TCP position (m) [B, 3], as the task's _get_obs_extra computes it."""
-    return v["state/extra/cube_pose"][..., :3] - v["state/extra/tcp_pose"][..., :3]
-
-
-def _cube_to_plate_pos(v: Mapping[str, Any]) -> Any:
-    """plate position - cube position (m) [B, 3]."""
-    return v["state/extra/plate_pose"][..., :3] - v["state/extra/cube_pose"][..., :3]
-
-
 _ROBOT_LINK_ORDER = (  # the order the articulation lists its links (robot.get_links())
     *names.ARM_LINK_NAMES, "fr3_link8", names.HAND_LINK, names.TCP_LINK, *names.FINGER_LINKS,
     "fr3_leftfinger_pad", "fr3_rightfinger_pad",
 )
 
-PUT_CUBE_ON_PLATE = TaskRecord(
-    state=(
-        state("agent", "qpos", (names.NUM_JOINTS,)),
-        state("agent", "qvel", (names.NUM_JOINTS,)),
-        state("extra", "is_grasped", (), "bool"),
-        state("extra", "tcp_pose", POSE_SHAPE),
-        state("extra", "cube_pose", POSE_SHAPE),
-        state("extra", "plate_pose", POSE_SHAPE),
-        state("extra", "tcp_to_cube_pos", (3,), derive=_tcp_to_cube_pos),
-        state("extra", "cube_to_plate_pos", (3,), derive=_cube_to_plate_pos),
-    ),
-    info=(
-        info("cube_on_plate"),
-        info("cube_static"),
-        info("is_grasped", same_as="state/extra/is_grasped"),
-        info("success"),
-    ),
-    bodies=(
-        *(pose(link, same_as="state/extra/tcp_pose") if link == names.TCP_LINK else pose(link)
-          for link in _ROBOT_LINK_ORDER),
-        pose(names.ROBOT_ROOT, same_as=f"pose/{names.ROBOT_ROOT_LINK}"),
-        pose(names.CUBE, same_as="state/extra/cube_pose"),
-        pose(names.PLATE, same_as="state/extra/plate_pose"),
-    ),
-    terminated=Field("terminated", (), "bool", same_as="info/success"),
+ROBOT_STATE: tuple[Field, ...] = (
+    state("agent", "qpos", (names.NUM_JOINTS,)),
+    state("agent", "qvel", (names.NUM_JOINTS,)),
 )
-"""PutCubeOnPlate's record: 25 carried arrays per env (reward, elapsed_steps, 6 state entries, 3 info
-scalars, 14 link poses); the rest are the same numbers (TCP, cube and plate poses are the state's; the
-robot root is fr3_link0; is_grasped is the state's; terminated is success) or differences of them."""
+"""The state dict's "agent" group: joint positions and velocities [B, 9]."""
+
+
+def robot_bodies(tcp_same_as: str | None = None) -> tuple[Field, ...]:
+    """Every robot link's pose in the articulation's order, then the robot root (the same as
+    fr3_link0). tcp_same_as: the key of a state entry holding the TCP pose, if the task reports one."""
+    links = tuple(pose(link, same_as=tcp_same_as) if link == names.TCP_LINK else pose(link)
+                  for link in _ROBOT_LINK_ORDER)
+    return (*links, pose(names.ROBOT_ROOT, same_as=f"pose/{names.ROBOT_ROOT_LINK}"))

@@ -1,25 +1,27 @@
-"""PutCubeOnPlate: the physics task as a ManiSkill3 BaseEnv, registered as ``GSEnvSim-PutCubeOnPlate-v0``.
+"""The physics task as a ManiSkill3 BaseEnv, one class for every gsenv task: :class:`TaskEnv`.
 
-Scene (world = robot base frame, x forward, z up): a static table plane at z = 0, the FR3 at the
-origin, a 4 cm 0.3 kg cube and an 18 cm 0.3 kg dish (:mod:`gsenv.sim.objects`). Physics 500 Hz,
-control 10 Hz, 100-step episodes, solver as the research code (contact offset 5 mm, 25 position /
-2 velocity iterations); ``sim_config`` overrides them.
+A gsenv task (:class:`gsenv.tasks.Task`) declares its objects, initial states, success, reward and what it
+reports; ``TaskEnv`` is the ManiSkill env around it, registered per task as ``GSEnvSim-<Name>-v0`` by
+:func:`register_physics_task` (a subclass whose ``task`` is that task).
 
-State observations only (no SAPIEN cameras: images come from the gaussian renderer):
-``agent``: qpos [B, 9], qvel [B, 9]; ``extra``: is_grasped [B], tcp_pose [B, 7], cube_pose [B, 7],
-plate_pose [B, 7] (position + quaternion wxyz), tcp_to_cube_pos [B, 3], cube_to_plate_pos [B, 3].
-obs_mode "state" flattens them in that order to [B, 46]; "state_dict" keeps the nesting. What the task
-reports (these, its info scalars, its body poses) is declared once in ``record``
-(:data:`gsenv.sim.record.PUT_CUBE_ON_PLATE`).
+Scene (world = robot base frame, x forward, z up): a static table plane at z = 0, the FR3 at the origin,
+the task's objects (:mod:`gsenv.sim.objects`). Physics 500 Hz, control 10 Hz, 100-step episodes, solver as
+the research code (contact offset 5 mm, 25 position / 2 velocity iterations); ``sim_config`` overrides them.
 
-``gym.make(TASK_ID)`` checks actions at its outermost wrapper (:class:`CheckedActions`, where a direct
+State observations only (no SAPIEN cameras: images come from the gaussian renderer): ``agent``: qpos
+[B, 9], qvel [B, 9]; ``extra``: the task's (``Task.obs_extra``). obs_mode "state" flattens them in that
+order; "state_dict" keeps the nesting. What the task reports (these, its info scalars, its body poses) is
+declared once in its ``record`` (:mod:`gsenv.sim.record`).
+
+``gym.make(physics id)`` checks actions at its outermost wrapper (:class:`CheckedActions`, where a direct
 user's actions enter); the task itself does not: gsenv's physics backends drive it unwrapped with
 actions ``GSEnv.step`` checked.
 
 Construction keywords beyond BaseEnv's (all optional):
     robot_urdf: path of a robot URDF using the canonical names (default: FR3-named ManiSkill Panda).
-    cube, plate: :class:`gsenv.sim.objects.ObjectSpec` collision geometry (default primitives).
-    spawn: :class:`gsenv.sim.initial_state.SpawnConfig` (spawn ranges, yaw randomisation, noise).
+    <object name>: one per task object (e.g. ``cube=``): a :class:`gsenv.sim.objects.ObjectSpec` collision
+        geometry (default: the task's ``object_specs()``).
+    spawn: the task's spawn configuration (``Task.spawn_config``: ranges, yaw randomisation, noise).
     randomize_yaw: shorthand for ``spawn.randomize_yaw``.
     robot_init_qpos_noise: shorthand for ``spawn.qpos_noise`` (default 0.02 rad).
     total_num_trials: size of the fixed initial-state table indexed by options["episode_id"].
@@ -28,8 +30,8 @@ Construction keywords beyond BaseEnv's (all optional):
     upstream_compat: the research code's behaviour (see below).
 
 ``upstream_compat=True`` changes exactly three things: no gravity compensation on the robot, no
-clipping of actions to the action space, and the looser success test (cube on the plate, whether
-or not it is held or moving).
+clipping of actions to the action space, and the task's looser success test where it has one
+(PutCubeOnPlate: cube on the plate, whether or not it is held or moving).
 """
 from __future__ import annotations
 
@@ -44,40 +46,32 @@ import torch
 from gymnasium.envs.registration import WrapperSpec
 from mani_skill.envs.sapien_env import BaseEnv
 from mani_skill.utils import common
-from mani_skill.utils.registration import register_env
+from mani_skill.utils.registration import REGISTERED_ENVS, register_env
 from mani_skill.utils.structs.pose import Pose
 from mani_skill.utils.structs.types import SceneConfig, SimConfig
 
 from gsenv.sim import names
 from gsenv.sim.agent import MyFranka, make_agent_class
-from gsenv.sim.initial_state import SpawnConfig, episode_generator, sample_batch, yaw_to_quat
+from gsenv.sim.initial_state import episode_generator, yaw_to_quat
 from gsenv.sim.inputs import checked_actions, checked_episode_ids
-from gsenv.sim.objects import ObjectSpec, build_object, build_table, default_cube_spec, default_plate_spec
+from gsenv.sim.objects import ObjectSpec, build_object, build_table
 from gsenv.sim.poses import body_poses
-from gsenv.sim.record import PUT_CUBE_ON_PLATE
-from gsenv.sim.rewards import DENSE_REWARD_MAX, dense_reward, dense_reward_terms
+
+__all__ = ["TaskEnv", "register_physics_task", "CheckedActions"]
 
 logger = logging.getLogger(__name__)
 
-ON_PLATE_XY = 0.07
-"""cube_on_plate: |cube.xy - plate.xy| < ON_PLATE_XY (m), as upstream."""
-ON_PLATE_DZ = (0.0, 0.07)
-"""cube_on_plate: ON_PLATE_DZ[0] <= cube.z - plate.z <= ON_PLATE_DZ[1] (m), as upstream."""
-STATIC_LIN_VEL = 0.01
-"""cube_static: linear speed below this (m/s)."""
-STATIC_ANG_VEL = 0.2
-"""cube_static: angular speed below this (rad/s)."""
 
+class TaskEnv(BaseEnv):
+    """One gsenv task (the class attribute ``task``) on the Franka FR3, state observations.
 
-@register_env(names.TASK_ID, max_episode_steps=names.EPISODE_STEPS)
-class PutCubeOnPlateEnv(BaseEnv):
-    """Pick up the cube and put it on the plate (Franka FR3, state observations)."""
+    Not registered itself: :func:`register_physics_task` registers a subclass per task."""
 
     SUPPORTED_ROBOTS = [names.ROBOT_UID, names.ROBOT_UID_ALIAS]
     SUPPORTED_OBS_MODES = ("state", "state_dict", "none")
     SUPPORTED_REWARD_MODES = names.REWARD_MODES
-    record = PUT_CUBE_ON_PLATE
-    """What every reset and step reports (state entries, info scalars, body poses): gsenv.sim.record."""
+    task: Any = None
+    """The gsenv.tasks.Task this env runs (set on the subclass register_physics_task makes)."""
     agent: MyFranka
 
     def __init__(
@@ -86,9 +80,7 @@ class PutCubeOnPlateEnv(BaseEnv):
         robot_uids: str = names.ROBOT_UID,
         control_mode: str | None = names.DEFAULT_CONTROL_MODE,
         robot_urdf: str | None = None,
-        cube: ObjectSpec | None = None,
-        plate: ObjectSpec | None = None,
-        spawn: SpawnConfig | None = None,
+        spawn: Any = None,
         randomize_yaw: bool | None = None,
         robot_init_qpos_noise: float | None = None,
         total_num_trials: int = names.DEFAULT_TOTAL_NUM_TRIALS,
@@ -97,34 +89,43 @@ class PutCubeOnPlateEnv(BaseEnv):
         upstream_compat: bool = False,
         **kwargs,
     ):
+        task = self.task
+        if task is None:
+            raise TypeError("TaskEnv runs a task: make it through gsenv.sim.task.register_physics_task(task)")
         if robot_uids not in self.SUPPORTED_ROBOTS:
             raise ValueError(
                 f"robot_uids must be one of {self.SUPPORTED_ROBOTS} (this task has one robot, the FR3), "
                 f"got {robot_uids!r}; to use another robot description pass robot_urdf=..."
             )
-        for label, spec in (("cube", cube), ("plate", plate)):
+        self.object_specs: dict[str, ObjectSpec] = dict(task.object_specs())
+        """{object name: its collision geometry}, in the task's object order."""
+        for name in task.objects:
+            spec = kwargs.pop(name, None)
             if spec is not None and not isinstance(spec, ObjectSpec):
-                raise TypeError(f"{label} must be a gsenv.sim.objects.ObjectSpec, got {type(spec).__name__}")
-        if spawn is not None and not isinstance(spawn, SpawnConfig):
-            raise TypeError(f"spawn must be a gsenv.sim.initial_state.SpawnConfig, got {type(spawn).__name__}")
+                raise TypeError(f"{name} must be a gsenv.sim.objects.ObjectSpec, got {type(spec).__name__}")
+            if spec is not None:
+                self.object_specs[name] = spec
+        default_spawn = task.spawn_config(self.object_specs)
+        if spawn is not None and not isinstance(spawn, type(default_spawn)):
+            raise TypeError(f"spawn must be a {type(default_spawn).__module__}.{type(default_spawn).__name__} (task "
+                            f"{task.name}'s spawn configuration), got {type(spawn).__name__}")
         if not (isinstance(total_num_trials, (int, np.integer)) and total_num_trials > 0):
             raise ValueError(f"total_num_trials must be a positive int, got {total_num_trials!r}")
+        self.record = task.record
+        """What every reset and step reports (state entries, info scalars, body poses): gsenv.sim.record."""
         self.upstream_compat = bool(upstream_compat)
         self.robot_urdf = None if robot_urdf is None else str(robot_urdf)
-        self.cube_spec = cube or default_cube_spec()
-        self.plate_spec = plate or default_plate_spec()
-        spawn = spawn or SpawnConfig(
-            cube_radius=self.cube_spec.footprint_radius, plate_radius=self.plate_spec.footprint_radius
-        )
         overrides = {}
         if randomize_yaw is not None:
             overrides["randomize_yaw"] = bool(randomize_yaw)
         if robot_init_qpos_noise is not None:
             overrides["qpos_noise"] = float(robot_init_qpos_noise)
-        self.spawn = dataclasses.replace(spawn, **overrides)
+        self.spawn = dataclasses.replace(spawn or default_spawn, **overrides)
         self.total_num_trials = int(total_num_trials)
         self.sparse_reward_at_end = bool(sparse_reward_at_end)
         self.episode_steps = int(episode_steps)
+        self.objects: dict = {}
+        """{object name: ManiSkill Actor}, in the task's object order (each also an attribute, env.<name>)."""
         self._generators: list[torch.Generator] | None = None
         self.episode_ids: torch.Tensor | None = None
         """int64 [B]: the episode_id each env was last reset to, -1 where it was sampled from its seed."""
@@ -161,15 +162,11 @@ class PutCubeOnPlateEnv(BaseEnv):
 
     def _load_scene(self, options: dict):
         self.table = build_table(self.scene)
-        far = [10.0, 0.0, 0.0]  # spawned apart; _initialize_episode places them
-        self.cube = build_object(
-            self.scene, self.cube_spec, names.CUBE,
-            sapien.Pose(p=[far[0], 1.0, self.cube_spec.rest_height]),
-        )
-        self.plate = build_object(
-            self.scene, self.plate_spec, names.PLATE,
-            sapien.Pose(p=[far[0], -1.0, self.plate_spec.rest_height]),
-        )
+        for i, (name, spec) in enumerate(self.object_specs.items()):
+            # spawned apart, far away; _initialize_episode places them
+            far = sapien.Pose(p=[10.0, 1.0 - 2.0 * i, spec.rest_height])
+            self.objects[name] = build_object(self.scene, spec, name, far)
+            setattr(self, name, self.objects[name])
 
     # ---------------------------------------------------------------------------------------- #
     # randomness: one torch generator per env
@@ -199,17 +196,17 @@ class PutCubeOnPlateEnv(BaseEnv):
             self.episode_ids = torch.full((self.num_envs,), -1, dtype=torch.int64)
         self.episode_ids[idx] = torch.tensor(ids if ids is not None else [-1] * b, dtype=torch.int64)
 
-        s = sample_batch(gens, self.spawn).to(torch.float32)  # [b, 13]
+        drawn = [self.task.sample_initial_state(g, self.spawn) for g in gens]
         dev = self.device
         qpos = torch.tensor(names.FR3_DEFAULT_QPOS, dtype=torch.float32).repeat(b, 1)
-        qpos[:, : names.NUM_ARM_JOINTS] += s[:, 0:7]
+        if b:
+            qpos[:, : names.NUM_ARM_JOINTS] += torch.stack([d["qpos_noise"] for d in drawn]).to(torch.float32)
         self.agent.reset(qpos.to(dev))
         self.agent.robot.set_pose(sapien.Pose())
-
-        cube_p = torch.cat([s[:, 7:9], torch.full((b, 1), self.cube_spec.rest_height)], dim=1)
-        plate_p = torch.cat([s[:, 10:12], torch.full((b, 1), self.plate_spec.rest_height)], dim=1)
-        self.cube.set_pose(Pose.create_from_pq(cube_p.to(dev), yaw_to_quat(s[:, 9]).to(dev)))
-        self.plate.set_pose(Pose.create_from_pq(plate_p.to(dev), yaw_to_quat(s[:, 12]).to(dev)))
+        for name, actor in self.objects.items():
+            xyyaw = (torch.stack([d[name] for d in drawn]) if b else torch.zeros(0, 3)).to(torch.float32)  # [b, 3]
+            p = torch.cat([xyyaw[:, 0:2], torch.full((b, 1), self.object_specs[name].rest_height)], dim=1)
+            actor.set_pose(Pose.create_from_pq(p.to(dev), yaw_to_quat(xyyaw[:, 2]).to(dev)))
 
     # ---------------------------------------------------------------------------------------- #
     # actions
@@ -230,35 +227,18 @@ class PutCubeOnPlateEnv(BaseEnv):
         return super()._step_action(action)
 
     # ---------------------------------------------------------------------------------------- #
-    # evaluation, observation, reward
+    # evaluation, observation, reward: the task's
     # ---------------------------------------------------------------------------------------- #
     def evaluate(self) -> dict[str, torch.Tensor]:
-        """-> dict of bool [B]: cube_on_plate, is_grasped, cube_static, success."""
-        cube_p, plate_p = self.cube.pose.p, self.plate.pose.p
-        xy = torch.linalg.norm(cube_p[:, :2] - plate_p[:, :2], dim=1)
-        dz = cube_p[:, 2] - plate_p[:, 2]
-        on_plate = (xy < ON_PLATE_XY) & (dz >= ON_PLATE_DZ[0]) & (dz <= ON_PLATE_DZ[1])
-        is_grasped = self.agent.is_grasping(self.cube)
-        lin = torch.linalg.norm(self.cube.linear_velocity, dim=1)
-        ang = torch.linalg.norm(self.cube.angular_velocity, dim=1)
-        cube_static = (lin < STATIC_LIN_VEL) & (ang < STATIC_ANG_VEL)
-        success = on_plate.clone() if self.upstream_compat else on_plate & ~is_grasped & cube_static
-        return dict(cube_on_plate=on_plate, is_grasped=is_grasped, cube_static=cube_static, success=success)
+        """-> dict of bool [B]: the task's info scalars (success among them)."""
+        return self.task.evaluate(self)
 
     def _get_obs_agent(self):
         robot = self.agent.robot
         return dict(qpos=robot.get_qpos(), qvel=robot.get_qvel())
 
     def _get_obs_extra(self, info: dict):
-        tcp, cube, plate = self.agent.tcp.pose, self.cube.pose, self.plate.pose  # each read builds tensors
-        return dict(
-            is_grasped=info["is_grasped"],
-            tcp_pose=tcp.raw_pose,
-            cube_pose=cube.raw_pose,
-            plate_pose=plate.raw_pose,
-            tcp_to_cube_pos=cube.p - tcp.p,
-            cube_to_plate_pos=plate.p - cube.p,
-        )
+        return self.task.obs_extra(self, info)
 
     def _get_obs_state_dict(self, info: dict):
         state = super()._get_obs_state_dict(info)
@@ -279,42 +259,54 @@ class PutCubeOnPlateEnv(BaseEnv):
             reward = reward * (self.elapsed_steps >= self.episode_steps).to(torch.float32)
         return reward
 
-    def dense_reward_terms(self, info: dict) -> dict[str, torch.Tensor]:
-        """The staged terms of the dense reward (see :mod:`gsenv.sim.rewards`), each float [B]."""
-        return dense_reward_terms(
-            self.agent.tcp.pose.p, self.cube.pose.p, self.plate.pose.p,
-            self.cube.linear_velocity, info["is_grasped"], info["cube_on_plate"],
-        )
-
     def compute_dense_reward(self, obs: Any, action: torch.Tensor, info: dict):
-        return dense_reward(self.dense_reward_terms(info), info["success"])
+        return self.task.dense_reward(self, info)
 
     def compute_normalized_dense_reward(self, obs: Any, action: torch.Tensor, info: dict):
-        return self.compute_dense_reward(obs, action, info) / DENSE_REWARD_MAX
+        return self.compute_dense_reward(obs, action, info) / self.task.dense_reward_max
 
     # ---------------------------------------------------------------------------------------- #
     # product-facing helpers
     # ---------------------------------------------------------------------------------------- #
     def get_language_instruction(self) -> list[str]:
-        """One instruction string per env (list of B str)."""
-        return [names.LANGUAGE_INSTRUCTION] * self.num_envs
+        """One instruction string per env (list of B str): the task's phrasing for each env's episode."""
+        from gsenv.tasks.base import instruction_for
+
+        ids = self.episode_ids.tolist() if self.episode_ids is not None else [-1] * self.num_envs
+        seeds = common.to_numpy(self._episode_seed).tolist() if self._episode_seed is not None else [None] * len(ids)
+        return [instruction_for(self.task, s, None if k < 0 else k) for s, k in zip(seeds, ids)]
 
     def get_body_poses(self) -> dict[str, torch.Tensor]:
-        """{canonical name: float32 [B, 7]} for every robot link, the robot root and both objects."""
+        """{canonical name: float32 [B, 7]} for every robot link, the robot root and the task's objects."""
         return body_poses(self)
 
     def get_expert_inputs(self) -> dict[str, torch.Tensor]:
-        """Keyword tensors for :func:`gsenv.sim.expert.scripted_expert_action` (all [B, ...])."""
-        return dict(
-            tcp_pose=self.agent.tcp.pose.raw_pose,
-            cube_pose=self.cube.pose.raw_pose,
-            plate_pose=self.plate.pose.raw_pose,
-            gripper_qpos=self.agent.robot.get_qpos()[:, names.NUM_ARM_JOINTS:],
-        )
+        """Keyword tensors for the task's scripted expert (``task.expert_action``), all [B, ...], of the
+        current state."""
+        return self.task.expert_inputs(BaseEnv._get_obs_state_dict(self, self.get_info()))
+
+
+def register_physics_task(task) -> str:
+    """Register ``task``'s physics-only ManiSkill env (a TaskEnv subclass) once -> its id, GSEnvSim-<Name>-v0."""
+    from gsenv.tasks.base import checked_task, physics_id
+
+    task = checked_task(task)
+    env_id = physics_id(task.name)
+    known = REGISTERED_ENVS.get(env_id)
+    if known is not None:
+        if type(known.cls.task) is not type(task):
+            raise ValueError(f"ManiSkill id {env_id} is already registered for another task "
+                             f"({type(known.cls.task).__qualname__}); give your task another name")
+        return env_id
+    cls = type(f"{task.name}Env", (TaskEnv,), {"task": task, "__module__": __name__,
+                                               "__doc__": f"The ManiSkill env of gsenv task {task.name}."})
+    register_env(env_id, max_episode_steps=task.episode_steps)(cls)
+    _add_action_check(env_id)
+    return env_id
 
 
 class CheckedActions(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """The outermost wrapper of ``gym.make(TASK_ID)``: each action is checked as it enters
+    """The outermost wrapper of ``gym.make(physics id)``: each action is checked as it enters
     (gsenv.sim.inputs.checked_actions: shape [B, A], or [A] when B = 1; finite; one clear message)."""
 
     def __init__(self, env: gym.Env):
@@ -333,6 +325,3 @@ def _add_action_check(env_id: str) -> None:
     if not any(w.name == "CheckedActions" for w in spec.additional_wrappers):
         spec.additional_wrappers = (*spec.additional_wrappers,
                                     WrapperSpec("CheckedActions", f"{__name__}:CheckedActions", {}))
-
-
-_add_action_check(names.TASK_ID)

@@ -63,3 +63,27 @@ def make_out_dir(path: str | Path, error: type[Exception]) -> Path:
     except OSError as exc:
         raise error(f"cannot create the output directory {out}: {exc}") from None
     return out
+
+
+def add_task(parser: argparse.ArgumentParser) -> None:
+    """--task NAME: a task name (gsenv.tasks.task_names()) or MODULE:NAME of a gsenv.tasks.Task of your own
+    (MODULE importable, e.g. on PYTHONPATH); default: the default task. Resolve it with checked_task."""
+    from gsenv.tasks import DEFAULT_TASK, task_names
+
+    parser.add_argument("--task", default=DEFAULT_TASK, metavar="NAME",
+                        help=f"the task: {', '.join(task_names())}, or MODULE:NAME of a gsenv.tasks.Task of your "
+                             f"own (default: {DEFAULT_TASK})")
+
+
+def checked_task(value, error: type[Exception]):
+    """--task's value -> the gsenv.tasks.Task, registered (its ids GSEnv/<Name>-v0 work with gym.make);
+    error(...) naming the known tasks when it is not one."""
+    from gsenv.registration import register_task
+    from gsenv.tasks import get_task
+
+    try:
+        task = get_task(value)
+        register_task(task)
+    except (TypeError, ValueError) as exc:
+        raise error(f"--task {value}: {exc}") from None
+    return task

@@ -8,7 +8,7 @@ observation an action was taken from and that action, with the research collecto
     observation.image   video [H, W, 3]  the first fixed camera recorded (default: the scene's first)
     observation.state   float32 [9]      agent qpos: 7 arm joints + 2 fingers
     actions             float32 [7]      the env's action in its units, as applied (clipped to its bounds)
-    task                                 the language instruction
+    task                                 the episode's language instruction (the task's phrasing for it)
 
 Every recorded camera has a key of its own (--camera takes several): the first fixed camera
 ``observation.image`` (the main, third-person image pi05_gsenv reads), the first camera mounted on a
@@ -35,11 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gsenv.tools.args import add_image_size, add_names, check_device
+from gsenv.tools.args import add_image_size, add_names, add_task, check_device, checked_task
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_REPO_ID = "RLinf/GSEnv-PutCubeOnPlate-v0"
+DEFAULT_REPO_ID = "RLinf/{rlinf_id}"
+"""The dataset's default name: RLinf/ and the task's RLinf id, GSEnv-<Name>-v0."""
 DEFAULT_IMAGE_SIZE = "480x640"
 FPS = 10  # the env's control frequency
 ROBOT_TYPE = "franka"
@@ -107,8 +108,9 @@ def _camera_names(camera) -> list[str] | None:
 def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: int | tuple[int, int] = (480, 640),
             scene="default", camera: str | list[str] | None = None, seed: int | None = None,
             max_attempts: int | None = None, device: str | None = None, progress: bool = True,
-            **env_kwargs) -> CollectResult:
-    """Collect ``episodes`` successful expert episodes into the LeRobot v2.1 dataset at ``out``.
+            task=None, **env_kwargs) -> CollectResult:
+    """Collect ``episodes`` successful expert episodes of ``task`` (a name, MODULE:NAME or gsenv.tasks.Task;
+    None: the default task) into the LeRobot v2.1 dataset at ``out``; its scripted expert acts.
 
     camera: the camera or cameras to record, each under its own key (see camera_keys; default: the
     scene's first fixed camera). seed: the first attempt's seed (attempt k gets seed + k); None: 0 for a
@@ -120,9 +122,9 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
     import torch
     from tqdm import tqdm
 
-    import gsenv
     from gsenv.lerobot_v21 import Episode, LeRobotV21Writer, claim
     from gsenv.splat.cameras import image_size_hw
+    from gsenv.tasks import env_ids
 
     episodes = _positive_int("episodes", episodes)
     num_envs = _positive_int("num_envs", num_envs)
@@ -137,12 +139,13 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise CollectError(f"seed must be a non-negative int, got {seed!r}")
     cameras = _camera_names(camera)
+    task = checked_task(task, CollectError)
     check_device(device, CollectError)  # before the dataset folder is made
     root = Path(out)
     made = not root.exists()  # a folder this run makes goes again when the env cannot start
     lock = claim(root)  # one writer at a time, and only onto a whole dataset: refused before the env starts
     try:
-        env = gym.make(gsenv.registration.ENV_ID, num_envs=num_envs, obs_mode="rgb", image_size=image_size,
+        env = gym.make(env_ids(task.name)[0], num_envs=num_envs, obs_mode="rgb", image_size=image_size,
                        scene=scene, cameras=cameras, device=device, **env_kwargs)
     except BaseException as exc:
         lock.release()
@@ -204,7 +207,7 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
         active = np.ones(num_envs, dtype=bool)  # envs still running an attempt that counts
         while kept < episodes and active.any():
             t = time.perf_counter()
-            action = gsenv.scripted_expert_action(**u.get_expert_inputs())
+            action = u.expert_action()
             action = torch.minimum(torch.maximum(action, low), high)
             phases["expert"] += time.perf_counter() - t
             t = time.perf_counter()
@@ -267,7 +270,8 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
 
 
 EPILOG = """examples:
-  gsenv collect --episodes 100 --out datasets/RLinf/GSEnv-PutCubeOnPlate-v0
+  gsenv collect --episodes 100                       (the default task, into datasets/RLinf/GSEnv-<Task>-v0)
+  gsenv collect --episodes 100 --task NAME          (another task: see --help's --task)
   gsenv collect --episodes 256 --num-envs 32 --image-size 480x640      (append: run again, same --out)
 
 The dataset loads with LeRobot's v2.1 reader (openpi's pinned LeRobot) and RLinf's pi05_gsenv config.
@@ -284,7 +288,9 @@ def add_commands(sub) -> None:
     p.add_argument("--episodes", type=int, required=True, metavar="N", help="successful episodes to collect")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="the dataset folder, new or an existing dataset to append to (default: datasets/REPO_ID)")
-    p.add_argument("--repo-id", default=DEFAULT_REPO_ID, help=f"the dataset's name (default: {DEFAULT_REPO_ID})")
+    add_task(p)
+    p.add_argument("--repo-id", default=None,
+                   help="the dataset's name (default: RLinf/GSEnv-<Task>-v0, the task's RLinf id)")
     p.add_argument("--num-envs", type=int, default=8, metavar="B", help="envs run at once (default: 8)")
     add_image_size(p, DEFAULT_IMAGE_SIZE, what="camera image size, as the policy will see it")
     p.add_argument("--scene", default="default", help="scene: default, a dataset name or a bundle folder")
@@ -306,14 +312,21 @@ def add_commands(sub) -> None:
 
 def _collect(args: argparse.Namespace) -> int:
     from gsenv.lerobot_v21 import DatasetFormatError
+    from gsenv.tasks import env_ids
 
-    out = args.out or str(Path("datasets") / args.repo_id)
+    try:
+        task = checked_task(args.task, CollectError)
+    except CollectError as exc:
+        print(f"gsenv collect: error: {exc}", file=sys.stderr)
+        return 2
+    repo_id = args.repo_id or DEFAULT_REPO_ID.format(rlinf_id=env_ids(task.name)[1])
+    out = args.out or str(Path("datasets") / repo_id)
     extra = {k: v for k, v in (("num_workers", args.num_workers), ("scene_density", args.scene_density))
              if v is not None}
     try:
         r = collect(out, args.episodes, num_envs=args.num_envs, image_size=args.image_size, scene=args.scene,
                     camera=args.camera, seed=args.seed, max_attempts=args.max_attempts, device=args.device,
-                    progress=args.progress, **extra)
+                    progress=args.progress, task=task, **extra)
     except (CollectError, DatasetFormatError) as exc:
         print(f"gsenv collect: error: {exc}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gsenv.media import FrameWriter, tile_frames
-from gsenv.tools.args import add_image_size, check_device, make_out_dir
+from gsenv.tools.args import add_image_size, add_task, check_device, checked_task, make_out_dir
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +47,9 @@ SIDE_BY_SIDE_NAME = "splat_vs_mesh.png"
 
 EPILOG = f"""\
 What it does: builds the embedded default scene on first use (into the asset root: $GSENV_ASSETS
-or ~/.cache/gsenv; a progress bar shows the build), starts N envs of GSEnv/PutCubeOnPlate-v0 (CPU
-physics in worker processes, 3D Gaussian Splatting camera images), runs the scripted expert
-(gsenv.scripted_expert_action) for one episode and writes into DIR:
+or ~/.cache/gsenv; a progress bar shows the build), starts N envs of the --task (CPU
+physics in worker processes, 3D Gaussian Splatting camera images), runs its scripted expert
+for one episode and writes into DIR:
 
   {VIDEO_NAME}            tiled RGB observations of all envs, {VIDEO_FPS} frames/s (a tile's border turns
                       green while its env is successful); where no ffmpeg is available,
@@ -59,7 +59,7 @@ physics in worker processes, 3D Gaussian Splatting camera images), runs the scri
 
 The episode ends after --steps steps, or earlier once every env has been successful for
 {SETTLE_STEPS} consecutive steps (--no-early-stop runs all steps). The success rate printed is the
-share of envs whose cube rests on the plate, released and still, at the last step.
+share of envs that meet the task's success rule at the last step.
 
 Run time: on CPU the splat images come from the pure-PyTorch rasteriser (about 1 s a step for
 4 envs at 224x224 on 2 cores). With the defaults (4 envs, 224x224, full-density scene) the expert
@@ -129,8 +129,9 @@ def contact_sheet(frames, columns: int = SHEET_COLUMNS, gap: int = GAP):
 def run_demo(out_dir: str | Path = DEFAULT_OUT, num_envs: int = DEFAULT_NUM_ENVS, steps: int = DEFAULT_STEPS,
              image_size: tuple[int, int] = (224, 224), device: str | None = None, scene_density: float = 1.0,
              seed: int = 0, early_stop: bool = True, asset_root: str | None = None, num_workers: int | None = None,
-             progress: bool = True, side_by_side: bool = True) -> DemoResult:
-    """Run the scripted expert for one episode in `num_envs` envs and write the video, the contact
+             progress: bool = True, side_by_side: bool = True, task=None) -> DemoResult:
+    """Run ``task``'s scripted expert (a name, MODULE:NAME or gsenv.tasks.Task; None: the default task) for
+    one episode in `num_envs` envs and write the video, the contact
     sheet and the splat-vs-mesh side-by-side into `out_dir` (see the module doc)."""
     if num_envs < 1:
         raise DemoError(f"--num-envs must be >= 1, got {num_envs}")
@@ -143,14 +144,14 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, num_envs: int = DEFAULT_NUM_ENVS
     import numpy as np
     from tqdm.auto import tqdm
 
-    import gsenv
-    from gsenv.registration import ENV_ID
+    from gsenv.tasks import env_ids
 
+    task = checked_task(task, DemoError)
     check_device(device, DemoError)
     out = make_out_dir(out_dir, DemoError)
 
     t0 = time.perf_counter()
-    env = gym.make(ENV_ID, num_envs=num_envs, obs_mode="rgb", image_size=image_size, device=device,
+    env = gym.make(env_ids(task.name)[0], num_envs=num_envs, obs_mode="rgb", image_size=image_size, device=device,
                    scene_density=scene_density, asset_root=asset_root, num_workers=num_workers,
                    max_episode_steps=steps)
     t_setup = time.perf_counter() - t0
@@ -159,7 +160,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, num_envs: int = DEFAULT_NUM_ENVS
         base = env.unwrapped
         camera = base.camera_names[0]
         obs, info = env.reset(seed=seed)
-        initial = {k: v[0].detach().cpu().numpy() for k, v in base.get_expert_inputs().items()}
+        initial = {k: v[0].detach().cpu().numpy() for k, v in base.get_body_poses().items() if k in task.objects}
         initial_qpos = base.agent.robot.get_qpos()[0].detach().cpu().numpy()
 
         def rgb(o):
@@ -174,7 +175,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, num_envs: int = DEFAULT_NUM_ENVS
         done_steps = 0
         with tqdm(total=steps, desc="gsenv demo", unit="step", disable=not progress) as bar:
             for t in range(1, steps + 1):
-                action = gsenv.scripted_expert_action(**base.get_expert_inputs())
+                action = base.expert_action()
                 obs, reward, terminated, truncated, info = env.step(action)
                 success = info["success"].detach().cpu().numpy().astype(bool)
                 for i in np.flatnonzero(success & ~success_once):
@@ -204,9 +205,8 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, num_envs: int = DEFAULT_NUM_ENVS
     if side_by_side:
         from gsenv.alignment.overlay import splat_vs_mesh
 
-        img = splat_vs_mesh(bundle, qpos=initial_qpos, cube_pose=initial["cube_pose"],
-                            plate_pose=initial["plate_pose"], camera=camera, image_size=image_size,
-                            render_backend=render_backend, device=render_device)
+        img = splat_vs_mesh(bundle, qpos=initial_qpos, object_poses=initial, camera=camera, image_size=image_size,
+                            render_backend=render_backend, device=render_device, task=task)
         sbs_path = out / SIDE_BY_SIDE_NAME
         iio.imwrite(sbs_path, img)
 
@@ -225,6 +225,7 @@ def add_commands(sub) -> None:
                                    "embedded default scene and write an mp4, a contact sheet and a splat-vs-mesh "
                                    "side-by-side.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_task(p)
     p.add_argument("--num-envs", type=int, default=DEFAULT_NUM_ENVS, metavar="N",
                    help=f"number of parallel envs (default: {DEFAULT_NUM_ENVS})")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, metavar="T",
@@ -254,7 +255,7 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         result = run_demo(out_dir=args.out, num_envs=args.num_envs, steps=args.steps, image_size=args.image_size,
                           device=args.device, scene_density=args.scene_density, seed=args.seed,
-                          early_stop=args.early_stop, side_by_side=args.side_by_side)
+                          early_stop=args.early_stop, side_by_side=args.side_by_side, task=args.task)
     except DemoError as exc:
         print(f"gsenv demo: error: {exc}", file=sys.stderr)
         return 2
@@ -267,7 +268,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _print_result(r: DemoResult) -> None:
     n_ok, n_once = sum(r.success), sum(r.success_once)
-    print(f"success rate: {n_ok}/{r.num_envs} envs ({100 * r.success_rate:.0f}%) with the cube resting on the plate "
+    print(f"success rate: {n_ok}/{r.num_envs} envs ({100 * r.success_rate:.0f}%) successful "
           f"after {r.steps} steps ({n_once}/{r.num_envs} succeeded at some step)")
     if r.video is not None:
         print(f"video:          {r.video}")

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gsenv.atomic import write_text_atomic
-from gsenv.tools.args import add_image_size, add_names, check_device, make_out_dir
+from gsenv.tools.args import add_image_size, add_names, add_task, check_device, checked_task, make_out_dir
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +56,8 @@ Policies (--policy):
 Writes into DIR: {REPORT_NAME} (success rate, 95% Wilson interval, mean episode length, time per
 step, one entry per episode) and one video per episode, {VIDEO_STEM.format(3, "success")}.mp4 or
 {VIDEO_STEM.format(3, "failure")}.mp4 (the env's first camera; PNG frames in a folder of that name
-where no ffmpeg is available). An episode succeeds when the env terminates it (cube on the plate,
-released and still) within --max-steps steps. The report is rewritten as episodes end: "complete"
+where no ffmpeg is available). An episode succeeds when the env terminates it (the --task's success
+rule) within --max-steps steps. The report is rewritten as episodes end: "complete"
 is true only once every episode ran; a run that stopped early leaves "complete": false with the
 reason in "incomplete_reason" (and {VIDEO_STEM.format(3, UNFINISHED)}.mp4 for the episodes it cut off).
 An earlier run's report and videos in DIR are moved into DIR/{PREVIOUS_RUN.format("YYYYmmdd-HHMMSS")}
@@ -390,8 +390,9 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
              scene: str = "default", scene_density: float = 1.0, max_steps: int | None = None,
              device: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, video: bool = True,
              asset_root: str | None = None, progress: bool = True,
-             camera: str | Sequence[str] | None = None) -> EvalResult:
-    """Make the env and the policy, evaluate, writing out_dir/report.json as episodes end (and the
+             camera: str | Sequence[str] | None = None, task=None) -> EvalResult:
+    """Make the env of ``task`` (a name, MODULE:NAME or gsenv.tasks.Task; None: the default task) and the
+    policy ("expert": the task's scripted expert), evaluate, writing out_dir/report.json as episodes end (and the
     videos); -> the result. The output folder is checked (and an earlier run's outputs moved aside)
     before the env is made. camera: the env's cameras (default: the scene's fixed cameras); a server
     gets the first fixed one as observation/image, the first on a link as observation/wrist_image."""
@@ -408,14 +409,15 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
         raise EvalError(f"--timeout must be a finite number of seconds > 0, got {timeout_s}")
     import gymnasium as gym
 
-    from gsenv.registration import ENV_ID
     from gsenv.scene.format import SceneError
     from gsenv.sim.names import DEFAULT_TOTAL_NUM_TRIALS, EPISODE_STEPS
+    from gsenv.tasks import env_ids
     from gsenv.tools.policies import PolicyError, make_policy, probe_server, server_image_cameras
 
+    task = checked_task(task, EvalError)
     check_device(device, EvalError)
     out, moved = prepare_out_dir(out_dir)  # a folder that cannot be written fails now, not after the episodes
-    extra = {"max_steps": max_steps or EPISODE_STEPS}
+    extra = {"task": task.name, "max_steps": max_steps or EPISODE_STEPS}
     if moved is not None:
         extra["previous_run_moved_to"] = moved.name
     if policy.strip().startswith(("ws://", "wss://")):
@@ -424,8 +426,8 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
     # the initial-state table grows to the largest id asked for (entry k is the same whatever its size)
     trials = max(DEFAULT_TOTAL_NUM_TRIALS, max(ids) + 1)
     try:
-        env = gym.make(ENV_ID, num_envs=num_envs, obs_mode="rgb", image_size=image_size, device=device, scene=scene,
-                       scene_density=scene_density, asset_root=asset_root, total_num_trials=trials,
+        env = gym.make(env_ids(task.name)[0], num_envs=num_envs, obs_mode="rgb", image_size=image_size, device=device,
+                       scene=scene, scene_density=scene_density, asset_root=asset_root, total_num_trials=trials,
                        max_episode_steps=max_steps or EPISODE_STEPS,
                        cameras=[camera] if isinstance(camera, str) else camera)
     except ValueError as exc:
@@ -453,6 +455,7 @@ def add_commands(sub) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", required=True, metavar="SPEC",
                    help='"expert", "module:callable" or "ws://host:port" (an openpi policy server)')
+    add_task(p)
     p.add_argument("--episodes", type=int, default=None, metavar="N", help="run episode ids 0..N-1")
     p.add_argument("--episode-ids", type=int, nargs="+", default=None, metavar="ID",
                    help="run these episode ids instead (each once)")
@@ -487,7 +490,7 @@ def _eval(args: argparse.Namespace) -> int:
         result = run_eval(args.policy, episodes=args.episodes, episode_ids=args.episode_ids, num_envs=args.num_envs,
                           chunk=args.chunk, out_dir=args.out, image_size=args.image_size, scene=args.scene,
                           scene_density=args.scene_density, max_steps=args.max_steps, device=args.device,
-                          timeout_s=args.timeout, video=args.video, camera=args.camera)
+                          timeout_s=args.timeout, video=args.video, camera=args.camera, task=args.task)
     except EvalError as exc:
         print(f"gsenv eval: error: {exc}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """The policies `gsenv eval` (and the viewer) run, from a spec string: `make_policy(spec, env)`.
 
 Specs:
-    "expert"             gsenv.scripted_expert_action on the env's privileged state; closed loop (T = 1).
+    "expert"             the task's scripted expert on the env's privileged state; closed loop (T = 1).
     "module:callable"    a Python callable, imported, called as fn(obs, env) on the batched observation;
                          it returns actions [B, A] (T = 1) or chunks [B, T, A] (torch or numpy, floating);
                          the first `chunk` steps of a chunk are run. It may have reset(env_idx) / close().
@@ -154,15 +154,13 @@ def checked_chunk(actions, num_envs: int, action_dim: int, chunk: int, who: str)
 
 # ----------------------------------------------------------------------------------------- the policies
 class ExpertPolicy(Policy):
-    """gsenv.scripted_expert_action on env.unwrapped.get_expert_inputs(): [B, 1, A], closed loop."""
+    """The env's task's scripted expert (env.unwrapped.expert_action()): [B, 1, A], closed loop."""
 
     spec, chunk = "expert", 1
 
     def __call__(self, obs, env, env_idx=None) -> torch.Tensor:
-        import gsenv
-
         base = env.unwrapped
-        actions = gsenv.scripted_expert_action(**base.get_expert_inputs())[:, None]  # [B, 1, A]
+        actions = base.expert_action()[:, None]  # [B, 1, A]
         rows = _rows(env_idx, base.num_envs, actions.device)
         actions = actions if rows is None else actions[rows]
         return actions.to(device=base.device, dtype=torch.float32)

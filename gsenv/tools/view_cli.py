@@ -8,16 +8,15 @@ import argparse
 import logging
 import sys
 
-from gsenv.tools.args import add_image_size
+from gsenv.tools.args import add_image_size, add_task, checked_task
 
 logger = logging.getLogger(__name__)
 
-ENV_ID = "GSEnv/PutCubeOnPlate-v0"
 DEFAULT_IMAGE_SIZE = "224"
 EXPERT = "expert"
 
 EPILOG = """\
-Opens GSEnv/PutCubeOnPlate-v0 on SCENE (default: the embedded scene) and serves a viewer on
+Opens the --task's env (GSEnv/<Task>-v0) on SCENE (default: the embedded scene) and serves a viewer on
 http://HOST:PORT: the splat scene of one env (gaussians), the simulator's collision geometry as an
 overlay, each camera as a frustum showing its current image, and controls: play, pause, step, speed,
 reset (seed or episode id), the driver (the scripted expert, --policy, or end-effector teleop with a
@@ -34,6 +33,7 @@ def add_commands(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("scene", nargs="?", default="default", metavar="SCENE",
                    help="the embedded scene (default), a dataset name, a bundle or dataset directory")
+    add_task(p)
     p.add_argument("--policy", default=EXPERT, metavar="SPEC",
                    help="what drives the robot at the start: 'expert' (default), 'module:callable' or "
                         "'ws://host:port' (as gsenv eval); expert and teleop stay selectable in the page")
@@ -80,17 +80,20 @@ def _view(args: argparse.Namespace) -> int:
     import gsenv  # noqa: F401  (registers the env id)
     from gsenv.scene.format import SceneError
     from gsenv.scene.resolve import resolve_scene
+    from gsenv.scene.task_fit import task_needs
+    from gsenv.tasks import env_ids
     from gsenv.tools.policies import PolicyError, make_policy
 
     # every camera of the scene, fixed and on robot links (a wrist camera), not only the env's default ones
     try:
-        bundle = resolve_scene(args.scene, density=args.scene_density)
-    except SceneError as e:
+        task = checked_task(args.task, ValueError)
+        bundle = resolve_scene(args.scene, density=args.scene_density, task=task_needs(task))
+    except (SceneError, ValueError) as e:
         print(f"gsenv view: error: {e}", file=sys.stderr)
         return 2
     cameras = [c.name for c in bundle.cameras] + [c.name for c in getattr(bundle, "link_cameras", ())]
-    env = gym.make(ENV_ID, num_envs=args.num_envs, obs_mode="rgb", image_size=args.image_size, device=args.device,
-                   scene=bundle, cameras=cameras)
+    env = gym.make(env_ids(task.name)[0], num_envs=args.num_envs, obs_mode="rgb", image_size=args.image_size,
+                   device=args.device, scene=bundle, cameras=cameras)
     viewer = driver = None
     try:
         # the viewer has its own expert (and teleop); other specs become its "policy" driver

@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+from gsenv.sim import names
 from gsenv.sim.inputs import checked_action_chunk
 from gsenv.viewer.drivers import EE_ACTION_DIM, TeleopDriver, expert_driver
 from gsenv.viewer.history import EpisodeFrames, Frame
@@ -278,7 +279,7 @@ class Viewer:
             if self._base.single_action_space.shape[0] != EE_ACTION_DIM:
                 raise ValueError("teleop needs an end-effector control mode (7-D actions), e.g. "
                                  "control_mode='pd_ee_target_delta_pose'")
-            tcp = self._base.get_expert_inputs()["tcp_pose"][self.env_index].detach().cpu().numpy()
+            tcp = self._base.get_body_poses()[names.TCP_LINK][self.env_index].detach().cpu().numpy()
             self._teleop.set_target(tcp[:3], tcp[3:])
             self._gizmo.position, self._gizmo.wxyz = tcp[:3], tcp[3:]
         self._gizmo.visible = name == "teleop"
@@ -296,7 +297,7 @@ class Viewer:
             from gsenv.viewer.collision import collision_meshes
 
             self._status.content = "building the simulator's collision geometry (a few seconds) ..."
-            self._view.set_collision(collision_meshes(self._base.scene))
+            self._view.set_collision(collision_meshes(self._base.scene, self._base.task))
             self._view.show(self.history.latest)
         self._view.collision_visible = visible
         self._show_status(self.history.latest)

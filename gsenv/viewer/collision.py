@@ -79,8 +79,9 @@ def component_mesh(component) -> tuple[np.ndarray, np.ndarray] | None:
     return np.asarray(merged.vertices, dtype=np.float32), np.asarray(merged.faces, dtype=np.int32)
 
 
-def collision_meshes(bundle) -> list[BodyMesh]:
-    """Collision meshes of every robot link, object and the table of `bundle`'s task.
+def collision_meshes(bundle, task=None) -> list[BodyMesh]:
+    """Collision meshes of every robot link, object and the table of `task` (a gsenv.tasks.Task or its
+    name; None: the default task) in `bundle`.
 
     Names are the env's body names (``GSEnv.get_body_poses()`` keys) except the static table, which
     carries its fixed pose. Bodies without collision shapes are left out.
@@ -88,21 +89,22 @@ def collision_meshes(bundle) -> list[BodyMesh]:
     import gymnasium as gym
     import sapien
 
-    import gsenv.sim.task  # noqa: F401  (registers the task)
     from gsenv.scene.resolve import task_kwargs_from_bundle
-    from gsenv.sim import names
+    from gsenv.sim.task import register_physics_task
+    from gsenv.tasks import get_task
 
-    env = gym.make(names.TASK_ID, num_envs=1, obs_mode="state", render_backend="none", sim_backend="physx_cpu",
-                   **task_kwargs_from_bundle(bundle))
+    task = get_task(task)
+    env = gym.make(register_physics_task(task), num_envs=1, obs_mode="state", render_backend="none",
+                   sim_backend="physx_cpu", **task_kwargs_from_bundle(bundle, task=task))
     try:
         env.reset(seed=0)
-        task = env.unwrapped
+        sim = env.unwrapped
         out: list[BodyMesh] = []
-        for link in task.agent.robot.get_links():
+        for link in sim.agent.robot.get_links():
             mesh = component_mesh(link._objs[0])
             if mesh is not None:
                 out.append(BodyMesh(link.name, *mesh))
-        for actor, static in ((task.cube, False), (task.plate, False), (task.table, True)):
+        for actor, static in (*((a, False) for a in sim.objects.values()), (sim.table, True)):
             entity = actor._objs[0]
             mesh = component_mesh(entity.find_component_by_type(sapien.physx.PhysxRigidBaseComponent))
             if mesh is not None:

@@ -13,14 +13,15 @@ import numpy as np
 import torch
 
 from gsenv.geometry import matrix_to_rotvec, quat_normalize, quat_to_rotmat
-from gsenv.sim.expert import CLOSE, OPEN, scripted_expert_action
+from gsenv.sim import names
+from gsenv.sim.expert import CLOSE, OPEN
 
 EE_ACTION_DIM = 7  # [dx, dy, dz, drx, dry, drz, grip]: the end-effector delta control modes
 
 
 def expert_driver(obs, env) -> torch.Tensor:
-    """The scripted pick-and-place expert: float32 [B, 1, 7]."""
-    return scripted_expert_action(**env.unwrapped.get_expert_inputs())[:, None]
+    """The env's task's scripted expert: float32 [B, 1, 7]."""
+    return env.unwrapped.expert_action()[:, None]
 
 
 class TeleopDriver:
@@ -41,7 +42,7 @@ class TeleopDriver:
         self.target_wxyz = np.asarray(wxyz, dtype=np.float64).reshape(4)
 
     def __call__(self, obs, env) -> torch.Tensor:
-        tcp = env.unwrapped.get_expert_inputs()["tcp_pose"].detach().cpu().to(torch.float32)  # [B, 7]
+        tcp = env.unwrapped.get_body_poses()[names.TCP_LINK].detach().cpu().to(torch.float32)  # [B, 7]
         B = tcp.shape[0]
         p = torch.as_tensor(self.target_position, dtype=torch.float32)
         q = quat_normalize(torch.as_tensor(self.target_wxyz, dtype=torch.float32))

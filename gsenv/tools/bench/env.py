@@ -129,10 +129,11 @@ class SingleEnvMaker:
         torch.set_num_threads(1)
         from mani_skill.utils.wrappers.gymnasium import CPUGymWrapper
 
-        import gsenv.sim.task  # noqa: F401  (registers the task id)
-        from gsenv.sim import names
+        from gsenv.sim.task import register_physics_task
+        from gsenv.tasks import get_task
 
-        env = gym.make(names.TASK_ID, num_envs=1, obs_mode="state", sim_backend="physx_cpu", render_backend="none",
+        env = gym.make(register_physics_task(get_task()), num_envs=1, obs_mode="state", sim_backend="physx_cpu",
+                       render_backend="none",
                        render_mode=None, max_episode_steps=10**6, **self.task_kwargs)
         return CPUGymWrapper(env, ignore_terminations=True)
 

@@ -18,7 +18,8 @@ def machine_info(device: str) -> dict:
     """Date, host, versions, usable cores, the GPU of `device` (when CUDA) and lscpu's summary and text."""
     import torch
 
-    from gsenv.physics.cpu_pool import usable_cores, usable_cpus
+    from gsenv.physics.cores import usable_cores
+    from gsenv.physics.cpu_pool import usable_cpus
 
     info = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
             "python": platform.python_version(), "torch": torch.__version__, "usable_cores": usable_cores(),

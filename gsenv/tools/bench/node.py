@@ -167,7 +167,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def run_case(args: argparse.Namespace, processes: int, per_process: int) -> dict:
     """processes x per_process instances, started at once, stepped at once: one row of the table."""
-    from gsenv.physics.cpu_pool import usable_cores, usable_cpus
+    from gsenv.physics.cores import usable_cores
+    from gsenv.physics.cpu_pool import usable_cpus
     from gsenv.physics.host_share import live_claims
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(p or os.getcwd() for p in sys.path))}
@@ -254,7 +255,7 @@ def format_table(result: dict) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from gsenv.physics.cpu_pool import usable_cores
+    from gsenv.physics.cores import usable_cores
     from gsenv.tools.args import check_device, make_out_dir
 
     if args.num_envs < 1 or args.seconds <= 0 or args.min_steps < 1 or args.in_one_process < 0:

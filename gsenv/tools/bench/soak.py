@@ -3,7 +3,7 @@
     python -m gsenv.tools.bench.soak [--env-steps 100000] [--num-envs 16] [--image-size 224x224]
         [--num-workers N] [--sample-every S] [--density D] [--quick] [--check] [--out DIR]
 
-Drives gym.make("GSEnv/PutCubeOnPlate-v0", obs_mode="rgb", sim_backend="physx_cpu") with the scripted
+Drives gym.make(ENV_ID, obs_mode="rgb", sim_backend="physx_cpu") with the scripted
 expert, resetting the envs that finished (terminated | truncated) through partial resets, for
 --env-steps env-steps (steps x B). Every --sample-every steps it records the main process's RSS, each
 physics worker's RSS, PSS and USS (/proc/PID/smaps_rollup) and, with CUDA, torch.cuda.memory_allocated
@@ -27,12 +27,12 @@ import sys
 import time
 from pathlib import Path
 
+from gsenv.registration import ENV_ID  # the default task's id
 from gsenv.tools.args import add_image_size
 from gsenv.tools.bench.proc import memory_mb, physics_processes
 
 logger = logging.getLogger(__name__)
 
-ENV_ID = "GSEnv/PutCubeOnPlate-v0"
 GROWTH_LIMIT = 0.02
 WINDOW = 0.10  # warm-up, baseline and end windows: this share of the samples each
 JSON_NAME = "soak.json"
@@ -90,7 +90,6 @@ def soak(args: argparse.Namespace) -> dict:
     import gymnasium as gym
     import torch
 
-    import gsenv
 
     cuda = torch.cuda.is_available()
     B = args.num_envs
@@ -104,7 +103,7 @@ def soak(args: argparse.Namespace) -> dict:
         env.reset(seed=0)
         samples.append(sample(0, B, t0, cuda))
         for step in range(1, steps + 1):
-            action = gsenv.scripted_expert_action(**env.unwrapped.get_expert_inputs())
+            action = env.unwrapped.expert_action()
             _, _, terminated, truncated, _ = env.step(action)
             done = torch.as_tensor(terminated | truncated).nonzero().flatten().cpu().numpy()
             if len(done):

@@ -5,7 +5,7 @@
 
 For each worker start method (gsenv.physics.launch: ``server`` forks workers from one preloaded
 server, ``subprocess`` starts one clean interpreter per worker, as every worker did before the
-server) it runs gym.make("GSEnv/PutCubeOnPlate-v0", obs_mode="state", sim_backend="physx_cpu") in a
+server) it runs gym.make(gsenv.registration.ENV_ID, obs_mode="state", sim_backend="physx_cpu") in a
 fresh interpreter twice: ``cold`` (the server, if any, starts too) and ``warm`` (a second env in
 the same process, the server already up). After each make it reads every physics process's
 /proc/PID/smaps_rollup: RSS, PSS and USS (private clean + private dirty) in MB, and counts the
@@ -45,7 +45,7 @@ _PROBE_BODY = textwrap.dedent("""
         seen = set(physics_processes()[1])
         gpu_before = gpu_used_mb()
         t = time.perf_counter()
-        env = gym.make("GSEnv/PutCubeOnPlate-v0", num_envs=num_envs, obs_mode="state", sim_backend="physx_cpu",
+        env = gym.make(gsenv.registration.ENV_ID, num_envs=num_envs, obs_mode="state", sim_backend="physx_cpu",
                        num_workers=num_workers, **kwargs)
         seconds = time.perf_counter() - t
         envs.append(env)

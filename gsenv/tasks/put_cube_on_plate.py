@@ -1,0 +1,158 @@
+"""PutCubeOnPlate-v0: pick up the cube and put it on the plate (the RLinf SFT checkpoint's task).
+
+Objects: the 4 cm 0.3 kg cube and the 18 cm 0.3 kg dish (gsenv.sim.objects). Initial state: arm joints
+FR3 default + N(0, 0.02 rad); cube and plate on the table in their spawn regions, never overlapping
+(gsenv.sim.initial_state). Success: the cube on the plate (within 7 cm of its centre, 0-7 cm above it),
+released and at rest (``upstream_compat``: on the plate alone). Dense reward: reach, grasp, carry, place,
+release (gsenv.sim.rewards), 5 where it succeeds. Expert: gsenv.sim.expert.scripted_expert_action.
+
+State (obs_mode "state" flattens it in this order to [B, 46]): agent qpos [9], qvel [9]; extra is_grasped,
+tcp_pose [7], cube_pose [7], plate_pose [7] (position + wxyz), tcp_to_cube_pos [3], cube_to_plate_pos [3].
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from gsenv.sim import names
+from gsenv.sim.expert import scripted_expert_action
+from gsenv.sim.initial_state import SpawnConfig, sample_one
+from gsenv.sim.record import POSE_SHAPE, ROBOT_STATE, Field, TaskRecord, info, pose, robot_bodies, state
+from gsenv.sim.rewards import DENSE_REWARD_MAX, dense_reward, dense_reward_terms
+from gsenv.tasks.base import Task
+
+CUBE, PLATE = names.CUBE, names.PLATE
+
+ON_PLATE_XY = 0.07
+"""cube_on_plate: |cube.xy - plate.xy| < ON_PLATE_XY (m), as upstream."""
+ON_PLATE_DZ = (0.0, 0.07)
+"""cube_on_plate: ON_PLATE_DZ[0] <= cube.z - plate.z <= ON_PLATE_DZ[1] (m), as upstream."""
+STATIC_LIN_VEL = 0.01
+"""cube_static: linear speed below this (m/s)."""
+STATIC_ANG_VEL = 0.2
+"""cube_static: angular speed below this (rad/s)."""
+REACHED_M = 0.03
+"""progress "reached": the TCP within this distance of the cube's centre (or the cube grasped)."""
+LIFTED_Z = 0.04
+"""progress "lifted": the grasped cube's centre at least this high above the table (2 cm off it)."""
+
+
+def _tcp_to_cube_pos(v: Mapping[str, Any]) -> Any:
+    """cube position - TCP position (m) [B, 3], as obs_extra computes it."""
+    return v["state/extra/cube_pose"][..., :3] - v["state/extra/tcp_pose"][..., :3]
+
+
+def _cube_to_plate_pos(v: Mapping[str, Any]) -> Any:
+    """plate position - cube position (m) [B, 3]."""
+    return v["state/extra/plate_pose"][..., :3] - v["state/extra/cube_pose"][..., :3]
+
+
+RECORD = TaskRecord(
+    state=(
+        *ROBOT_STATE,
+        state("extra", "is_grasped", (), "bool"),
+        state("extra", "tcp_pose", POSE_SHAPE),
+        state("extra", "cube_pose", POSE_SHAPE),
+        state("extra", "plate_pose", POSE_SHAPE),
+        state("extra", "tcp_to_cube_pos", (3,), derive=_tcp_to_cube_pos),
+        state("extra", "cube_to_plate_pos", (3,), derive=_cube_to_plate_pos),
+    ),
+    info=(
+        info("cube_on_plate"),
+        info("cube_static"),
+        info("is_grasped", same_as="state/extra/is_grasped"),
+        info("success"),
+    ),
+    bodies=(
+        *robot_bodies(tcp_same_as="state/extra/tcp_pose"),
+        pose(CUBE, same_as="state/extra/cube_pose"),
+        pose(PLATE, same_as="state/extra/plate_pose"),
+    ),
+    terminated=Field("terminated", (), "bool", same_as="info/success"),
+)
+"""25 carried arrays per env (reward, elapsed_steps, 6 state entries, 3 info scalars, 14 link poses); the
+rest are the same numbers (TCP, cube and plate poses are the state's; the robot root is fr3_link0;
+is_grasped is the state's; terminated is success) or differences of them."""
+
+
+def staged_progress(stages: list[torch.Tensor]) -> torch.Tensor:
+    """bool [B] per stage, in order -> float32 [B]: (the last stage that holds, counting 1..n) / n."""
+    n = len(stages)
+    reached = torch.zeros_like(stages[0], dtype=torch.float32)
+    for k, holds in enumerate(stages, start=1):
+        reached = torch.where(holds.bool(), torch.full_like(reached, k / n), reached)
+    return reached
+
+
+class PutCubeOnPlate(Task):
+    """Pick up the cube and put it on the plate."""
+
+    name = "PutCubeOnPlate"
+    objects = (CUBE, PLATE)
+    record = RECORD
+    instructions = (names.LANGUAGE_INSTRUCTION,)
+    progress_stages = ("reached", "grasped", "lifted", "placed", "released")
+    dense_reward_max = DENSE_REWARD_MAX
+
+    def object_specs(self):
+        from gsenv.sim.objects import default_cube_spec, default_plate_spec  # SAPIEN: only where physics runs
+
+        return {CUBE: default_cube_spec(), PLATE: default_plate_spec()}
+
+    def spawn_config(self, specs):
+        return SpawnConfig(cube_radius=specs[CUBE].footprint_radius, plate_radius=specs[PLATE].footprint_radius)
+
+    def sample_initial_state(self, gen, spawn):
+        s = sample_one(gen, spawn)  # joint noise [7], cube x, y, yaw, plate x, y, yaw
+        return {"qpos_noise": s[0:7], CUBE: s[7:10], PLATE: s[10:13]}
+
+    def evaluate(self, env):
+        cube, plate = env.objects[CUBE], env.objects[PLATE]
+        cube_p, plate_p = cube.pose.p, plate.pose.p
+        xy = torch.linalg.norm(cube_p[:, :2] - plate_p[:, :2], dim=1)
+        dz = cube_p[:, 2] - plate_p[:, 2]
+        on_plate = (xy < ON_PLATE_XY) & (dz >= ON_PLATE_DZ[0]) & (dz <= ON_PLATE_DZ[1])
+        is_grasped = env.agent.is_grasping(cube)
+        lin = torch.linalg.norm(cube.linear_velocity, dim=1)
+        ang = torch.linalg.norm(cube.angular_velocity, dim=1)
+        cube_static = (lin < STATIC_LIN_VEL) & (ang < STATIC_ANG_VEL)
+        success = on_plate.clone() if env.upstream_compat else on_plate & ~is_grasped & cube_static
+        return dict(cube_on_plate=on_plate, is_grasped=is_grasped, cube_static=cube_static, success=success)
+
+    def obs_extra(self, env, info):
+        tcp, cube, plate = env.agent.tcp.pose, env.objects[CUBE].pose, env.objects[PLATE].pose  # reads build tensors
+        return dict(
+            is_grasped=info["is_grasped"],
+            tcp_pose=tcp.raw_pose,
+            cube_pose=cube.raw_pose,
+            plate_pose=plate.raw_pose,
+            tcp_to_cube_pos=cube.p - tcp.p,
+            cube_to_plate_pos=plate.p - cube.p,
+        )
+
+    def dense_reward_terms(self, env, info) -> dict[str, torch.Tensor]:
+        """The staged terms of the dense reward (gsenv.sim.rewards), each float [B]."""
+        cube = env.objects[CUBE]
+        return dense_reward_terms(env.agent.tcp.pose.p, cube.pose.p, env.objects[PLATE].pose.p,
+                                  cube.linear_velocity, info["is_grasped"], info["cube_on_plate"])
+
+    def dense_reward(self, env, info):
+        return dense_reward(self.dense_reward_terms(env, info), info["success"])
+
+    def progress(self, state, info):
+        extra = state["extra"]
+        grasped = extra["is_grasped"].bool()
+        reached = grasped | (torch.linalg.norm(extra["tcp_to_cube_pos"], dim=-1) < REACHED_M)
+        lifted = grasped & (extra["cube_pose"][:, 2] >= LIFTED_Z)
+        placed = info["cube_on_plate"].bool()
+        return staged_progress([reached, grasped, lifted, placed, info["success"].bool()])
+
+    def expert_inputs(self, state):
+        extra = state["extra"]
+        return dict(tcp_pose=extra["tcp_pose"], cube_pose=extra["cube_pose"], plate_pose=extra["plate_pose"],
+                    gripper_qpos=state["agent"]["qpos"][:, names.NUM_ARM_JOINTS:names.NUM_JOINTS])
+
+    def expert_action(self, **inputs):
+        return scripted_expert_action(**inputs)
