@@ -6,7 +6,8 @@ import sys
 
 from gsenv.tasks import DEFAULT_TASK, env_ids, task_names  # cheap: pure Python
 
-__all__ = ["ENV_ID", "RLINF_ENV_ID", "ENTRY_POINT", "RESEARCH_DISTRIBUTION", "register_envs", "register_task", "resolution_note"]
+__all__ = ["ENV_ID", "RLINF_ENV_ID", "ENTRY_POINT", "RESEARCH_DISTRIBUTION", "register_envs", "register_task",
+           "resolution_note"]
 
 logger = logging.getLogger(__name__)
 
