@@ -42,7 +42,7 @@ def dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("collect") / "ds"
     code = cli(["collect", "--episodes", "4", "--num-envs", str(NUM_ENVS), "--image-size", "480x640", "--out",
                 str(out), "--device", "cpu", "--scene-density", DENSITY, "--num-workers", str(NUM_ENVS),
-                "--no-progress"])
+                "--no-progress", "--expert-style", "gsenv"])  # recorded from reset (test_collect_research: default)
     assert code == 0
     return out
 

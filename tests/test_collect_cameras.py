@@ -25,7 +25,8 @@ H, W = 96, 128
 def _collect(out, *cameras: str) -> int:
     camera_args = [a for c in cameras for a in ("--camera", c)]
     return cli(["collect", "--episodes", "1", "--num-envs", "1", "--image-size", f"{H}x{W}", "--out", str(out),
-                "--device", "cpu", "--scene-density", DENSITY, "--num-workers", "1", "--no-progress", *camera_args])
+                "--device", "cpu", "--scene-density", DENSITY, "--num-workers", "1", "--no-progress",
+                "--expert-style", "gsenv", *camera_args])  # frame 0 is the reset observation
 
 
 @pytest.fixture(scope="module")

@@ -91,8 +91,21 @@ class Task:
         expert: a pure function of ``expert_inputs``, for ``pd_ee_target_delta_pose`` / ``pd_ee_delta_pose``."""
         raise NotImplementedError
 
+    def demonstration_script(self, inputs: dict[str, torch.Tensor]) -> list[list]:
+        """Optional: research-style demonstrations (``gsenv collect``'s default where a task has them). Per env
+        of the expert inputs (:meth:`expert_inputs`' dict, with "tcp_pose" [B, 7]), a list of
+        :class:`gsenv.sim.waypoint_expert.Move` / ``Grip`` items, planned from the state after the settle steps
+        and played open loop (gsenv.sim.waypoint_expert.ScriptedEpisodes).
+        A task without them keeps this (NotImplementedError): collect then records its scripted expert."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def has_demonstration_script(task: Task) -> bool:
+    """Whether ``task`` defines research-style demonstrations (:meth:`Task.demonstration_script`)."""
+    return type(task).demonstration_script is not Task.demonstration_script
 
 
 def env_ids(name: str) -> tuple[str, str]:

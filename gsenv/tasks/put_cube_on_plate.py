@@ -156,3 +156,20 @@ class PutCubeOnPlate(Task):
 
     def expert_action(self, **inputs):
         return scripted_expert_action(**inputs)
+
+    def demonstration_script(self, inputs):
+        """The research collector's waypoints (ManiSkill-GS motionplan/solutions/pick_cube.py): pre-grasp 15 cm
+        above the grasp, grasp, close (-0.5) 10 steps, up 10 cm, 10 cm above the plate, 5 cm above it, open
+        15 steps, 15 cm above the plate."""
+        from gsenv.sim.waypoint_expert import OPEN, RESEARCH_CLOSE, Grip, Move, top_grasp
+
+        tcp, cube, plate = (inputs[k].double().cpu().numpy() for k in ("tcp_pose", "cube_pose", "plate_pose"))
+        scripts = []
+        for i in range(len(tcp)):
+            grasp, q = top_grasp(tcp[i], cube[i])
+            q = tuple(q)
+            at_grasp = [Move(tuple(grasp + (0, 0, h)), q) for h in (0.15, 0.0, 0.10)]
+            at_plate = [Move(tuple(plate[i, :3] + (0, 0, h)), q) for h in (0.10, 0.05, 0.15)]
+            scripts.append([*at_grasp[:2], Grip(RESEARCH_CLOSE, 10), at_grasp[2], *at_plate[:2], Grip(OPEN, 15),
+                            at_plate[2]])
+        return scripts

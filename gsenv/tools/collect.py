@@ -15,8 +15,16 @@ Every recorded camera has a key of its own (--camera takes several): the first f
 robot link ``observation.wrist_image`` (openpi's LIBERO naming), any other ``observation.images.<name>``.
 info.json's feature of each key records its camera ("camera"); appending with other cameras is refused.
 
+Demonstrations (``expert_style``): "research" (the default where the task has them, PutCubeOnPlate) are
+the research collector's: SETTLE_STEPS unrecorded settle steps after each reset, then the task's waypoint
+script at the research planner's speeds, the gripper closed with -0.5 (gsenv.sim.waypoint_expert); the
+episode ends where the script ends and is kept when it succeeded there. "gsenv" records the env's closed-loop
+scripted expert from the first step until success (close -1, at most 5 cm per step). The style is recorded
+in each episode's line.
+
 Every episode's line in meta/episodes.jsonl records the seed that replays it: reset(seed=[seed]) in a
-one-env GSEnv with the same scene and control mode, then step its actions. Episodes are encoded by a
+one-env GSEnv with the same scene and control mode, step the settle steps of its style (zero motion,
+gripper open) and then its actions. Episodes are encoded by a
 few threads while the simulation runs and committed whole, in order, by one (gsenv.lerobot_v21): Ctrl-C or a
 crash leaves a dataset that loads, with the episodes finished so far. Running again on the same
 folder appends (seeds continue after the largest recorded one).
@@ -51,6 +59,9 @@ ACTION_NAMES = ["dx", "dy", "dz", "drx", "dry", "drz", "grip"]
 ENCODING = "video encoding (thread-seconds, beside the simulation)"
 ENCODE_THREADS = 4  # episodes whose videos are encoded at once (each an ffmpeg process)
 MAX_PENDING_COMMITS = 12  # episodes waiting to be written before the simulation waits for them
+EXPERT_STYLES = ("research", "gsenv")
+RESEARCH_MAX_STEPS = 250
+"""The env's time limit with research-style demonstrations (settle steps + script; research episodes: ~110)."""
 
 
 class CollectError(ValueError):
@@ -105,17 +116,33 @@ def _camera_names(camera) -> list[str] | None:
     return [n.strip() for n in names]
 
 
+def expert_style_for(task, expert_style: str | None) -> str:
+    """The demonstrations' style: expert_style, or (None) "research" where the task has a demonstration script
+    and "gsenv" otherwise. CollectError for an unknown style or "research" on a task without a script."""
+    from gsenv.tasks.base import has_demonstration_script
+
+    if expert_style is None:
+        return "research" if has_demonstration_script(task) else "gsenv"
+    if expert_style not in EXPERT_STYLES:
+        raise CollectError(f"expert style must be one of {', '.join(EXPERT_STYLES)}, got {expert_style!r}")
+    if expert_style == "research" and not has_demonstration_script(task):
+        raise CollectError(f"task {task.name} has no research-style demonstration script (Task.demonstration_script): "
+                           "use --expert-style gsenv")
+    return expert_style
+
+
 def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: int | tuple[int, int] = (480, 640),
             scene="default", camera: str | list[str] | None = None, seed: int | None = None,
             max_attempts: int | None = None, device: str | None = None, progress: bool = True,
-            task=None, **env_kwargs) -> CollectResult:
+            task=None, expert_style: str | None = None, **env_kwargs) -> CollectResult:
     """Collect ``episodes`` successful expert episodes of ``task`` (a name, MODULE:NAME or gsenv.tasks.Task;
     None: the default task) into the LeRobot v2.1 dataset at ``out``; its scripted expert acts.
 
     camera: the camera or cameras to record, each under its own key (see camera_keys; default: the
     scene's first fixed camera). seed: the first attempt's seed (attempt k gets seed + k); None: 0 for a
     new dataset, one past the largest recorded seed when appending. max_attempts: give up after that many
-    episodes were started (default 4 x episodes). env_kwargs go to gym.make (e.g. sim_backend,
+    episodes were started (default 4 x episodes). expert_style: "research" or "gsenv" (see the module
+    docstring; None: research where the task has a script). env_kwargs go to gym.make (e.g. sim_backend,
     num_workers, scene_density).
     """
     import gymnasium as gym
@@ -140,10 +167,13 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
         raise CollectError(f"seed must be a non-negative int, got {seed!r}")
     cameras = _camera_names(camera)
     task = checked_task(task, CollectError)
+    style = expert_style_for(task, expert_style)
     check_device(device, CollectError)  # before the dataset folder is made
     root = Path(out)
     made = not root.exists()  # a folder this run makes goes again when the env cannot start
     lock = claim(root)  # one writer at a time, and only onto a whole dataset: refused before the env starts
+    if style == "research":
+        env_kwargs.setdefault("max_episode_steps", RESEARCH_MAX_STEPS)
     try:
         env = gym.make(env_ids(task.name)[0], num_envs=num_envs, obs_mode="rgb", image_size=image_size,
                        scene=scene, cameras=cameras, device=device, **env_kwargs)
@@ -167,6 +197,11 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
         seeds = [int(e["seed"]) for e in writer.episodes if "seed" in e]
         seed = max(seeds) + 1 if seeds else 0
 
+    script = None
+    if style == "research":
+        from gsenv.sim.waypoint_expert import ScriptedEpisodes
+
+        script = ScriptedEpisodes(task, num_envs)
     low = torch.as_tensor(u.single_action_space.low, device=u.device)
     high = torch.as_tensor(u.single_action_space.high, device=u.device)
     buffers: list[dict[str, list]] = [{**{k: [] for k in keys}, STATE_KEY: [], ACTION_KEY: []}
@@ -207,7 +242,11 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
         active = np.ones(num_envs, dtype=bool)  # envs still running an attempt that counts
         while kept < episodes and active.any():
             t = time.perf_counter()
-            action = u.expert_action()
+            if script is None:
+                action, recorded = u.expert_action(), active
+            else:
+                action, recorded = script.actions(u.get_expert_inputs())
+                action, recorded = torch.as_tensor(action, device=u.device), recorded & active
             action = torch.minimum(torch.maximum(action, low), high)
             phases["expert"] += time.perf_counter() - t
             t = time.perf_counter()
@@ -215,7 +254,7 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
             qpos = obs["agent"]["qpos"].float().cpu().numpy()  # [B, 9]
             act = action.float().cpu().numpy()  # [B, 7]
             phases["to host"] += time.perf_counter() - t
-            for i in np.flatnonzero(active):
+            for i in np.flatnonzero(recorded):
                 b = buffers[i]
                 for k in keys:
                     b[k].append(rgb[k][i])
@@ -224,7 +263,10 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
             t = time.perf_counter()
             obs, _, terminated, truncated, info = env.step(action)
             phases["physics + render"] += time.perf_counter() - t
-            done = (terminated | truncated).cpu().numpy() & active
+            if script is None:
+                done = (terminated | truncated).cpu().numpy() & active
+            else:  # the script's end, success or not there (the research collector's check), or the time limit
+                done = (script.finished() | truncated.cpu().numpy()) & active
             success = info["success"].cpu().numpy()
             instructions = info["language_instruction"]
             finished = np.flatnonzero(done)
@@ -233,7 +275,9 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
                 b = buffers[i]
                 if success[i] and kept < episodes:
                     frames = {k: np.stack(v) for k, v in b.items()}
-                    episode = Episode(frames, task=str(instructions[i]), extra={"seed": int(env_seed[i])})
+                    episode = Episode(frames, task=str(instructions[i]),
+                                      extra={"seed": int(env_seed[i]), "expert_style": style,
+                                             "settle_steps": 0 if script is None else script.settle_steps})
                     pending.append(committer.submit(commit, encoders.submit(encode, episode)))
                     kept += 1
                     bar.update(1)
@@ -251,6 +295,8 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
                     t = time.perf_counter()
                     obs, info = env.reset(seed=env_seed[restart].tolist(), options={"env_idx": restart})
                     phases["physics + render"] += time.perf_counter() - t
+                    if script is not None:
+                        script.restart(restart)
                     active[restart] = True
             settle(MAX_PENDING_COMMITS)
         settle(0)
@@ -303,6 +349,11 @@ def add_commands(sub) -> None:
                         "recorded seed when appending)")
     p.add_argument("--max-attempts", type=int, default=None, metavar="M",
                    help="give up after M episodes were started (default: 4 x --episodes)")
+    p.add_argument("--expert-style", choices=EXPERT_STYLES, default=None,
+                   help="research: the research collector's demonstrations (10 unrecorded settle steps, its "
+                        "waypoints and speeds, gripper closed with -0.5; ~100 steps); gsenv: the env's closed-loop "
+                        "expert from the first step (close -1, <= 5 cm per step; ~23 steps) (default: research "
+                        "where the task has a demonstration script, else gsenv)")
     p.add_argument("--device", default=None, help="where images are rendered: cpu, cuda (default: cuda if available)")
     p.add_argument("--num-workers", type=int, default=None, help="physics worker processes (default: one per core)")
     p.add_argument("--scene-density", type=float, default=None, help="gaussian density of the default scene")
@@ -316,6 +367,7 @@ def _collect(args: argparse.Namespace) -> int:
 
     try:
         task = checked_task(args.task, CollectError)
+        expert_style_for(task, args.expert_style)
     except CollectError as exc:
         print(f"gsenv collect: error: {exc}", file=sys.stderr)
         return 2
@@ -326,7 +378,7 @@ def _collect(args: argparse.Namespace) -> int:
     try:
         r = collect(out, args.episodes, num_envs=args.num_envs, image_size=args.image_size, scene=args.scene,
                     camera=args.camera, seed=args.seed, max_attempts=args.max_attempts, device=args.device,
-                    progress=args.progress, task=task, **extra)
+                    progress=args.progress, task=task, expert_style=args.expert_style, **extra)
     except (CollectError, DatasetFormatError) as exc:
         print(f"gsenv collect: error: {exc}", file=sys.stderr)
         return 2
