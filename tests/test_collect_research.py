@@ -21,8 +21,8 @@ from gsenv.tools.cli import main as cli
 
 DENSITY = "0.05"
 RESEARCH_LENGTH_MEAN = 104.6
-"""The research collector's mean episode length (recorded steps) on PutCubeOnPlate: its 47 successful episodes of seeds 0-47
-(scripts/research_collector_lengths.py; README's "Demonstrations")."""
+"""The research collector's mean episode length (recorded steps) on PutCubeOnPlate:
+its 47 successful episodes of seeds 0-47 (scripts/research_collector_lengths.py; README's "Demonstrations")."""
 BAND = 0.20
 
 

@@ -23,6 +23,9 @@ from scipy.spatial.transform import Rotation
 
 from gsenv.sim import names
 
+__all__ = ["OPEN", "RESEARCH_CLOSE", "SETTLE_STEPS", "Move", "Grip", "SpeedProfile", "RESEARCH_SPEED",
+           "script_actions", "top_grasp", "ScriptedEpisodes"]
+
 OPEN, RESEARCH_CLOSE = 1.0, -0.5
 """The research collector's gripper commands (-0.5 -> finger target 0.0025 m through GRIPPER_TARGET_RANGE)."""
 SETTLE_STEPS = 10

@@ -8,7 +8,7 @@ used. Modules:
 - ``put_cube_on_plate``: ``PutCubeOnPlate`` (GSEnv/PutCubeOnPlate-v0).
 - ``pick_cube``: ``PickCube`` (GSEnv/PickCube-v0).
 """
-from gsenv.tasks.base import Task, env_ids, physics_id
+from gsenv.tasks.base import Task, env_ids, has_demonstration_script, physics_id
 from gsenv.tasks.registry import DEFAULT_TASK, get_task, task_names
 
-__all__ = ["DEFAULT_TASK", "Task", "env_ids", "get_task", "physics_id", "task_names"]
+__all__ = ["DEFAULT_TASK", "Task", "env_ids", "get_task", "has_demonstration_script", "physics_id", "task_names"]

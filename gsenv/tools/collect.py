@@ -119,7 +119,7 @@ def _camera_names(camera) -> list[str] | None:
 def expert_style_for(task, expert_style: str | None) -> str:
     """The demonstrations' style: expert_style, or (None) "research" where the task has a demonstration script
     and "gsenv" otherwise. CollectError for an unknown style or "research" on a task without a script."""
-    from gsenv.tasks.base import has_demonstration_script
+    from gsenv.tasks import has_demonstration_script
 
     if expert_style is None:
         return "research" if has_demonstration_script(task) else "gsenv"
