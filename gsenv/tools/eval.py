@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gsenv.atomic import write_text_atomic
-from gsenv.tools.args import add_image_size, add_names, add_task, check_device, checked_task, make_out_dir
+from gsenv.tools.args import add_image_size, add_names, check_device, checked_task, make_out_dir
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,9 @@ Policies (--policy):
                     the first fixed camera; with a wrist camera (--camera 3rd_view_camera,wrist_camera)
                     its image goes as "observation/wrist_image" too (openpi's LIBERO-style inputs)
 
-Writes into DIR: {REPORT_NAME} (success rate, 95% Wilson interval, mean episode length, time per
-step, one entry per episode) and one video per episode, {VIDEO_STEM.format(3, "success")}.mp4 or
+Writes into DIR: {REPORT_NAME} (success rate, 95% Wilson interval, mean progress, mean episode
+length, time per step, one entry per episode with its final progress: info["progress"], the task's
+stages reached) and one video per episode, {VIDEO_STEM.format(3, "success")}.mp4 or
 {VIDEO_STEM.format(3, "failure")}.mp4 (the env's first camera; PNG frames in a folder of that name
 where no ffmpeg is available). An episode succeeds when the env terminates it (the --task's success
 rule) within --max-steps steps. The report is rewritten as episodes end: "complete"
@@ -90,6 +91,7 @@ class EpisodeResult:
     length: int  # env steps until terminated or truncated
     video: str | None  # file (or PNG folder) name inside the output directory
     physics_restarted: bool = False  # ended because its physics worker was rebuilt
+    progress: float = 0.0  # the task's progress (info["progress"], in [0, 1]) at the episode's last step
 
 
 @dataclass
@@ -126,6 +128,10 @@ class EvalResult:
         return sum(e.length for e in self.episodes) / max(1, len(self.episodes))
 
     @property
+    def mean_progress(self) -> float:
+        return sum(e.progress for e in self.episodes) / max(1, len(self.episodes))
+
+    @property
     def seconds_per_step(self) -> float:
         return self.seconds / max(1, self.steps)
 
@@ -138,6 +144,7 @@ class EvalResult:
                 "episodes_planned": len(planned), "episodes_not_finished": [i for i in planned if i not in done],
                 "policy": self.policy, "num_episodes": len(self.episodes), "successes": self.successes,
                 "success_rate": self.success_rate, "wilson_95": [lo, hi], "mean_length": self.mean_length,
+                "mean_progress": self.mean_progress,
                 "num_envs": self.num_envs, "chunk": self.chunk,
                 "image_size": list(self.image_size) if self.image_size else None,
                 "steps": self.steps, "seconds": self.seconds, "seconds_per_step": self.seconds_per_step,
@@ -353,12 +360,13 @@ def evaluate(env, policy, episode_ids: Sequence[int], *, out_dir: str | Path | N
             if ended.any():
                 success = terminated.cpu().numpy()
                 restarted = info["physics_restarted"].cpu().numpy()
+                reached = info["progress"].float().cpu().numpy()
                 finished = [int(e) for e in np.flatnonzero(ended)]
                 for e in finished:
                     name = videos[e].finish(OUTCOMES[0] if success[e] else OUTCOMES[1]) if video else None
                     videos[e] = None
                     results[slot[e]] = EpisodeResult(ids[slot[e]], bool(success[e]), int(lengths[e]), name,
-                                                     bool(restarted[e]))
+                                                     bool(restarted[e]), float(reached[e]))
                 done = [r for r in results if r is not None]
                 if len(done) < len(ids):
                     write_report(result(False, RUNNING_NOTE))
@@ -446,6 +454,61 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
         env.close()
 
 
+def checked_tasks(tasks) -> list:
+    """--task values (names, MODULE:NAME, comma lists, or Task instances; None: the default task) -> the
+    distinct gsenv.tasks.Task instances in order; EvalError naming a bad or repeated one."""
+    if tasks is None or isinstance(tasks, str) or not isinstance(tasks, (list, tuple)):
+        tasks = [tasks]
+    names = [n for t in tasks for n in ([x.strip() for x in t.split(",")] if isinstance(t, str) else [t])]
+    if any(n == "" for n in names):
+        raise EvalError(f"--task: an empty task name in {tasks!r}; give names separated by commas")
+    resolved = [checked_task(n, EvalError) for n in names]
+    seen = [t.name for t in resolved]
+    repeated = sorted({n for n in seen if seen.count(n) > 1})
+    if repeated:
+        raise EvalError(f"--task names {', '.join(repeated)} more than once: give each task once")
+    return resolved
+
+
+def run_eval_tasks(policy: str, tasks, out_dir: str | Path = DEFAULT_OUT, **kwargs) -> dict[str, EvalResult]:
+    """run_eval for each task of ``tasks`` (see checked_tasks) in turn, each into out_dir/<task name>/ (its
+    report.json and videos), and out_dir/report.json with one section per task (rewritten after each task;
+    "complete" once every task ran) -> {task name: its result}. A task that stops early stops the run."""
+    resolved = checked_tasks(tasks)
+    out, moved = prepare_out_dir(out_dir)
+    results: dict[str, EvalResult] = {}
+
+    def write(complete: bool, reason: str | None) -> None:
+        report = {"complete": complete, "incomplete_reason": reason, "policy": policy,
+                  "tasks_planned": [t.name for t in resolved],
+                  "tasks": {name: r.to_json() for name, r in results.items()}}
+        if moved is not None:
+            report["previous_run_moved_to"] = moved.name
+        write_text_atomic(out / REPORT_NAME, json.dumps(report, indent=2) + "\n")
+
+    write(False, RUNNING_NOTE)
+    for task in resolved:
+        try:
+            results[task.name] = run_eval(policy, out_dir=out / task.name, task=task, **kwargs)
+        except BaseException as exc:
+            write(False, f"task {task.name}: {_stop_reason(exc)}")
+            raise
+        done = len(results) == len(resolved)
+        write(done, None if done else RUNNING_NOTE)
+    return results
+
+
+def format_table(results: dict[str, EvalResult]) -> str:
+    """One line per task: success (with its 95% Wilson interval), mean progress, mean episode length."""
+    rows = [("task", "success (95% interval)", "progress", "length")]
+    for name, r in results.items():
+        lo, hi = r.wilson_95
+        rows.append((name, f"{r.successes}/{len(r.episodes)} = {100 * r.success_rate:.1f}% "
+                           f"({100 * lo:.1f}-{100 * hi:.1f}%)", f"{r.mean_progress:.3f}", f"{r.mean_length:.1f}"))
+    widths = [max(len(row[c]) for row in rows) for c in range(4)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
 # ----------------------------------------------------------------------------------------- the CLI
 def add_commands(sub) -> None:
     p = sub.add_parser("eval", help="score a policy (expert, Python callable or openpi server) on fixed episodes",
@@ -455,7 +518,12 @@ def add_commands(sub) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", required=True, metavar="SPEC",
                    help='"expert", "module:callable" or "ws://host:port" (an openpi policy server)')
-    add_task(p)
+    from gsenv.tasks import DEFAULT_TASK, task_names
+
+    p.add_argument("--task", action="append", default=None, metavar="NAME",
+                   help=f"the task: {', '.join(task_names())}, or MODULE:NAME of a gsenv.tasks.Task of your own; "
+                        f"several: repeat it or give a comma list (one table, one report section per task, each "
+                        f"task's outputs in DIR/NAME/) (default: {DEFAULT_TASK})")
     p.add_argument("--episodes", type=int, default=None, metavar="N", help="run episode ids 0..N-1")
     p.add_argument("--episode-ids", type=int, nargs="+", default=None, metavar="ID",
                    help="run these episode ids instead (each once)")
@@ -486,11 +554,16 @@ def _eval(args: argparse.Namespace) -> int:
     from gsenv.scene.format import SceneError
     from gsenv.tools.policies import PolicyError
 
+    kwargs = dict(episodes=args.episodes, episode_ids=args.episode_ids, num_envs=args.num_envs, chunk=args.chunk,
+                  out_dir=args.out, image_size=args.image_size, scene=args.scene, scene_density=args.scene_density,
+                  max_steps=args.max_steps, device=args.device, timeout_s=args.timeout, video=args.video,
+                  camera=args.camera)
     try:
-        result = run_eval(args.policy, episodes=args.episodes, episode_ids=args.episode_ids, num_envs=args.num_envs,
-                          chunk=args.chunk, out_dir=args.out, image_size=args.image_size, scene=args.scene,
-                          scene_density=args.scene_density, max_steps=args.max_steps, device=args.device,
-                          timeout_s=args.timeout, video=args.video, camera=args.camera, task=args.task)
+        tasks = checked_tasks(args.task)
+        if len(tasks) > 1:
+            results = run_eval_tasks(args.policy, tasks, **kwargs)
+        else:
+            result = run_eval(args.policy, task=tasks[0], **kwargs)
     except EvalError as exc:
         print(f"gsenv eval: error: {exc}", file=sys.stderr)
         return 2
@@ -501,6 +574,10 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"gsenv eval: error: the evaluation was stopped by SystemExit({exc.code!r}) before it finished"
               f"{_partial_note(args.out)}", file=sys.stderr)
         return 1
+    if len(tasks) > 1:
+        print(format_table(results))
+        print(f"report: {Path(args.out) / REPORT_NAME} (a section per task; each task's videos in {args.out}/NAME/)")
+        return 0
     _print_result(result)
     return 0
 
@@ -516,7 +593,8 @@ def _print_result(r: EvalResult) -> None:
     n = len(r.episodes)
     print(f"success rate: {r.successes}/{n} = {100 * r.success_rate:.1f}% (95% Wilson interval "
           f"{100 * lo:.1f}%-{100 * hi:.1f}%), policy {r.policy}")
-    print(f"mean episode length: {r.mean_length:.1f} steps; {1000 * r.seconds_per_step:.0f} ms per step of "
+    print(f"mean progress: {r.mean_progress:.3f}; mean episode length: {r.mean_length:.1f} steps; "
+          f"{1000 * r.seconds_per_step:.0f} ms per step of "
           f"{r.num_envs} env(s) ({r.steps} steps in {r.seconds:.1f} s; policy {r.policy_seconds:.1f} s, "
           f"env {r.env_seconds:.1f} s)")
     if r.out_dir:
