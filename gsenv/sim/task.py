@@ -53,6 +53,7 @@ from gsenv.sim.agent import MyFranka, make_agent_class
 from gsenv.sim.initial_state import SpawnConfig, episode_generator, sample_batch, yaw_to_quat
 from gsenv.sim.inputs import checked_actions, checked_episode_ids
 from gsenv.sim.objects import ObjectSpec, build_object, build_table, default_cube_spec, default_plate_spec
+from gsenv.sim.physx_history import forget_physx_history
 from gsenv.sim.poses import body_poses
 from gsenv.sim.record import PUT_CUBE_ON_PLATE
 from gsenv.sim.rewards import DENSE_REWARD_MAX, dense_reward, dense_reward_terms
@@ -210,6 +211,7 @@ class PutCubeOnPlateEnv(BaseEnv):
         plate_p = torch.cat([s[:, 10:12], torch.full((b, 1), self.plate_spec.rest_height)], dim=1)
         self.cube.set_pose(Pose.create_from_pq(cube_p.to(dev), yaw_to_quat(s[:, 9]).to(dev)))
         self.plate.set_pose(Pose.create_from_pq(plate_p.to(dev), yaw_to_quat(s[:, 12]).to(dev)))
+        forget_physx_history(self)  # the episode then depends only on its initial state and actions
 
     # ---------------------------------------------------------------------------------------- #
     # actions
