@@ -22,6 +22,8 @@ structs or controllers; the bodies, their shapes, joints and drive targets move 
 under a millisecond on top of a 3-5 ms reset (a rebuild costs about 220 ms).
 
 CPU simulation only: on GPU PhysX (one scene for all envs, partial resets) it does nothing.
+A SAPIEN render system, where the env has one, moves to the new scene as it is; entities keep their
+per-scene ids (ManiSkill's segmentation), the renderer's own per-shape ids are renumbered.
 """
 from __future__ import annotations
 
