@@ -55,6 +55,7 @@ from gsenv.sim.agent import MyFranka, make_agent_class
 from gsenv.sim.initial_state import episode_generator, yaw_to_quat
 from gsenv.sim.inputs import checked_actions, checked_episode_ids
 from gsenv.sim.objects import ObjectSpec, build_object, build_table
+from gsenv.sim.physx_history import forget_physx_history
 from gsenv.sim.poses import body_poses
 
 __all__ = ["TaskEnv", "register_physics_task", "CheckedActions"]
@@ -207,6 +208,7 @@ class TaskEnv(BaseEnv):
             xyyaw = (torch.stack([d[name] for d in drawn]) if b else torch.zeros(0, 3)).to(torch.float32)  # [b, 3]
             p = torch.cat([xyyaw[:, 0:2], torch.full((b, 1), self.object_specs[name].rest_height)], dim=1)
             actor.set_pose(Pose.create_from_pq(p.to(dev), yaw_to_quat(xyyaw[:, 2]).to(dev)))
+        forget_physx_history(self)  # the episode then depends only on its initial state and actions
 
     # ---------------------------------------------------------------------------------------- #
     # actions
