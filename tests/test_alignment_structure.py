@@ -117,7 +117,9 @@ def test_cli_full_check_on_the_default_scene(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setenv("GSENV_ASSETS", str(tmp_path / "assets"))
     out = tmp_path / "out"
-    rc = main(["scene", "check", "--samples", "1", "--image-size", "120x160", "--density", "0.3",
+    # at 120x160 the 4 cm cube covers about 100 pixels: states are sampled with every object showing
+    # --min-pixels of itself, so ask for 40 (the default 200 suits calibrated-size images)
+    rc = main(["scene", "check", "--samples", "1", "--image-size", "120x160", "--density", "0.3", "--min-pixels", "40",
                "--min-iou", "0.7", "--out", str(out)])
     text = capsys.readouterr().out
     assert rc == 0, text
@@ -127,7 +129,7 @@ def test_cli_full_check_on_the_default_scene(tmp_path, monkeypatch, capsys):
     panel = iio.imread(out / "00_3rd_view_camera_panel.png")
     assert panel.shape == (120, 4 * 160 + 6, 3)  # HxW: 120 rows, four 160-pixel-wide images
     # a bar no splat render can reach: non-zero exit, the failing bodies named on stderr
-    rc = main(["scene", "check", "--samples", "1", "--image-size", "120x160", "--density", "0.3",
+    rc = main(["scene", "check", "--samples", "1", "--image-size", "120x160", "--density", "0.3", "--min-pixels", "40",
                "--min-iou", "0.999", "--no-images", "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 1 and "robot is misaligned" in err

@@ -103,9 +103,11 @@ def sample_states(view, cameras: Sequence[CameraSpec], n: int, seed: int = 0,
                 states.append(State(q, objects))
                 break
         else:
-            raise ValueError(f"found no joint configuration with the hand in view of cameras "
+            objects = (f" and each object covering >= {min_object_pixels} pixels" if min_object_pixels > 0 else "")
+            raise ValueError(f"found no joint configuration with the hand{objects} in view of cameras "
                              f"{[c.name for c in cameras]} in {MAX_TRIES} tries (sample {i}): check the cameras' "
-                             "poses (cam_to_base, OpenCV axes, robot-base frame)")
+                             "poses (cam_to_base, OpenCV axes, robot-base frame)"
+                             + (", or render larger images / ask fewer pixels (--min-pixels)" if objects else ""))
     return states
 
 
