@@ -191,7 +191,6 @@ def test_node_benchmark_table_on_the_cpu(tmp_path):
     """`gsenv bench node` tiny on CPU: a row per layout, every instance timed, each instance's workers
     as the host's share gives them, all of them alive while stepping. Timed values are not checked."""
     from gsenv.physics.cpu_pool import usable_cores
-    from gsenv.physics.host_share import share
     from gsenv.tools.bench.node import COLUMNS
 
     out = tmp_path / "out"
@@ -206,13 +205,14 @@ def test_node_benchmark_table_on_the_cpu(tmp_path):
     rows = result["rows"]
     assert [(r["instances"], r["processes"], r["per_process"]) for r in rows] == [(1, 1, 1), (2, 2, 1), (2, 1, 2)]
     cores = usable_cores()
-    first = share(2, cores, [])
     for r in rows:
         assert len(r["per_instance"]) == r["instances"]
         assert all(x["steps"] >= 3 and x["p99_ms"] >= x["p50_ms"] > 0 for x in r["per_instance"])
-        assert r["workers_per_instance"][0] == first
-        if r["instances"] == 2:  # the second instance took the share the first left
-            assert r["workers_per_instance"][1] == share(2, cores, [first])
+        # each instance's share of the host (other gsenv pools on this host, if any, hold theirs: the
+        # exact split is tested in test_physics_cores): at least one worker each, never more than the
+        # cores in all beyond that floor
+        workers = r["workers_per_instance"]
+        assert all(1 <= w <= min(2, cores) for w in workers) and sum(workers) <= max(cores, len(workers))
         assert r["worker_processes"] == sum(r["workers_per_instance"])
         assert r["servers"] == r["processes"]
         assert _positive(r["aggregate_env_steps_per_s"]) and 0 <= r["cpu_util_pct"] <= 100
