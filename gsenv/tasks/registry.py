@@ -8,6 +8,7 @@ from typing import Any
 BUILTIN: dict[str, str] = {
     "PutCubeOnPlate": "gsenv.tasks.put_cube_on_plate:PutCubeOnPlate",
     "PickCube": "gsenv.tasks.pick_cube:PickCube",
+    "PutColorCubeOnPlate": "gsenv.tasks.put_color_cube_on_plate:PutColorCubeOnPlate",
 }
 """Built-in task name -> "module:class"."""
 DEFAULT_TASK = "PutCubeOnPlate"
