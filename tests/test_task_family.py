@@ -72,7 +72,7 @@ def test_the_embedded_scene_draws_each_object_from_its_simulator_geometry():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["PutColorCubeOnPlate"])
+@pytest.mark.parametrize("name", ["PutColorCubeOnPlate", "PutCubeInBowl", "StackCube", "PushCube"])
 def test_each_new_task_is_solved_by_its_expert(name, assets):
     env = _make(name, assets, reward_mode="normalized_dense")
     u, task = env.unwrapped, get_task(name)
@@ -82,6 +82,8 @@ def test_each_new_task_is_solved_by_its_expert(name, assets):
         assert success.all(), success
         assert torch.equal(best, torch.ones(len(EPISODE_IDS)))  # every stage reached
         assert not info["success"].any() and (info["progress"] < 1).all()
+        assert all(text.startswith(tuple(p.split("{")[0] for p in task.instructions))
+                   for text in info["language_instruction"])
         _, reward, *_ = env.step(u.expert_action())
         assert (reward <= 1).all()
     finally:
@@ -115,5 +117,58 @@ def test_put_color_cube_on_plate_rewards_only_the_named_cube(assets):
         others = torch.stack([last["extra"][f"{c}_pose"][:, :2] for c in CUBES], dim=1)
         on_plate = torch.linalg.norm(others - plate[:, None], dim=-1) < 0.07  # [B, 4]
         assert on_plate.any(dim=1).all() and not on_plate[torch.arange(3), goal_index(last)].any()
+    finally:
+        env.close()
+
+
+@pytest.mark.slow
+def test_push_cube_slides_the_cube_over_a_marker_it_does_not_touch(assets):
+    from gsenv.tasks.push_cube import ON_TABLE_Z
+
+    env = _make("PushCube", assets, n=2)
+    u = env.unwrapped
+    try:
+        obs, _ = env.reset(seed=0, options={"episode_id": [3, 4]})
+        marker = obs["extra"]["target_pose"].clone()
+        success = torch.zeros(2, dtype=torch.bool)
+        for _ in range(60):
+            obs, _, terminated, _, _ = env.step(u.expert_action())
+            assert not obs["extra"]["is_grasped"].any()  # pushed, never held
+            assert torch.equal(obs["extra"]["target_pose"], marker)  # the marker is not moved by anything
+            success |= terminated
+            # success: the cube's centre over the disc, on the table (not lifted)
+            d = torch.linalg.norm(obs["extra"]["cube_to_target_pos"][:, :2], dim=1)
+            assert torch.equal(terminated, (d < names.TARGET_RADIUS) & (obs["extra"]["cube_pose"][:, 2] < ON_TABLE_Z))
+            if success.all():
+                break
+        assert success.all()
+        # the cube rests on the table across the 2 mm disc: nothing collides with the marker (the cube's centre
+        # stays half an edge above the table, not raised by the disc's thickness; 1 mm: contact offset)
+        over = torch.linalg.norm(obs["extra"]["cube_to_target_pos"][:, :2], dim=1) < names.TARGET_RADIUS
+        assert over.all()
+        assert ((obs["extra"]["cube_pose"][:, 2] - names.CUBE_HALF_SIZE).abs() < 1e-3).all()
+    finally:
+        env.close()
+
+
+@pytest.mark.slow
+def test_stack_cube_success_means_on_top_released_and_still(assets):
+    from gsenv.tasks.stack_cube import ON_TOP_DZ, ON_TOP_DZ_TOL, ON_TOP_XY
+
+    env = _make("StackCube", assets, n=2)
+    u = env.unwrapped
+    try:
+        env.reset(seed=0, options={"episode_id": [5, 6]})
+        success = torch.zeros(2, dtype=torch.bool)
+        for _ in range(100):
+            obs, _, terminated, _, info = env.step(u.expert_action())
+            off = -obs["extra"]["cube_to_base_pos"]
+            on_top = (torch.linalg.norm(off[:, :2], dim=1) <= ON_TOP_XY) & (
+                (off[:, 2] - ON_TOP_DZ).abs() <= ON_TOP_DZ_TOL)
+            assert not (terminated & ~(on_top & ~obs["extra"]["is_grasped"])).any()
+            success |= terminated
+            if success.all():
+                break
+        assert success.all() and info["cube_static"].all()
     finally:
         env.close()

@@ -208,11 +208,15 @@ def _spread(gen: torch.Generator, n: int, spawn: ColorSpawnConfig, plate_xy: tor
     f64 = torch.float64
     center, half = torch.tensor(spawn.cube_center, dtype=f64), torch.tensor(spawn.cube_half_range, dtype=f64)
     clear_of_plate = names.PLATE_RADIUS + FINGER_CLEARANCE
-    for _ in range(MAX_TRIES):
-        xy = [center + (2 * torch.rand(2, generator=gen, dtype=f64) - 1) * half for _ in range(n)]
-        apart = all(torch.linalg.norm(xy[i] - xy[j]) >= spawn.min_cube_gap for i in range(n) for j in range(i))
-        if apart and all(torch.linalg.norm(p - plate_xy) >= clear_of_plate for p in xy):
-            return xy
+    for _ in range(MAX_TRIES):  # one cube after the other, each drawn until it fits; all again if one cannot
+        xy: list[torch.Tensor] = []
+        for _ in range(MAX_TRIES * n):
+            p = center + (2 * torch.rand(2, generator=gen, dtype=f64) - 1) * half
+            if torch.linalg.norm(p - plate_xy) >= clear_of_plate and all(
+                    torch.linalg.norm(p - q) >= spawn.min_cube_gap for q in xy):
+                xy.append(p)
+                if len(xy) == n:
+                    return xy
     raise ValueError(f"could not place {n} cubes {spawn.min_cube_gap} m apart in {MAX_TRIES} tries: the cube region "
                      f"{spawn.cube_center}+-{spawn.cube_half_range} is too small; widen it or lower min_cube_gap")
 
