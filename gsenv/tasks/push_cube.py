@@ -56,7 +56,7 @@ class PushSpawnConfig:
     at a distance ~ U(push_distance) in a direction ~ U(-push_angle, push_angle) about +x; the cube's yaw ~
     U(-pi, pi) if randomize_yaw else 0; arm joints = FR3 default + N(0, qpos_noise)."""
 
-    cube_center: tuple[float, float] = (0.38, 0.10)
+    cube_center: tuple[float, float] = (0.40, 0.10)
     cube_half_range: tuple[float, float] = (0.06, 0.08)
     push_distance: tuple[float, float] = PUSH_DISTANCE
     push_angle: float = PUSH_ANGLE
@@ -188,11 +188,13 @@ def push_expert_action(tcp_pose: torch.Tensor, cube_pose: torch.Tensor, target_p
 
     start = push_point(cube_p, target_p, BEHIND)
     above_start = torch.cat([start[:, :2], torch.full_like(start[:, :1], HOVER_Z)], dim=1)
-    over_start = torch.linalg.norm(tcp_p[:, :2] - start[:, :2], dim=1) < 0.01
-    # round the cube: up (where low), across above the start point, down onto it
-    target = torch.where(over_start[:, None], start, above_start)
+    to_start = torch.linalg.norm(tcp_p[:, :2] - start[:, :2], dim=1)
+    # round the cube: up (where low and off the start point), across above the start point, down onto it;
+    # low and near it already: straight to it (the arm tracks less well low and close to its base)
+    target = torch.where((to_start < 0.01)[:, None], start, above_start)
     up = torch.cat([tcp_p[:, :2], torch.full_like(tcp_p[:, :1], HOVER_Z)], dim=1)
-    target = torch.where((low & ~over_start)[:, None], up, target)
+    target = torch.where((low & (to_start >= 0.025))[:, None], up, target)
+    target = torch.where((low & (to_start < 0.025))[:, None], start, target)
     # in line: towards the point behind the target from which the cube's centre sits on the target's
     goal_tcp = torch.cat([target_p[:, :2] - CONTACT * u, torch.full_like(u[:, :1], PUSH_Z)], dim=1)
     target = torch.where(in_line[:, None], goal_tcp, target)
