@@ -19,7 +19,8 @@ def measure(task: str, episodes: int, num_envs: int, asset_root: str, other_cube
     import torch
 
     env = gym.make(f"GSEnv/{task}-v0", num_envs=num_envs, obs_mode="state_dict", scene_density=0.02,
-                   asset_root=asset_root, num_workers=min(num_envs, 2), sim_backend="physx_cpu")
+                   asset_root=asset_root, num_workers=min(num_envs, 2), sim_backend="physx_cpu",
+                   total_num_trials=max(episodes, 128))  # entry k is the same whatever the table's size
     u, out = env.unwrapped, []
     try:
         for start in range(0, episodes, num_envs):
