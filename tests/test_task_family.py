@@ -110,6 +110,13 @@ def test_put_color_cube_on_plate_rewards_only_the_named_cube(assets):
         obs3, info3 = env.reset(seed=3, options={"episode_id": [5, 6, 7]})
         assert info2["language_instruction"] == info3["language_instruction"]
         assert torch.equal(obs2["extra"]["goal"], obs3["extra"]["goal"])
+        # a partial reset draws the reset env's cubes and goal anew and leaves the others' as they were
+        obs4, info4 = env.reset(options={"env_idx": [1], "episode_id": [9]})
+        obs5, info5 = env.reset(options={"episode_id": [5, 9, 7]})
+        assert not torch.equal(obs5["extra"]["goal_pose"][1], obs3["extra"]["goal_pose"][1])
+        assert torch.equal(obs4["extra"]["goal"], obs5["extra"]["goal"])
+        assert torch.equal(obs4["extra"]["goal_pose"], obs5["extra"]["goal_pose"])
+        assert info4["language_instruction"] == info5["language_instruction"]
         # an expert that puts another cube on the plate: never a success, though it places a cube there
         success, best, *_, last = _run(env, EPISODE_IDS, other_cube_inputs)
         assert not success.any() and (best < 1).all()
