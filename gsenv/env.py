@@ -352,7 +352,8 @@ class GSEnv(gym.Env):
 
         ids = [None] * len(env_idx) if episode_ids is None else [int(k) for k in episode_ids]
         for i, s, k in zip(env_idx, seeds, ids):
-            self._instructions[int(i)] = instruction_for(self.task, None if s is None else int(s), k)
+            self._instructions[int(i)] = instruction_for(self.task, None if s is None else int(s), k,
+                                                         self._outputs.state, int(i))
 
     def _note_restart_seeds(self) -> None:
         """Envs rebuilt after a physics worker failed were reset with new seeds: `seed` says which."""

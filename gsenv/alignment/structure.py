@@ -105,10 +105,15 @@ def check_structure(bundle: SceneBundle, margin: float = DEFAULT_MARGIN, task=No
     for link in names.ROBOT_VISUAL_LINK_NAMES:
         if link not in bundle.links:
             rep.problems.append(f"robot link {link!r} has no gaussians (the bundle has {sorted(bundle.links)})")
+    from gsenv.sim.objects import embedded_object_specs
     from gsenv.tasks import get_task
 
     task = get_task(task)
     specs = task_kwargs_from_bundle(bundle, task=task)
+    # objects of other tasks that keep the simulator's own geometry ('builtin'): the embedded catalogue's
+    specs = {**{name: spec for name, spec in embedded_object_specs().items()
+                if name in bundle.objects and bundle.objects[name].collision.get("type", "builtin") == "builtin"},
+             **specs}
     for obj in task.objects:
         if obj not in bundle.objects:
             rep.problems.append(f"object {obj!r} has no gaussians (the bundle has {sorted(bundle.objects)})")

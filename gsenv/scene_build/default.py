@@ -4,7 +4,8 @@ The recipe (``assets_manifest/default_scene.json``) says how many gaussians each
 colours, the table texture, the backdrop geometry, the camera and the wrist camera on the hand
 (``link_cameras``). The robot's gaussians are sampled from the visual meshes of the simulator's own
 robot description (link frames), the cube's and the plate's from the simulator's own collision
-primitives (object frames): picture and physics line up by construction.
+primitives (object frames; the recipe lists which, ``gsenv.sim.objects.embedded_object_specs`` gives
+each one's geometry and colour): picture and physics line up by construction.
 
 The bundle is built on first use into ``<asset root>/default-scene/<key>`` where the key hashes the
 recipe, the density and BUILDER_VERSION (so a changed recipe or builder rebuilds), and is written
@@ -159,15 +160,17 @@ def _colored(mesh, rgb):
 
 
 def object_meshes(spec) -> list:
-    """trimesh meshes of a simulator ObjectSpec's geometry (box or dish) in the object frame."""
+    """trimesh meshes of a simulator ObjectSpec's geometry (box, dish or marker) in the object frame."""
     import trimesh
 
     from gsenv.sim.objects import _dish_parts
 
     if spec.kind == "box":
         return [_colored(trimesh.creation.box(extents=2 * np.asarray(spec.half_size)), spec.color)]
+    if spec.kind == "marker":  # a flat disc: trimesh's cylinders lie along z already
+        return [_colored(trimesh.creation.cylinder(radius=spec.radius, height=spec.height, sections=64), spec.color)]
     if spec.kind != "dish":
-        raise ValueError(f"the default scene samples box and dish objects, not {spec.kind!r}")
+        raise ValueError(f"the default scene samples box, dish and marker objects, not {spec.kind!r}")
     meshes = []
     for shape, pose, size, _ in _dish_parts(spec):
         T = pose.to_transformation_matrix()
@@ -240,7 +243,7 @@ def build_default_bundle(density: float = 1.0, recipe: dict | None = None, progr
     """Generate the default scene in memory. density scales every gaussian count; asset_root is where
     the simulator's FR3 description is generated (whose visual meshes are sampled)."""
     from gsenv.sim import names
-    from gsenv.sim.objects import default_cube_spec, default_plate_spec
+    from gsenv.sim.objects import embedded_object_specs
     from gsenv.sim.robot_description import default_fr3_urdf
 
     if not density > 0:
@@ -253,8 +256,12 @@ def build_default_bundle(density: float = 1.0, recipe: dict | None = None, progr
                         recipe["robot"].get("link_weights"))
     bar.update(1)
     objects = {}
-    for i, (name, spec) in enumerate(((names.CUBE, default_cube_spec()), (names.PLATE, default_plate_spec()))):
-        g = sample_meshes(object_meshes(spec), _count(recipe["objects"][name]["gaussians"], density),
+    specs = embedded_object_specs()
+    unknown = sorted(set(recipe["objects"]) - set(specs))
+    if unknown:
+        raise ValueError(f"the recipe's objects {unknown} have no simulator geometry (known: {sorted(specs)})")
+    for i, name in enumerate(recipe["objects"]):  # the recipe's order: an object's seed is its place there
+        g = sample_meshes(object_meshes(specs[name]), _count(recipe["objects"][name]["gaussians"], density),
                           seed + 17 * (i + 1))
         objects[name] = SceneObject(name, g, {"type": "builtin"})
     bar.update(1)

@@ -25,7 +25,8 @@ __all__ = ["ROBOT_UID", "ROBOT_UID_ALIAS", "ROBOT_LINK_PREFIX", "ARM_LINK_NAMES"
            "OBJECT_DYNAMIC_FRICTION", "OBJECT_RESTITUTION", "FINGER_FRICTION", "LANGUAGE_INSTRUCTION",
            "EPISODE_STEPS", "DEFAULT_TOTAL_NUM_TRIALS", "CONTROL_MODES", "DEFAULT_CONTROL_MODE", "REWARD_MODES",
            "SIM_FREQ", "CONTROL_FREQ", "CUBE_SPAWN_CENTER", "CUBE_SPAWN_HALF_RANGE", "PLATE_SPAWN_CENTER",
-           "PLATE_SPAWN_HALF_RANGE"]
+           "PLATE_SPAWN_HALF_RANGE", "COLOR_CUBES", "BOWL", "BOWL_RADIUS", "BOWL_HEIGHT",
+           "TARGET", "TARGET_RADIUS", "TARGET_THICKNESS"]
 
 # --------------------------------------------------------------------------------------------- #
 # Robot (Franka FR3; ManiSkill's bundled Panda description has the same kinematic chain)
@@ -114,6 +115,23 @@ PLATE_RIM_THICKNESS = 0.008
 PLATE_RIM_SEGMENTS = 16
 """The rim is a ring of this many box segments (convex pieces) in the default primitive plate."""
 PLATE_MASS = 0.3  # kg
+
+COLOR_CUBES: dict[str, tuple[float, float, float]] = {
+    "red_cube": (0.85, 0.15, 0.1),
+    "green_cube": (0.15, 0.65, 0.2),
+    "blue_cube": (0.12, 0.3, 0.85),
+    "yellow_cube": (0.95, 0.8, 0.1),
+}
+"""The embedded scene's coloured cubes (the cube's size and mass): name -> RGB. The red one looks like the cube."""
+BOWL = "bowl"
+BOWL_RADIUS = 0.08
+"""Outer radius of the bowl (a deep dish: the plate's build, taller), m."""
+BOWL_HEIGHT = 0.04
+"""Total height of the bowl from its underside to the rim top, m."""
+TARGET = "target"
+TARGET_RADIUS = 0.05
+"""Radius of the flat target marker (a disc on the table, seen but not collided), m."""
+TARGET_THICKNESS = 0.002
 
 OBJECT_STATIC_FRICTION = 1.0
 OBJECT_DYNAMIC_FRICTION = 1.0

@@ -3,9 +3,13 @@
 The default cube and plate are primitives (a 4 cm box; a shallow dish made of a flat cylinder
 floor and a ring of box segments as rim). A scene bundle may instead give a collision mesh
 (``kind="mesh"``: convex hull, or a convex decomposition when the file holds several convex parts).
+A marker (``kind="marker"``: a flat disc) is seen but not collided: a kinematic body without collision
+shapes, which tasks place and read like any other object. :func:`embedded_object_specs` is every object
+the embedded default scene draws.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +19,7 @@ import sapien
 
 from gsenv.sim import names
 
-_KINDS = ("box", "dish", "mesh")
+_KINDS = ("box", "dish", "mesh", "marker")
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,8 @@ class ObjectSpec:
     kind: "box" (uses ``half_size``), "dish" (``radius``, ``height``, ``floor_thickness``,
         ``rim_thickness``, ``rim_segments``; origin at the centre of its bounding box) or "mesh"
         (``mesh_path``, optionally ``mesh_scale``; origin = the mesh's origin, which must be the
-        frame its gaussians are stored in).
+        frame its gaussians are stored in) or "marker" (a flat disc of ``radius`` and ``height``,
+        origin at its centre, without collision: nothing touches it and it does not move).
     rest_height: height (m) of the object's origin above the table when it rests upright on it.
     top_height: height (m) above the object's origin of the surface another object rests on
         (for the plate: its floor's top); used by the expert and the dense reward.
@@ -67,7 +72,7 @@ class ObjectSpec:
         """Radius (m) of a vertical cylinder about the origin that contains the object's footprint."""
         if self.kind == "box":
             return math.hypot(self.half_size[0], self.half_size[1])
-        if self.kind == "dish":
+        if self.kind in ("dish", "marker"):
             return self.radius
         import trimesh  # only for meshes: a dependency of ManiSkill
 
@@ -101,6 +106,41 @@ def default_plate_spec() -> ObjectSpec:
     )
 
 
+def colored_cube_spec(rgb: tuple[float, float, float]) -> ObjectSpec:
+    """A cube of the default cube's size and mass in colour ``rgb``."""
+    return dataclasses.replace(default_cube_spec(), color=(*rgb, 1.0))
+
+
+def bowl_spec() -> ObjectSpec:
+    """The 16 cm bowl, 4 cm deep, 0.3 kg: the plate's build (a floor and a ring of rim segments), taller."""
+    return ObjectSpec(
+        kind="dish",
+        mass=names.PLATE_MASS,
+        rest_height=names.BOWL_HEIGHT / 2,
+        top_height=names.PLATE_BASE_THICKNESS - names.BOWL_HEIGHT / 2,
+        radius=names.BOWL_RADIUS,
+        height=names.BOWL_HEIGHT,
+        floor_thickness=names.PLATE_BASE_THICKNESS,
+        rim_thickness=names.PLATE_RIM_THICKNESS,
+        rim_segments=names.PLATE_RIM_SEGMENTS,
+        color=(0.2, 0.45, 0.55, 1.0),
+    )
+
+
+def target_spec() -> ObjectSpec:
+    """The flat 10 cm target marker (a 2 mm disc; seen, not collided)."""
+    return ObjectSpec(kind="marker", mass=0.01, rest_height=names.TARGET_THICKNESS / 2,
+                      top_height=names.TARGET_THICKNESS / 2, radius=names.TARGET_RADIUS,
+                      height=names.TARGET_THICKNESS, color=(0.2, 0.75, 0.3, 1.0))
+
+
+def embedded_object_specs() -> dict[str, ObjectSpec]:
+    """{name: spec} of every object the embedded default scene draws (its gaussians are sampled from these)."""
+    return {names.CUBE: default_cube_spec(), names.PLATE: default_plate_spec(),
+            **{name: colored_cube_spec(rgb) for name, rgb in names.COLOR_CUBES.items()},
+            names.BOWL: bowl_spec(), names.TARGET: target_spec()}
+
+
 def _dish_parts(spec: ObjectSpec) -> list[tuple[str, sapien.Pose, tuple, float]]:
     """(shape kind, local pose, size, volume) of the dish's convex pieces."""
     parts = []
@@ -123,6 +163,10 @@ def _dish_parts(spec: ObjectSpec) -> list[tuple[str, sapien.Pose, tuple, float]]
         )
         parts.append(("box", pose, half, 8 * half[0] * half[1] * half[2]))
     return parts
+
+
+_DISC_AXIS_Z = sapien.Pose(q=[math.sqrt(0.5), 0, math.sqrt(0.5), 0])
+"""SAPIEN cylinders lie along x: this turns one's axis to z."""
 
 
 def build_object(scene, spec: ObjectSpec, name: str, initial_pose: sapien.Pose):
@@ -157,6 +201,12 @@ def build_object(scene, spec: ObjectSpec, name: str, initial_pose: sapien.Pose):
                 builder.add_box_collision(pose, half_size=size, material=material, density=density)
                 if visual:
                     builder.add_box_visual(pose, half_size=size, material=render_mat)
+    elif spec.kind == "marker":  # seen, not collided: no collision shape, a kinematic body
+        if visual:
+            builder.add_cylinder_visual(_DISC_AXIS_Z, radius=spec.radius, half_length=spec.height / 2,
+                                        material=render_mat)
+        builder.initial_pose = initial_pose
+        return builder.build_kinematic(name=name)
     else:
         builder.add_multiple_convex_collisions_from_file(
             spec.mesh_path, scale=spec.mesh_scale, material=material

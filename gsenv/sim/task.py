@@ -127,6 +127,8 @@ class TaskEnv(BaseEnv):
         self.episode_steps = int(episode_steps)
         self.objects: dict = {}
         """{object name: ManiSkill Actor}, in the task's object order (each also an attribute, env.<name>)."""
+        self.episode_values: dict[str, torch.Tensor] = {}
+        """{key: [B, ...]}: what the task's sampler drew beyond the initial poses (Task.sample_initial_state)."""
         self._generators: list[torch.Generator] | None = None
         self.episode_ids: torch.Tensor | None = None
         """int64 [B]: the episode_id each env was last reset to, -1 where it was sampled from its seed."""
@@ -204,6 +206,12 @@ class TaskEnv(BaseEnv):
             qpos[:, : names.NUM_ARM_JOINTS] += torch.stack([d["qpos_noise"] for d in drawn]).to(torch.float32)
         self.agent.reset(qpos.to(dev))
         self.agent.robot.set_pose(sapien.Pose())
+        for key in (k for k in (drawn[0] if b else {}) if k != "qpos_noise" and k not in self.objects):
+            values = torch.stack([torch.as_tensor(d[key]) for d in drawn]).to(dev)
+            if key not in self.episode_values:
+                self.episode_values[key] = torch.zeros((self.num_envs, *values.shape[1:]), dtype=values.dtype,
+                                                       device=dev)
+            self.episode_values[key][torch.as_tensor(idx, device=dev)] = values
         for name, actor in self.objects.items():
             xyyaw = (torch.stack([d[name] for d in drawn]) if b else torch.zeros(0, 3)).to(torch.float32)  # [b, 3]
             p = torch.cat([xyyaw[:, 0:2], torch.full((b, 1), self.object_specs[name].rest_height)], dim=1)
@@ -272,11 +280,14 @@ class TaskEnv(BaseEnv):
     # ---------------------------------------------------------------------------------------- #
     def get_language_instruction(self) -> list[str]:
         """One instruction string per env (list of B str): the task's phrasing for each env's episode."""
-        from gsenv.tasks.base import instruction_for
+        from gsenv.tasks.base import Task, instruction_for
 
         ids = self.episode_ids.tolist() if self.episode_ids is not None else [-1] * self.num_envs
         seeds = common.to_numpy(self._episode_seed).tolist() if self._episode_seed is not None else [None] * len(ids)
-        return [instruction_for(self.task, s, None if k < 0 else k) for s, k in zip(seeds, ids)]
+        fills_in = type(self.task).instruction is not Task.instruction  # needs the episode's state
+        state = BaseEnv._get_obs_state_dict(self, self.get_info()) if fills_in else None
+        return [instruction_for(self.task, s, None if k < 0 else k, state, i)
+                for i, (s, k) in enumerate(zip(seeds, ids))]
 
     def get_body_poses(self) -> dict[str, torch.Tensor]:
         """{canonical name: float32 [B, 7]} for every robot link, the robot root and the task's objects."""

@@ -7,6 +7,10 @@ used. Modules:
 - ``registry``: task name -> Task (built-ins by module path; ``gsenv.register_task`` adds yours).
 - ``put_cube_on_plate``: ``PutCubeOnPlate`` (GSEnv/PutCubeOnPlate-v0).
 - ``pick_cube``: ``PickCube`` (GSEnv/PickCube-v0).
+- ``put_color_cube_on_plate``: ``PutColorCubeOnPlate`` (GSEnv/PutColorCubeOnPlate-v0).
+- ``put_cube_in_bowl``: ``PutCubeInBowl`` (GSEnv/PutCubeInBowl-v0).
+- ``stack_cube``: ``StackCube`` (GSEnv/StackCube-v0).
+- ``push_cube``: ``PushCube`` (GSEnv/PushCube-v0).
 """
 from gsenv.tasks.base import Task, env_ids, has_demonstration_script, physics_id
 from gsenv.tasks.registry import DEFAULT_TASK, get_task, task_names

@@ -7,7 +7,8 @@ A task is one subclass of :class:`Task` in one module. It declares, as class att
   simulator builds each from ``object_specs()`` (collision) unless the scene bundle gives geometry.
 - ``record``: what every reset and step reports (:class:`gsenv.sim.record.TaskRecord`): state-dict
   entries in ManiSkill's order, info scalars (``evaluate()``'s), body poses.
-- ``instructions``: one or several phrasings; each env's episode gets one (:func:`instruction_for`).
+- ``instructions``: one or several phrasings; each env's episode gets one (:func:`instruction_for`), which
+  the ``instruction`` hook may complete from the episode's state (e.g. the colour of the cube it names).
 - ``progress_stages``: the names of its stages, in order (``progress()`` counts them).
 - ``dense_reward_max``: the dense reward where it succeeds (normalised dense = dense / it).
 
@@ -60,7 +61,9 @@ class Task:
 
     def sample_initial_state(self, gen: torch.Generator, spawn: Any) -> dict[str, torch.Tensor]:
         """One env's initial state drawn from ``gen`` only: {"qpos_noise": float64 [7] (added to the FR3's
-        default arm joints), <object>: float64 [3] = (x, y, yaw) on the table for every object}."""
+        default arm joints), <object>: float64 [3] = (x, y, yaw) on the table for every object}. Any other
+        key is an episode value the env keeps for the task: ``env.episode_values[key]`` [B, ...] (on the
+        env's device), e.g. which cube the instruction names."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ evaluation, observation, reward
@@ -80,6 +83,12 @@ class Task:
         """float32 [B] in [0, 1]: the share of ``progress_stages`` reached, from the state dict
         ({"agent": {...}, "extra": {...}}) and the info scalars of one reset or step."""
         raise NotImplementedError
+
+    def instruction(self, phrasing: str, state: dict, index: int) -> str:
+        """The instruction of env ``index``'s episode from its drawn phrasing (one of ``instructions``) and
+        the state dict of its reset ([B, ...] tensors): the phrasing itself unless the task fills in what
+        the episode drew (e.g. the named cube's colour)."""
+        return phrasing
 
     # ------------------------------------------------------------------ the scripted expert
     def expert_inputs(self, state: dict) -> dict[str, torch.Tensor]:
@@ -138,13 +147,17 @@ def checked_task(task: Any) -> Task:
     return task
 
 
-def instruction_for(task: Task, seed: int | None, episode_id: int | None) -> str:
-    """The phrasing of ``task.instructions`` for one env's episode: drawn from its episode id when it
-    has one, else from its reset seed (always the first with one phrasing or neither)."""
+def instruction_for(task: Task, seed: int | None, episode_id: int | None, state: dict | None = None,
+                    index: int = 0) -> str:
+    """The instruction of one env's episode: the phrasing of ``task.instructions`` drawn from its episode
+    id when it has one, else from its reset seed (always the first with one phrasing or neither), then
+    ``task.instruction(phrasing, state, index)`` when the reset's state dict is given."""
     import torch
 
     if len(task.instructions) == 1 or (seed is None and episode_id is None):
-        return task.instructions[0]
-    key = (1, int(episode_id)) if episode_id is not None else (0, int(seed))
-    gen = torch.Generator().manual_seed(INSTRUCTION_SEED + 2 * key[1] + key[0])
-    return task.instructions[int(torch.randint(len(task.instructions), (1,), generator=gen))]
+        phrasing = task.instructions[0]
+    else:
+        key = (1, int(episode_id)) if episode_id is not None else (0, int(seed))
+        gen = torch.Generator().manual_seed(INSTRUCTION_SEED + 2 * key[1] + key[0])
+        phrasing = task.instructions[int(torch.randint(len(task.instructions), (1,), generator=gen))]
+    return phrasing if state is None else task.instruction(phrasing, state, index)

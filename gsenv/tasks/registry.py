@@ -8,6 +8,10 @@ from typing import Any
 BUILTIN: dict[str, str] = {
     "PutCubeOnPlate": "gsenv.tasks.put_cube_on_plate:PutCubeOnPlate",
     "PickCube": "gsenv.tasks.pick_cube:PickCube",
+    "PutColorCubeOnPlate": "gsenv.tasks.put_color_cube_on_plate:PutColorCubeOnPlate",
+    "PutCubeInBowl": "gsenv.tasks.put_cube_in_bowl:PutCubeInBowl",
+    "StackCube": "gsenv.tasks.stack_cube:StackCube",
+    "PushCube": "gsenv.tasks.push_cube:PushCube",
 }
 """Built-in task name -> "module:class"."""
 DEFAULT_TASK = "PutCubeOnPlate"

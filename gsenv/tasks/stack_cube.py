@@ -1,0 +1,161 @@
+"""StackCube-v0: put the red cube on the green cube, released and at rest.
+
+Objects: the cube (red, 4 cm, 0.3 kg) and the green cube (the same size and mass). Initial state: arm
+joints FR3 default + N(0, 0.02 rad); the red cube in PutCubeOnPlate's cube region, the green cube in the
+plate's region widened sideways, at least MIN_GAP apart (the open fingers must not touch the other cube).
+Success (ManiSkill's StackCube rule): the red cube's centre within ON_TOP_XY of the green cube's axis and
+ON_TOP_DZ = one edge above its centre (within ON_TOP_DZ_TOL), not grasped, at rest. Dense reward:
+PutCubeOnPlate's terms (reach, grasp, carry, place, release) with the green cube as receptacle, 5 where it
+succeeds. Expert: PutCubeOnPlate's, letting go of the red cube just above the green one.
+
+State (obs_mode "state": [B, 46]): agent qpos [9], qvel [9]; extra is_grasped, tcp_pose [7], cube_pose [7],
+base_pose [7] (the green cube's), tcp_to_cube_pos [3], cube_to_base_pos [3].
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from gsenv.sim import names
+from gsenv.sim.expert import scripted_expert_action
+from gsenv.sim.record import POSE_SHAPE, ROBOT_STATE, Field, TaskRecord, info, pose, robot_bodies, state
+from gsenv.sim.rewards import DENSE_REWARD_MAX, dense_reward, dense_reward_terms
+from gsenv.tasks.base import Task
+from gsenv.tasks.put_cube_on_plate import LIFTED_Z, REACHED_M, STATIC_ANG_VEL, STATIC_LIN_VEL, staged_progress
+
+CUBE, BASE = names.CUBE, "green_cube"
+
+ON_TOP_XY = math.hypot(names.CUBE_HALF_SIZE, names.CUBE_HALF_SIZE) + 0.005
+"""cube_on_base: |cube.xy - base.xy| at most this (m), as ManiSkill's StackCube."""
+ON_TOP_DZ = names.CUBE_EDGE
+"""cube_on_base: cube.z - base.z = one edge (m) ..."""
+ON_TOP_DZ_TOL = 0.005
+"""... within this (m)."""
+MAX_TRIES = 100
+RELEASE_ABOVE = 0.015
+"""The expert lets go of the cube this high (m) above its resting place on the other: the fingertips reach
+below a held cube's bottom and would wedge the lower cube."""
+
+
+@dataclass(frozen=True)
+class StackSpawnConfig:
+    """Where episodes start: each cube's xy ~ its centre + U(-half_range, +half_range), the two at least
+    min_gap apart; yaw ~ U(-pi, pi) if randomize_yaw else 0; arm joints = FR3 default + N(0, qpos_noise)."""
+
+    cube_center: tuple[float, float] = names.CUBE_SPAWN_CENTER
+    cube_half_range: tuple[float, float] = names.CUBE_SPAWN_HALF_RANGE
+    base_center: tuple[float, float] = (0.45, 0.0)
+    base_half_range: tuple[float, float] = (0.08, 0.05)
+    min_gap: float = 0.10
+    randomize_yaw: bool = False
+    qpos_noise: float = 0.02
+
+
+def _tcp_to_cube_pos(v: Mapping[str, Any]) -> Any:
+    return v["state/extra/cube_pose"][..., :3] - v["state/extra/tcp_pose"][..., :3]
+
+
+def _cube_to_base_pos(v: Mapping[str, Any]) -> Any:
+    return v["state/extra/base_pose"][..., :3] - v["state/extra/cube_pose"][..., :3]
+
+
+RECORD = TaskRecord(
+    state=(
+        *ROBOT_STATE,
+        state("extra", "is_grasped", (), "bool"),
+        state("extra", "tcp_pose", POSE_SHAPE),
+        state("extra", "cube_pose", POSE_SHAPE),
+        state("extra", "base_pose", POSE_SHAPE),
+        state("extra", "tcp_to_cube_pos", (3,), derive=_tcp_to_cube_pos),
+        state("extra", "cube_to_base_pos", (3,), derive=_cube_to_base_pos),
+    ),
+    info=(
+        info("cube_on_base"),
+        info("cube_static"),
+        info("is_grasped", same_as="state/extra/is_grasped"),
+        info("success"),
+    ),
+    bodies=(
+        *robot_bodies(tcp_same_as="state/extra/tcp_pose"),
+        pose(CUBE, same_as="state/extra/cube_pose"),
+        pose(BASE, same_as="state/extra/base_pose"),
+    ),
+    terminated=Field("terminated", (), "bool", same_as="info/success"),
+)
+
+
+class StackCube(Task):
+    """Stack the red cube on the green cube."""
+
+    name = "StackCube"
+    objects = (CUBE, BASE)
+    record = RECORD
+    instructions = ("stack the red cube on the green cube", "put the red cube on top of the green cube",
+                    "place the red cube on the green one")
+    progress_stages = ("reached", "grasped", "lifted", "stacked", "released")
+    dense_reward_max = DENSE_REWARD_MAX
+
+    def object_specs(self):
+        from gsenv.sim.objects import colored_cube_spec, default_cube_spec  # SAPIEN: only where physics runs
+
+        return {CUBE: default_cube_spec(), BASE: colored_cube_spec(names.COLOR_CUBES[BASE])}
+
+    def spawn_config(self, specs):
+        return StackSpawnConfig()
+
+    def sample_initial_state(self, gen, spawn):
+        f64 = torch.float64
+        noise = torch.randn(names.NUM_ARM_JOINTS, generator=gen, dtype=f64) * spawn.qpos_noise
+        for _ in range(MAX_TRIES):
+            u = torch.rand(6, generator=gen, dtype=f64)
+            cube = torch.tensor(spawn.cube_center, dtype=f64) + (2 * u[0:2] - 1) * torch.tensor(spawn.cube_half_range,
+                                                                                               dtype=f64)
+            base = torch.tensor(spawn.base_center, dtype=f64) + (2 * u[2:4] - 1) * torch.tensor(spawn.base_half_range,
+                                                                                               dtype=f64)
+            yaws = (2 * u[4:6] - 1) * torch.pi if spawn.randomize_yaw else torch.zeros(2, dtype=f64)
+            if torch.linalg.norm(cube - base) >= spawn.min_gap:
+                return {"qpos_noise": noise, CUBE: torch.cat([cube, yaws[0:1]]), BASE: torch.cat([base, yaws[1:2]])}
+        raise ValueError(f"could not place the two cubes {spawn.min_gap} m apart in {MAX_TRIES} tries: move the "
+                         "spawn regions apart")
+
+    def evaluate(self, env):
+        cube, base = env.objects[CUBE], env.objects[BASE]
+        offset = cube.pose.p - base.pose.p
+        on_base = (torch.linalg.norm(offset[:, :2], dim=1) <= ON_TOP_XY) & (
+            (offset[:, 2] - ON_TOP_DZ).abs() <= ON_TOP_DZ_TOL)
+        is_grasped = env.agent.is_grasping(cube)
+        lin = torch.linalg.norm(cube.linear_velocity, dim=1)
+        ang = torch.linalg.norm(cube.angular_velocity, dim=1)
+        cube_static = (lin < STATIC_LIN_VEL) & (ang < STATIC_ANG_VEL)
+        return dict(cube_on_base=on_base, is_grasped=is_grasped, cube_static=cube_static,
+                    success=on_base & ~is_grasped & cube_static)
+
+    def obs_extra(self, env, info):
+        tcp, cube, base = env.agent.tcp.pose, env.objects[CUBE].pose, env.objects[BASE].pose
+        return dict(is_grasped=info["is_grasped"], tcp_pose=tcp.raw_pose, cube_pose=cube.raw_pose,
+                    base_pose=base.raw_pose, tcp_to_cube_pos=cube.p - tcp.p, cube_to_base_pos=base.p - cube.p)
+
+    def dense_reward(self, env, info):
+        cube = env.objects[CUBE]
+        terms = dense_reward_terms(env.agent.tcp.pose.p, cube.pose.p, env.objects[BASE].pose.p,
+                                   cube.linear_velocity, info["is_grasped"], info["cube_on_base"])
+        return dense_reward(terms, info["success"])
+
+    def progress(self, state, info):
+        extra = state["extra"]
+        grasped = extra["is_grasped"].bool()
+        reached = grasped | (torch.linalg.norm(extra["tcp_to_cube_pos"], dim=-1) < REACHED_M)
+        lifted = grasped & (extra["cube_pose"][:, 2] >= LIFTED_Z)
+        return staged_progress([reached, grasped, lifted, info["cube_on_base"].bool(), info["success"].bool()])
+
+    def expert_inputs(self, state):
+        extra = state["extra"]
+        return dict(tcp_pose=extra["tcp_pose"], cube_pose=extra["cube_pose"], plate_pose=extra["base_pose"],
+                    gripper_qpos=state["agent"]["qpos"][:, names.NUM_ARM_JOINTS:names.NUM_JOINTS])
+
+    def expert_action(self, **inputs):
+        return scripted_expert_action(**inputs, place_height=ON_TOP_DZ + RELEASE_ABOVE)
