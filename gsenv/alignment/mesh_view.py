@@ -78,7 +78,7 @@ class MeshView:
     Args:
         bundle: the scene bundle (its robot URDF and object collision geometry build the task).
         cameras: calibrated cameras (at the resolution to render; see CameraSpec.at_resolution); a
-            LinkCameraSpec is mounted on its robot link and moves with it.
+            camera on a link (CameraSpec.link) is mounted on that robot link and moves with it.
         mesh_renderer: ManiSkill's render backend for SAPIEN, e.g. "sapien_cpu" or "sapien_cuda"
             (default: see default_mesh_renderer).
     """
