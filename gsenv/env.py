@@ -9,7 +9,6 @@ One step, as data:
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import weakref
 from collections.abc import Sequence
@@ -142,7 +141,7 @@ class GSEnv(gym.Env):
         from gsenv.scene.randomization import DomainRandomization, RandomizedLook
         from gsenv.scene.rendering import make_renderer
         from gsenv.scene.resolve import resolve_scene, task_kwargs_from_bundle
-        from gsenv.scene.task_fit import task_needs
+        from gsenv.scene.task_fit import objects_of_task, task_needs
         from gsenv.splat.view_state import ViewState
         from gsenv.tasks import get_task
 
@@ -180,9 +179,7 @@ class GSEnv(gym.Env):
             check_cpu_envs_fit(self.num_envs, pool.checked_num_workers(num_workers, self.num_envs))
 
         bundle = resolve_scene(scene, asset_root=asset_root, density=scene_density, task=task_needs(self.task))
-        # the scene the envs run: the bundle's objects this task simulates (another task's are not drawn)
-        self.scene = dataclasses.replace(bundle, objects={k: v for k, v in bundle.objects.items()
-                                                          if k in self.task.objects})
+        self.scene = objects_of_task(bundle, self.task.objects)  # another task's objects are not drawn
         self._rig = CameraRig(self.scene, list(cameras) if cameras else None, self.num_envs, self.device, image_size)
         self.camera_names = list(self._rig.names)
         self._renderer = make_renderer(self.scene, self._render_backend, self.device, cache_background)

@@ -232,6 +232,7 @@ def check_alignment(
     from gsenv.alignment.sampling import sample_states
     from gsenv.scene.camera_rig import CameraRig, camera_specs
     from gsenv.scene.rendering import body_renderer
+    from gsenv.scene.task_fit import objects_of_task
 
     if not (isinstance(samples, (int, np.integer)) and samples >= 1):
         raise ValueError(f"samples must be an int >= 1, got {samples!r}")
@@ -246,10 +247,10 @@ def check_alignment(
     names = [c.name for c in specs]
     report = AlignmentReport(bundle.name, (specs[0].height, specs[0].width), names, float(min_iou),
                              int(min_pixels), int(seed))
-    renderer = body_renderer(bundle, render_backend, device)
     rig = CameraRig(bundle, names, 1, device, image_size)  # [1, C]; link cameras from each state's poses
     out = Path(out_dir) if out_dir is not None else None
     with MeshView(bundle, specs, mesh_renderer, task=task) as view:
+        renderer = body_renderer(objects_of_task(bundle, view.gsenv_task.objects), render_backend, device)
         # the hand in view of the fixed cameras (a link camera sees its link wherever it is)
         report.states = sample_states(view, [c for c in specs if not c.on_link], int(samples), seed,
                                       min_object_pixels=int(min_pixels))

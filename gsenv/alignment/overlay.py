@@ -94,6 +94,7 @@ def splat_vs_mesh(bundle, qpos=None, object_poses: dict | None = None, camera: s
     from gsenv.alignment.mesh_view import MeshView
     from gsenv.scene.camera_rig import bundle_cameras, camera_specs
     from gsenv.scene.rendering import body_renderer, make_renderer
+    from gsenv.scene.task_fit import objects_of_task
     from gsenv.sim import names
 
     if not bundle.cameras:
@@ -110,6 +111,7 @@ def splat_vs_mesh(bundle, qpos=None, object_poses: dict | None = None, camera: s
             object_poses = {name: np.r_[drawn[name][:2].numpy(), view.object_specs[name].rest_height,
                                         yaw_to_quat(drawn[name][2:3])[0].numpy()] for name in view.gsenv_task.objects}
         view.set_state(q, object_poses)
+        bundle = objects_of_task(bundle, view.gsenv_task.objects)  # drawn: the objects the view poses
         mesh = view.render()[0].rgb
         poses = {k: v.to(device) for k, v in view.body_poses().items()}
     make = make_renderer if background else body_renderer

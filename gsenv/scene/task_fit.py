@@ -18,7 +18,7 @@ from gsenv.scene.format import MANIFEST, SceneError, camera_problems
 from gsenv.sim import names
 from gsenv.tasks import get_task
 
-__all__ = ["MOVABLE_JOINT_TYPES", "TaskNeeds", "task_needs", "DEFAULT_TASK_NEEDS", "urdf_problems",
+__all__ = ["objects_of_task", "MOVABLE_JOINT_TYPES", "TaskNeeds", "task_needs", "DEFAULT_TASK_NEEDS", "urdf_problems",
            "bundle_problems", "check_bundle_for_task"]
 
 MOVABLE_JOINT_TYPES = ("revolute", "continuous", "prismatic")
@@ -118,3 +118,11 @@ def check_bundle_for_task(bundle: SceneBundle, needs: TaskNeeds = DEFAULT_TASK_N
         where = Path(bundle.root) / MANIFEST if bundle.root is not None else f"scene {bundle.name!r}"
         raise SceneError(where, problems)
     return bundle
+
+
+def objects_of_task(bundle: SceneBundle, object_names) -> SceneBundle:
+    """The scene a task runs: the bundle with only the objects it simulates (object_names), so that
+    another task's objects (the embedded scene holds several) are neither drawn nor expected in poses."""
+    import dataclasses
+
+    return dataclasses.replace(bundle, objects={k: v for k, v in bundle.objects.items() if k in object_names})
