@@ -9,6 +9,7 @@ import torch
 from gsenv.geometry import rotmat_to_quat
 from gsenv.scene.camera_rig import bundle_cameras
 from gsenv.scene.rendering import make_renderer
+from gsenv.scene.task_fit import objects_of_task
 from gsenv.scene_build.default import load_default_bundle
 from gsenv.scene_build.rlinf_dataset import default_joint_config, link_world_transforms
 from gsenv.sim import names
@@ -25,7 +26,9 @@ def _pose(T: np.ndarray) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
-    bundle = load_default_bundle(tmp_path_factory.mktemp("assets"), density=0.06, progress=False)
+    # the cube and the plate of PutCubeOnPlate (the embedded scene holds other tasks' objects too)
+    bundle = objects_of_task(load_default_bundle(tmp_path_factory.mktemp("assets"), density=0.06, progress=False),
+                             (names.CUBE, names.PLATE))
     fk = link_world_transforms(__import__("gsenv.sim.robot_description", fromlist=["x"]).default_fr3_urdf(),
                                default_joint_config())
     poses = {link: _pose(fk[link]) for link in bundle.links}

@@ -16,6 +16,7 @@ from gsenv.geometry import pose_to_matrix, rotmat_to_quat
 from gsenv.scene.camera_rig import CameraRig
 from gsenv.scene.format import SceneError, load_bundle, write_bundle
 from gsenv.scene.rendering import make_renderer
+from gsenv.scene.task_fit import objects_of_task
 from gsenv.scene_build.default import load_default_bundle
 from gsenv.scene_build.rlinf_dataset import default_joint_config, link_world_transforms
 from gsenv.sim import names
@@ -35,8 +36,8 @@ def assets(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def bundle(assets):
-    return load_default_bundle(assets, density=0.05, progress=False)
+def bundle(assets):  # PutCubeOnPlate's scene: the cube and the plate of the embedded scene's objects
+    return objects_of_task(load_default_bundle(assets, density=0.05, progress=False), (names.CUBE, names.PLATE))
 
 
 def _fk_poses(bundle, assets, **joints) -> dict[str, torch.Tensor]:

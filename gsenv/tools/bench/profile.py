@@ -95,7 +95,9 @@ def main() -> None:
     from gsenv.assets.root import asset_root
     from gsenv.scene.camera_rig import bundle_cameras
     from gsenv.scene.rendering import make_renderer
+    from gsenv.scene.task_fit import objects_of_task
     from gsenv.scene_build.default import load_default_bundle
+    from gsenv.tasks import DEFAULT_TASK, get_task
     from gsenv.tools.bench.render import varied_poses
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -110,7 +112,8 @@ def main() -> None:
     args = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("gsenv.tools.bench.profile times CUDA kernels: run it where CUDA is available")
-    bundle = load_default_bundle(asset_root(None), density=args.density)
+    bundle = objects_of_task(load_default_bundle(asset_root(None), density=args.density),
+                             get_task(DEFAULT_TASK).objects)  # the default task's scene, as its env draws it
     renderer = make_renderer(bundle, backend="gsplat", device="cuda")
     for image_size, tile in ((s, t) for s in args.image_size for t in args.tile):
         renderer.tile_size = tile

@@ -514,9 +514,12 @@ def views_benchmark(batch: int = 256, image_size: tuple[int, int] = (224, 224), 
     from gsenv.scene.randomization import DomainRandomization, RandomizedLook
     from gsenv.scene.rendering import make_renderer
     from gsenv.scene.resolve import resolve_scene
+    from gsenv.scene.task_fit import objects_of_task
+    from gsenv.tasks import DEFAULT_TASK, get_task
 
     B, (h, w) = int(batch), image_size
-    bundle = resolve_scene("default", asset_root=asset_root, density=density)
+    bundle = objects_of_task(resolve_scene("default", asset_root=asset_root, density=density),
+                             get_task(DEFAULT_TASK).objects)  # the default task's scene, as its env draws it
     renderer = make_renderer(bundle, "auto", device)
     poses = varied_poses([*renderer.body_names, "fr3_hand"], B, device)
     frame = torch.zeros(B, dtype=torch.int32, device=device)

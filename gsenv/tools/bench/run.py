@@ -121,10 +121,14 @@ def run(sections: str, out: Path, device: str, cfg: Config, asset_root: str | No
         return results
 
     from gsenv.assets.root import asset_root as resolve_root
+    from gsenv.scene.task_fit import objects_of_task
     from gsenv.scene_build.default import load_default_bundle
+    from gsenv.tasks import DEFAULT_TASK, get_task
 
     t = time.perf_counter()
-    bundle = load_default_bundle(resolve_root(asset_root), cfg.density, progress=False)
+    # the default task's scene, as its env draws it (the embedded scene holds other tasks' objects too)
+    bundle = objects_of_task(load_default_bundle(resolve_root(asset_root), cfg.density, progress=False),
+                             get_task(DEFAULT_TASK).objects)
     timing["scene"] = time.perf_counter() - t
     results["scene"] = _scene_summary(bundle, cfg.density)
     logger.info("default scene (density %s): %d gaussians, loaded in %.1f s", cfg.density,
