@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gsenv.atomic import write_text_atomic
 from gsenv.scene.bundle import SceneBundle
 
 __all__ = ["ROBOT", "DEFAULT_MIN_IOU", "DEFAULT_MIN_PIXELS", "DEFAULT_IMAGE_SIZE", "STATUSES", "PoseTransform",
@@ -165,8 +166,7 @@ class AlignmentReport:
 
     def write_json(self, path: str | Path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1))
+        write_text_atomic(path, json.dumps(self.to_json(), indent=1))  # the folder made if missing
         return path
 
     def format_table(self) -> str:

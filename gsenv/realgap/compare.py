@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gsenv.atomic import write_text_atomic
 from gsenv.realgap.camera_fit import CameraCorrection, Views, fit_camera_corrections
 from gsenv.realgap.kinematics import robot_body_poses, scene_robot_urdf
 from gsenv.realgap.metrics import psnr, silhouette_edge, silhouette_offset, ssim
@@ -118,8 +119,7 @@ class CompareReport:
 
     def write_json(self, path: str | Path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1))
+        write_text_atomic(path, json.dumps(self.to_json(), indent=1))  # the folder made if missing
         return path
 
     def format_table(self) -> str:
