@@ -14,7 +14,7 @@ COMMAND_MODULES = [
     "gsenv.tools.scene_cli",
     "gsenv.tools.bench.cli",
     "gsenv.tools.demo",
-    "gsenv.tools.eval",
+    "gsenv.tools.eval_cli",
     "gsenv.tools.view_cli",
     "gsenv.tools.collect",
     "gsenv.tools.dataset_cli",

@@ -6,17 +6,15 @@ env runs its policy's action chunk open-loop (as RLinf does) and asks the policy
 is used up or a new episode starts. Episode ids are fixed (0..N-1 by default): the same ids give the
 same initial states (reset(options={"episode_id": ...})), so runs are reproducible and comparable.
 
-Cheap to import: the heavy work happens in the handler.
+Cheap to import: the heavy work happens when a run starts. The command line: gsenv.tools.eval_cli.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import os
 import re
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -25,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gsenv.atomic import write_text_atomic
-from gsenv.tools.args import add_image_size, add_names, check_device, checked_task, make_out_dir
+from gsenv.tools.args import check_device, checked_task, make_out_dir
 
 logger = logging.getLogger(__name__)
 
@@ -41,32 +39,6 @@ OUTPUT_NAME = re.compile(r"episode_\d{4,}_(success|failure|running|unfinished)(\
 PREVIOUS_RUN = "previous-run-{}"  # where an earlier run's outputs in the same --out are moved (its time)
 RUNNING_NOTE = "the evaluation had not finished when this report was written (still running, or killed)"
 WILSON_Z = 1.959963984540054  # the normal quantile of 97.5%: a two-sided 95% interval
-
-EPILOG = f"""\
-Policies (--policy):
-  expert            the scripted expert (gsenv.scripted_expert_action), closed loop
-  module:callable   a Python callable fn(obs, env) -> actions [B, 7] or chunks [B, T, 7] (torch or numpy)
-  ws://host:port    an openpi policy server (openpi's scripts/serve_policy.py); each env sends
-                    {{"observation/image": uint8 [H, W, 3], "observation/state": float32 [9],
-                    "prompt": str}} and runs the first --chunk steps (first 7 dims) of the answer's
-                    "actions"; one connection per env, one request in flight per env. The image is
-                    the first fixed camera; with a wrist camera (--camera 3rd_view_camera,wrist_camera)
-                    its image goes as "observation/wrist_image" too (openpi's LIBERO-style inputs)
-
-Writes into DIR: {REPORT_NAME} (success rate, 95% Wilson interval, mean progress, mean episode
-length, time per step, one entry per episode with its final progress: info["progress"], the task's
-stages reached) and one video per episode, {VIDEO_STEM.format(3, "success")}.mp4 or
-{VIDEO_STEM.format(3, "failure")}.mp4 (the env's first camera; PNG frames in a folder of that name
-where no ffmpeg is available). An episode succeeds when the env terminates it (the --task's success
-rule) within --max-steps steps. The report is rewritten as episodes end: "complete"
-is true only once every episode ran; a run that stopped early leaves "complete": false with the
-reason in "incomplete_reason" (and {VIDEO_STEM.format(3, UNFINISHED)}.mp4 for the episodes it cut off).
-An earlier run's report and videos in DIR are moved into DIR/{PREVIOUS_RUN.format("YYYYmmdd-HHMMSS")}
-(the time of that run's report) first, so DIR holds only this run's outputs.
-
-Exit status: 0 when the evaluation ran every episode (whatever the success rate), 1 when it failed or
-stopped early (e.g. the server did not answer, the policy raised), 2 on a bad option or an output
-directory that cannot be written (checked before the first episode), 130 on Ctrl-C."""
 
 
 class EvalError(Exception):
@@ -135,6 +107,22 @@ class EvalResult:
     def seconds_per_step(self) -> float:
         return self.seconds / max(1, self.steps)
 
+    @classmethod
+    def from_json(cls, report: dict) -> EvalResult:
+        """The result a report (to_json's dict, e.g. a finished row of an interrupted suite) describes."""
+        own = {"complete", "incomplete_reason", "episodes_planned", "episodes_not_finished", "policy",
+               "num_episodes", "successes", "success_rate", "wilson_95", "mean_length", "mean_progress", "num_envs",
+               "chunk", "image_size", "steps", "seconds", "seconds_per_step", "env_steps_per_second",
+               "policy_seconds", "env_seconds", "episodes"}
+        episodes = [EpisodeResult(**e) for e in report["episodes"]]
+        planned = [e.episode_id for e in episodes] + list(report.get("episodes_not_finished", []))
+        return cls(policy=report["policy"], num_envs=report["num_envs"], chunk=report["chunk"], episodes=episodes,
+                   steps=report["steps"], seconds=report["seconds"], policy_seconds=report["policy_seconds"],
+                   env_seconds=report["env_seconds"],
+                   image_size=tuple(report["image_size"]) if report.get("image_size") else None,
+                   extra={k: v for k, v in report.items() if k not in own}, complete=report["complete"],
+                   incomplete_reason=report.get("incomplete_reason"), planned_episode_ids=planned)
+
     def to_json(self) -> dict:
         lo, hi = self.wilson_95
         planned = self.planned_episode_ids if self.planned_episode_ids is not None else \
@@ -161,16 +149,7 @@ def prepare_out_dir(path: str | Path) -> tuple[Path, Path | None]:
     never shows an earlier run's files as this run's. -> (the folder, where the earlier outputs went or
     None). EvalError when the folder cannot be created or written."""
     out = make_out_dir(path, EvalError)
-    try:
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".gsenv-eval-probe-")
-        try:
-            os.write(fd, b"gsenv eval: can this folder be written?")
-        finally:
-            os.close(fd)
-            os.unlink(probe)
-    except OSError as exc:
-        raise EvalError(f"cannot write into the output directory {out} ({exc.strerror or exc}): give --out a "
-                        f"folder you can write to") from None
+    _probe(out)
     earlier = sorted(p for p in out.iterdir() if p.name == REPORT_NAME or OUTPUT_NAME.fullmatch(p.name))
     if not earlier:
         return out, None
@@ -189,6 +168,37 @@ def prepare_out_dir(path: str | Path) -> tuple[Path, Path | None]:
                         f"another folder") from None
     logger.warning("%s held an earlier run's report or videos: moved them into %s", out, moved)
     return out, moved
+
+
+def prepare_resume_dir(path: str | Path, rerun_ids: Sequence[int]) -> Path:
+    """The folder of an interrupted run that now continues: it must be writable (a probe, as
+    prepare_out_dir), its finished episodes' videos stay, and the videos of the episodes to run again
+    (``rerun_ids``: "unfinished" or "running" ones the interruption cut off) are removed, since those
+    episodes get new ones. EvalError when the folder cannot be written."""
+    import shutil
+
+    out = make_out_dir(path, EvalError)
+    _probe(out)
+    rerun = {int(i) for i in rerun_ids}
+    for p in out.iterdir():
+        m = OUTPUT_NAME.fullmatch(p.name)
+        if m and int(p.name.split("_")[1]) in rerun:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return out
+
+
+def _probe(out: Path) -> None:
+    """EvalError unless a file can be written in `out` (a probe file, removed again)."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".gsenv-eval-probe-")
+        try:
+            os.write(fd, b"gsenv eval: can this folder be written?")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise EvalError(f"cannot write into the output directory {out} ({exc.strerror or exc}): give --out a "
+                        f"folder you can write to") from None
 
 
 class _EpisodeVideo:
@@ -234,21 +244,25 @@ def checked_episode_ids(episodes: int | None, episode_ids: Sequence[int] | None)
     return ids
 
 
-def _stop_reason(exc: BaseException) -> str:
+def stop_reason(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted (Ctrl-C / KeyboardInterrupt) before every episode ended"
     return f"stopped by an error before every episode ended: {type(exc).__name__}: {exc}"
 
 
 def evaluate(env, policy, episode_ids: Sequence[int], *, out_dir: str | Path | None = None, video: bool = True,
-             progress: bool = True, extra: dict | None = None) -> EvalResult:
+             progress: bool = True, extra: dict | None = None,
+             done: Sequence[EpisodeResult] | None = None) -> EvalResult:
     """Run `policy` (gsenv.tools.policies) for one episode per id on `env` (a GSEnv made with gym.make,
     whose time limit ends episodes) and return the results.
 
     With out_dir, the folder is prepared first (prepare_out_dir: written to, an earlier run's outputs
     moved aside) and out_dir/report.json is rewritten as episodes end: "complete": false (with the
     reason) until the last one ends, and after a failure or Ctrl-C, which are then raised again.
-    Videos go to out_dir when video is True. extra: more entries for the report."""
+    Videos go to out_dir when video is True. extra: more entries for the report.
+
+    done: the episodes an interrupted run of the same ids already finished (its report's): they are
+    kept as they are and not run again; out_dir keeps their videos (prepare_resume_dir)."""
     import numpy as np
     import torch
     from tqdm.auto import tqdm
@@ -264,7 +278,16 @@ def evaluate(env, policy, episode_ids: Sequence[int], *, out_dir: str | Path | N
                         f"got {[i for i in ids if i >= base.total_num_trials]}")
     if video and out_dir is None:
         raise EvalError("videos need an output directory (out_dir)")
-    out, moved = prepare_out_dir(out_dir) if out_dir is not None else (None, None)
+    done_by_id = {e.episode_id: e for e in (done or ())}
+    if set(done_by_id) - set(ids):
+        raise EvalError(f"finished episodes {sorted(set(done_by_id) - set(ids))} are not among the ids to run")
+    pending = [k for k, i in enumerate(ids) if i not in done_by_id]  # indices into ids still to run
+    if out_dir is None:
+        out, moved = None, None
+    elif done_by_id:
+        out, moved = prepare_resume_dir(out_dir, [ids[k] for k in pending]), None
+    else:
+        out, moved = prepare_out_dir(out_dir)
     fps = float(base.metadata.get("render_fps", 10))
     T = int(policy.chunk)
     h, w = base.cameras.height, base.cameras.width
@@ -278,8 +301,8 @@ def evaluate(env, policy, episode_ids: Sequence[int], *, out_dir: str | Path | N
     qlen = torch.zeros(B, dtype=torch.int64, device=device)  # steps in the chunk
     lengths = np.zeros(B, dtype=np.int64)
     videos: list[_EpisodeVideo | None] = [None] * B
-    results: list[EpisodeResult | None] = [None] * len(ids)
-    next_k = 0
+    results: list[EpisodeResult | None] = [done_by_id.get(i) for i in ids]
+    next_p = 0  # the next index into pending
     steps = 0
     t_policy = t_env = 0.0
     t_start = time.perf_counter()
@@ -296,14 +319,14 @@ def evaluate(env, policy, episode_ids: Sequence[int], *, out_dir: str | Path | N
 
     def start(envs: list[int]):
         """Reset `envs` into the next pending episodes (as many as are left); the rest go idle."""
-        nonlocal next_k, t_env
-        take = envs[:len(ids) - next_k]
+        nonlocal next_p, t_env
+        take = envs[:len(pending) - next_p]
         for e in envs[len(take):]:
             slot[e] = -1
         if not take:
             return None
-        ks = list(range(next_k, next_k + len(take)))
-        next_k += len(take)
+        ks = pending[next_p:next_p + len(take)]
+        next_p += len(take)
         t0 = time.perf_counter()
         obs, _ = env.reset(seed=[ids[k] for k in ks],
                            options={"env_idx": torch.tensor(take), "episode_id": [ids[k] for k in ks]})
@@ -321,8 +344,15 @@ def evaluate(env, policy, episode_ids: Sequence[int], *, out_dir: str | Path | N
                 videos[e].append(frames[e])
         return obs
 
+    if done_by_id:
+        extra["episodes_from_earlier_run"] = len(done_by_id)
     write_report(result(False, RUNNING_NOTE))
-    bar = tqdm(total=len(ids), desc="gsenv eval", unit="episode", disable=not progress)
+    if not pending:
+        final = result(True, None)
+        write_report(final)
+        return final
+    bar = tqdm(total=len(ids), initial=len(ids) - len(pending), desc="gsenv eval", unit="episode",
+               disable=not progress)
     try:
         obs = start(list(range(B)))
         while (slot >= 0).any():
@@ -367,15 +397,15 @@ def evaluate(env, policy, episode_ids: Sequence[int], *, out_dir: str | Path | N
                     videos[e] = None
                     results[slot[e]] = EpisodeResult(ids[slot[e]], bool(success[e]), int(lengths[e]), name,
                                                      bool(restarted[e]), float(reached[e]))
-                done = [r for r in results if r is not None]
-                if len(done) < len(ids):
+                ended_so_far = [r for r in results if r is not None]
+                if len(ended_so_far) < len(ids):
                     write_report(result(False, RUNNING_NOTE))
                 bar.update(len(finished))
-                bar.set_postfix(success=f"{sum(r.success for r in done)}/{len(done)}", steps=steps)
+                bar.set_postfix(success=f"{sum(r.success for r in ended_so_far)}/{len(ended_so_far)}", steps=steps)
                 new_obs = start(finished)
                 obs = obs if new_obs is None else new_obs
     except BaseException as exc:  # the report says the run stopped, and why; the caller hears of it too
-        partial = result(False, _stop_reason(exc))
+        partial = result(False, stop_reason(exc))
         try:
             partial.extra["unfinished_videos"] = [v.finish(UNFINISHED) for v in videos if v is not None]
             videos = [None] * B
@@ -398,12 +428,15 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
              scene: str = "default", scene_density: float = 1.0, max_steps: int | None = None,
              device: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, video: bool = True,
              asset_root: str | None = None, progress: bool = True,
-             camera: str | Sequence[str] | None = None, task=None) -> EvalResult:
+             camera: str | Sequence[str] | None = None, task=None, env_id: str | None = None,
+             env_kwargs: dict | None = None, done: Sequence[EpisodeResult] | None = None) -> EvalResult:
     """Make the env of ``task`` (a name, MODULE:NAME or gsenv.tasks.Task; None: the default task) and the
     policy ("expert": the task's scripted expert), evaluate, writing out_dir/report.json as episodes end (and the
     videos); -> the result. The output folder is checked (and an earlier run's outputs moved aside)
     before the env is made. camera: the env's cameras (default: the scene's fixed cameras); a server
-    gets the first fixed one as observation/image, the first on a link as observation/wrist_image."""
+    gets the first fixed one as observation/image, the first on a link as observation/wrist_image.
+    env_id, env_kwargs: make this gymnasium id (with these extra gym.make arguments) instead of the
+    task's own (a suite's variant). done: an interrupted run's finished episodes (see evaluate)."""
     ids = checked_episode_ids(episodes, episode_ids)
     if num_envs < 1:
         raise EvalError(f"--num-envs must be >= 1, got {num_envs}")
@@ -424,8 +457,15 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
 
     task = checked_task(task, EvalError)
     check_device(device, EvalError)
-    out, moved = prepare_out_dir(out_dir)  # a folder that cannot be written fails now, not after the episodes
+    # a folder that cannot be written fails now, not after the episodes
+    if done:
+        finished = {e.episode_id for e in done}
+        out, moved = prepare_resume_dir(out_dir, [i for i in ids if i not in finished]), None
+    else:
+        out, moved = prepare_out_dir(out_dir)
     extra = {"task": task.name, "max_steps": max_steps or EPISODE_STEPS}
+    if env_id is not None:
+        extra["env_id"] = env_id
     if moved is not None:
         extra["previous_run_moved_to"] = moved.name
     if policy.strip().startswith(("ws://", "wss://")):
@@ -434,22 +474,23 @@ def run_eval(policy: str, episodes: int | None = None, episode_ids: Sequence[int
     # the initial-state table grows to the largest id asked for (entry k is the same whatever its size)
     trials = max(DEFAULT_TOTAL_NUM_TRIALS, max(ids) + 1)
     try:
-        env = gym.make(env_ids(task.name)[0], num_envs=num_envs, obs_mode="rgb", image_size=image_size, device=device,
-                       scene=scene, scene_density=scene_density, asset_root=asset_root, total_num_trials=trials,
-                       max_episode_steps=max_steps or EPISODE_STEPS,
-                       cameras=[camera] if isinstance(camera, str) else camera)
+        env = gym.make(env_id or env_ids(task.name)[0], num_envs=num_envs, obs_mode="rgb", image_size=image_size,
+                       device=device, scene=scene, scene_density=scene_density, asset_root=asset_root,
+                       total_num_trials=trials, max_episode_steps=max_steps or EPISODE_STEPS,
+                       cameras=[camera] if isinstance(camera, str) else camera, **(env_kwargs or {}))
     except ValueError as exc:
         if isinstance(exc, SceneError) or camera is None:
             raise
         raise EvalError(f"--camera {camera}: {exc}") from None  # an unknown or repeated camera name
     try:
+        extra["task"] = env.unwrapped.task.name  # a suite's variant may be a task of its own
         if policy.strip().startswith(("ws://", "wss://")):
             try:
                 server_image_cameras(env)  # a camera set a server cannot be given is a bad option
             except PolicyError as exc:
                 raise EvalError(str(exc)) from None
         with make_policy(policy, env, chunk=chunk, timeout_s=timeout_s) as pol:
-            return evaluate(env, pol, ids, out_dir=out, video=video, progress=progress, extra=extra)
+            return evaluate(env, pol, ids, out_dir=out, video=video, progress=progress, extra=extra, done=done)
     finally:
         env.close()
 
@@ -491,7 +532,7 @@ def run_eval_tasks(policy: str, tasks, out_dir: str | Path = DEFAULT_OUT, **kwar
         try:
             results[task.name] = run_eval(policy, out_dir=out / task.name, task=task, **kwargs)
         except BaseException as exc:
-            write(False, f"task {task.name}: {_stop_reason(exc)}")
+            write(False, f"task {task.name}: {stop_reason(exc)}")
             raise
         done = len(results) == len(resolved)
         write(done, None if done else RUNNING_NOTE)
@@ -507,97 +548,3 @@ def format_table(results: dict[str, EvalResult]) -> str:
                            f"({100 * lo:.1f}-{100 * hi:.1f}%)", f"{r.mean_progress:.3f}", f"{r.mean_length:.1f}"))
     widths = [max(len(row[c]) for row in rows) for c in range(4)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
-
-
-# ----------------------------------------------------------------------------------------- the CLI
-def add_commands(sub) -> None:
-    p = sub.add_parser("eval", help="score a policy (expert, Python callable or openpi server) on fixed episodes",
-                       description="Run a policy for N fixed episodes in B envs at once (action chunks open-loop,\n"
-                                   "partial resets) and report the success rate with a 95% Wilson interval, the\n"
-                                   "mean episode length and the time per step; one video per episode, a JSON report.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--policy", required=True, metavar="SPEC",
-                   help='"expert", "module:callable" or "ws://host:port" (an openpi policy server)')
-    from gsenv.tasks import DEFAULT_TASK, task_names
-
-    p.add_argument("--task", action="append", default=None, metavar="NAME",
-                   help=f"the task: {', '.join(task_names())}, or MODULE:NAME of a gsenv.tasks.Task of your own; "
-                        f"several: repeat it or give a comma list (one table, one report section per task, each "
-                        f"task's outputs in DIR/NAME/) (default: {DEFAULT_TASK})")
-    p.add_argument("--episodes", type=int, default=None, metavar="N", help="run episode ids 0..N-1")
-    p.add_argument("--episode-ids", type=int, nargs="+", default=None, metavar="ID",
-                   help="run these episode ids instead (each once)")
-    p.add_argument("--num-envs", type=int, default=1, metavar="B", help="envs run at once (default: 1)")
-    p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, metavar="T",
-                   help=f"steps of each action chunk run open-loop (default: {DEFAULT_CHUNK}, as RLinf; "
-                        f"the expert always runs closed loop)")
-    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default: ./{DEFAULT_OUT})")
-    add_image_size(p, DEFAULT_IMAGE_SIZE, what="camera image size, also the image sent to a server")
-    p.add_argument("--scene", default="default", metavar="SCENE",
-                   help="default, a dataset name, or a bundle or dataset directory (default: default)")
-    p.add_argument("--scene-density", type=float, default=1.0, metavar="D",
-                   help="gaussian density of the default scene, in (0, 1] (default: 1.0)")
-    p.add_argument("--max-steps", type=int, default=None, metavar="T",
-                   help="episode step limit (default: the env's, 100)")
-    p.add_argument("--device", default=None, metavar="DEVICE",
-                   help="where observations live and images are rendered (default: cuda when available, else cpu)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
-                   help=f"seconds a policy server may take to connect or answer (default: {DEFAULT_TIMEOUT_S:g})")
-    p.add_argument("--no-video", dest="video", action="store_false", help="write no videos")
-    add_names(p, "--camera", "CAMERA",
-              "the env's cameras (default: the scene's fixed ones); a policy server gets the first fixed one as "
-              "observation/image and the first on a robot link (e.g. wrist_camera) as observation/wrist_image")
-    p.set_defaults(func=_eval)
-
-
-def _eval(args: argparse.Namespace) -> int:
-    from gsenv.scene.format import SceneError
-    from gsenv.tools.policies import PolicyError
-
-    kwargs = dict(episodes=args.episodes, episode_ids=args.episode_ids, num_envs=args.num_envs, chunk=args.chunk,
-                  out_dir=args.out, image_size=args.image_size, scene=args.scene, scene_density=args.scene_density,
-                  max_steps=args.max_steps, device=args.device, timeout_s=args.timeout, video=args.video,
-                  camera=args.camera)
-    try:
-        tasks = checked_tasks(args.task)
-        if len(tasks) > 1:
-            results = run_eval_tasks(args.policy, tasks, **kwargs)
-        else:
-            result = run_eval(args.policy, task=tasks[0], **kwargs)
-    except EvalError as exc:
-        print(f"gsenv eval: error: {exc}", file=sys.stderr)
-        return 2
-    except (PolicyError, SceneError) as exc:
-        print(f"gsenv eval: error: {exc}{_partial_note(args.out)}", file=sys.stderr)
-        return 1
-    except SystemExit as exc:  # sys.exit() in a policy or a library it calls: the run did not finish
-        print(f"gsenv eval: error: the evaluation was stopped by SystemExit({exc.code!r}) before it finished"
-              f"{_partial_note(args.out)}", file=sys.stderr)
-        return 1
-    if len(tasks) > 1:
-        print(format_table(results))
-        print(f"report: {Path(args.out) / REPORT_NAME} (a section per task; each task's videos in {args.out}/NAME/)")
-        return 0
-    _print_result(result)
-    return 0
-
-
-def _partial_note(out: str) -> str:
-    """Where the stopped run's partial report is (an earlier run's was moved aside before it began)."""
-    report = Path(out) / REPORT_NAME
-    return f" (the partial report, \"complete\": false: {report})" if report.is_file() else ""
-
-
-def _print_result(r: EvalResult) -> None:
-    lo, hi = r.wilson_95
-    n = len(r.episodes)
-    print(f"success rate: {r.successes}/{n} = {100 * r.success_rate:.1f}% (95% Wilson interval "
-          f"{100 * lo:.1f}%-{100 * hi:.1f}%), policy {r.policy}")
-    print(f"mean progress: {r.mean_progress:.3f}; mean episode length: {r.mean_length:.1f} steps; "
-          f"{1000 * r.seconds_per_step:.0f} ms per step of "
-          f"{r.num_envs} env(s) ({r.steps} steps in {r.seconds:.1f} s; policy {r.policy_seconds:.1f} s, "
-          f"env {r.env_seconds:.1f} s)")
-    if r.out_dir:
-        videos = any(e.video for e in r.episodes)
-        videos = f"; videos: {r.out_dir}/episode_NNNN_success.mp4 or _failure.mp4" if videos else ""
-        print(f"report: {Path(r.out_dir) / REPORT_NAME}{videos}")
