@@ -1,0 +1,235 @@
+"""GSEnv.get_state / set_state: a saved state restores exactly, in the same instance or a fresh one, for
+all envs or some. Real physics workers (physx_cpu), real splat rendering (torch backend).
+
+Comparisons of state observations are exact (torch.equal): set_state puts each env into a fresh PhysX
+scene with the same bodies in the same order, as get_state leaves the run it was taken from, and CPU
+PhysX is deterministic from the same scene state, so the two runs are the same computation. (The
+issue's bound, 1e-6 over 50 steps, is for restoring on another machine, where other CPU instruction
+sets may round differently; on one machine any difference is a bug: a contact cache or a target left
+behind moves the trajectory by 1e-4 or more at the grasp.) Images compare with tests/tolerances.py:
+after a restore the background of the restored envs is drawn again alone, another batch shape.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from tolerances import assert_same_render
+
+import gsenv
+from gsenv import scripted_expert_action
+from gsenv.observations import flat_state
+
+H, W = 24, 32
+DENSITY = 0.02
+STEPS = 50
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("assets"))
+
+
+def make(assets, num_envs=2, **kw):
+    kw = {"obs_mode": "state", "image_size": (H, W), "scene_density": DENSITY, "asset_root": assets,
+          "num_workers": min(num_envs, 2), **kw}
+    return gym.make(gsenv.registration.ENV_ID, num_envs=num_envs, **kw)
+
+
+def _record(step) -> tuple:
+    """(obs, reward, terminated, truncated, success, elapsed_steps) of one step's returns."""
+    obs, rew, term, trunc, info = step
+    return obs.clone(), rew.clone(), term.clone(), trunc.clone(), info["success"].clone(), info["elapsed_steps"].clone()
+
+
+def _actions(env, n: int, seed: int, records: list | None = None) -> list[torch.Tensor]:
+    """Steps n actions: the scripted expert's (so the gripper reaches, closes on and lifts the cube, the
+    contact-rich part) plus noise, which a restored run then replays open loop; each step's record is
+    appended to `records`."""
+    u = env.unwrapped
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        a = scripted_expert_action(**u.get_expert_inputs())
+        a = a + torch.as_tensor(rng.normal(0, 0.005, a.shape), dtype=a.dtype, device=a.device)
+        out.append(a)
+        step = env.step(a)
+        if records is not None:
+            records.append(_record(step))
+    return out
+
+
+def _run(env, actions) -> list[tuple]:
+    return [_record(env.step(a)) for a in actions]
+
+
+def _assert_same_runs(got, want, rows=slice(None)):
+    assert len(got) == len(want)
+    for t, (g, w) in enumerate(zip(got, want)):
+        for k, (a, b) in enumerate(zip(g, w)):
+            assert torch.equal(a[rows], b[rows]), (t, k, float((a[rows].double() - b[rows].double()).abs().max()))
+
+
+def test_set_state_then_the_same_actions_reproduce_50_steps(assets):
+    env = make(assets)
+    try:
+        u = env.unwrapped
+        env.reset(seed=7)
+        first = _actions(env, 15, seed=1)  # mid-reach: the arm and the bodies are moving
+        state = u.get_state()
+        obs_then = u._outputs.state["agent"]["qpos"].clone()
+        want: list = []
+        plan = _actions(env, STEPS, seed=2, records=want)  # the run going on from get_state
+        obs, info = u.set_state(state)
+        assert torch.equal(u._outputs.state["agent"]["qpos"], obs_then)
+        assert torch.equal(info["elapsed_steps"], torch.full((2,), len(first), dtype=torch.int32))
+        got = _run(env, plan)
+        u.set_state(state)  # and again, after the instance ran those steps once more
+        again = _run(env, plan)
+    finally:
+        env.close()
+    _assert_same_runs(got, want)
+    _assert_same_runs(again, want)
+    assert not torch.equal(want[0][0], want[-1][0]), "the run should move"
+    assert bool(torch.stack([w[4] for w in want]).any()), "the expert should succeed within the run (contacts)"
+
+
+def test_state_layout_and_contents(assets):
+    env = make(assets, domain_randomization="default")
+    try:
+        u = env.unwrapped
+        env.reset(seed=[3, 4], options={"episode_id": [5, 6]})
+        _actions(env, 3, seed=0)
+        state = u.get_state()
+    finally:
+        env.close()
+    assert state["header"]["task"] == "PutCubeOnPlate" and state["header"]["num_envs"] == 2
+    assert state["seed"].tolist() == [3, 4]
+    assert state["sim/episode_id"].tolist() == [5, 6]
+    assert state["sim/elapsed_steps"].tolist() == [3, 3] == state["outputs/elapsed_steps"].tolist()
+    assert state["sim/controller/arm/target_pose"].shape == (2, 7)  # pd_ee_target_delta_pose's target
+    assert state["sim/articulation/my_franka"].shape == (2, 13 + 2 * 9)
+    assert state["sim/actor/cube"].shape == (2, 13) and state["sim/generator"].dtype == torch.uint8
+    assert state["randomization/camera_translation"].shape[0] == 2
+    assert state["instruction"] == u.get_language_instruction()
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):
+            assert value.device.type == "cpu" and value.shape[0] == 2, key
+
+
+def test_partial_restore_leaves_the_other_env_alone(assets):
+    env = make(assets)
+    try:
+        u = env.unwrapped
+        env.reset(seed=11)
+        _actions(env, 10, seed=3)
+        state = u.get_state()
+        later = _actions(env, 8, seed=4)
+        more = _actions(env, 12, seed=5)
+        # references: env 0 going on through `later` then `more`; env 1 going on from the state through `more`
+        u.set_state(state)
+        _run(env, later)
+        env0_ref = _run(env, more)
+        u.set_state(state)
+        env1_ref = _run(env, more)
+        # the run under test: env 1 restored after `later`, env 0 not
+        u.set_state(state)
+        _run(env, later)
+        before = u._outputs.state["agent"]["qpos"].clone()
+        before_obs = flat_state(u._outputs.state)
+        obs, info = u.set_state(state, env_idx=[1])
+        assert torch.equal(obs[0], before_obs[0]) and not torch.equal(obs[1], before_obs[1])
+        assert torch.equal(u._outputs.state["agent"]["qpos"][0], before[0])
+        assert info["elapsed_steps"].tolist() == [18, 10]
+        got = _run(env, more)
+    finally:
+        env.close()
+    _assert_same_runs(got, env0_ref, rows=0)
+    _assert_same_runs(got, env1_ref, rows=1)
+
+
+def test_a_saved_state_restores_in_a_fresh_env_after_other_episodes(assets, tmp_path):
+    env = make(assets)
+    try:
+        u = env.unwrapped
+        env.reset(seed=21)
+        _actions(env, 12, seed=6)
+        state = u.get_state()
+        want: list = []
+        plan = _actions(env, STEPS, seed=7, records=want)
+    finally:
+        env.close()
+    path = tmp_path / "state.pt"
+    torch.save(state, path)
+    loaded = pickle.loads(pickle.dumps(torch.load(path, weights_only=False)))
+    other = make(assets, num_workers=1)  # another instance, another split of envs over workers
+    try:
+        other.reset(seed=99)
+        _actions(other, 20, seed=8)  # its own history: other episodes, other contacts
+        other.reset(seed=5, options={"env_idx": [1]})
+        _actions(other, 5, seed=9)
+        obs, info = other.unwrapped.set_state(loaded)
+        assert info["language_instruction"] == state["instruction"]
+        assert other.unwrapped.seed.tolist() == state["seed"].tolist()
+        got = _run(other, plan)
+    finally:
+        other.close()
+    _assert_same_runs(got, want)
+
+
+@pytest.mark.slow
+def test_rgb_with_randomised_cameras_restores_the_images(assets):
+    env = make(assets, obs_mode="rgb", domain_randomization="default")
+    try:
+        u = env.unwrapped
+        env.reset(seed=31)
+        _actions(env, 5, seed=10)
+        state = u.get_state()
+        images_then = u._rgb.clone()
+        plan = _actions(env, 6, seed=11)
+        u.set_state(state)
+        want = [env.step(a)[0]["sensor_data"] for a in plan]
+        env.reset(seed=77, options={"env_idx": [1]})  # other draws, other cameras for env 1
+        _actions(env, 2, seed=12)
+        obs, _ = u.set_state(state, env_idx=[1])
+        name = u.camera_names[0]
+        assert_same_render(obs["sensor_data"][name]["rgb"][1], images_then[1, 0], "restored frame")
+        obs, _ = u.set_state(state)
+        got = [env.step(a)[0]["sensor_data"] for a in plan]
+    finally:
+        env.close()
+    for t, (g, w) in enumerate(zip(got, want)):
+        for cam in g:
+            assert_same_render(g[cam]["rgb"], w[cam]["rgb"], (t, cam))
+
+
+def test_bad_states_are_refused_with_clear_messages(assets):
+    env = make(assets)
+    try:
+        u = env.unwrapped
+        state = u.get_state()
+
+        def refused(bad, match, env_idx=None):
+            with pytest.raises(ValueError, match=match):
+                u.set_state(bad, env_idx=env_idx)
+
+        refused([1, 2], "expects a dict that GSEnv.get_state returned")
+        refused({k: v for k, v in state.items() if k != "header"}, "format")
+        refused({**state, "header": {**state["header"], "num_envs": 4}}, "holds 4 envs, this env has num_envs=2")
+        refused({**state, "header": {**state["header"], "task": "PickCube"}}, "task 'PickCube'")
+        refused({k: v for k, v in state.items() if k != "sim/actor/cube"}, r"missing \['sim/actor/cube'\]")
+        refused({**state, "sim/extra": torch.zeros(2)}, r"not of this env: \['sim/extra'\]")
+        refused({**state, "header": {**state["header"], "layout": "0" * 16}}, "does not match this env's")
+        refused({**state, "sim/actor/cube": state["sim/actor/cube"][:1]}, r"state\['sim/actor/cube'\] must be")
+        refused({**state, "instruction": ["x"]}, "list of 2 str")
+        refused(state, r"set_state's env_idx must hold env indices in \[0, 2\)", env_idx=[5])
+        refused(state, "names no env", env_idx=[])
+        buffer = io.BytesIO()
+        torch.save(state, buffer)  # the refusals changed nothing: the env still takes its state
+        u.set_state(torch.load(io.BytesIO(buffer.getvalue()), weights_only=False))
+    finally:
+        env.close()
