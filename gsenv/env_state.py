@@ -74,8 +74,8 @@ def check(state: Any, task: str, num_envs: int, layout: Layout) -> None:
     want = set(_PLAIN) | set(layout)
     missing, extra = sorted(want - set(state)), sorted(set(state) - want)
     if head.get("layout") != fingerprint(layout) or missing or extra:
-        detail = (f"missing {missing[:6]}" if missing else "") + (" and " if missing and extra else "") + (
-            f"not of this env: {extra[:6]}" if extra else "")
+        parts = [f"the state lacks {missing[:6]}"] * bool(missing) + [f"this env has no {extra[:6]}"] * bool(extra)
+        detail = "; ".join(parts)
         raise ValueError(f"this state's layout does not match this env's ({detail or 'other shapes or dtypes'}): "
                          "it was saved from an env with another scene's objects, control_mode, observation record, "
                          f"domain_randomization or gsenv version ({head.get('gsenv_version')}); restore it in an env "
