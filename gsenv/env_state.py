@@ -71,6 +71,10 @@ def check(state: Any, task: str, num_envs: int, layout: Layout) -> None:
     if head.get("num_envs") != num_envs:
         raise ValueError(f"this state holds {head.get('num_envs')} envs, this env has num_envs={num_envs}: restore "
                          "it in an env with as many (or restore some envs of it with env_idx in one that size)")
+    rng = head.get("seed_rng")
+    if not isinstance(rng, Mapping) or rng.get("bit_generator") != "PCG64":
+        raise ValueError("state['header']['seed_rng'] must be the numpy PCG64 generator state get_state saved, "
+                         f"got {rng!r:.80}")
     want = set(_PLAIN) | set(layout)
     missing, extra = sorted(want - set(state)), sorted(set(state) - want)
     if head.get("layout") != fingerprint(layout) or missing or extra:

@@ -165,7 +165,7 @@ def test_a_saved_state_restores_in_a_fresh_env_after_other_episodes(assets, tmp_
         env.close()
     path = tmp_path / "state.pt"
     torch.save(state, path)
-    loaded = pickle.loads(pickle.dumps(torch.load(path, weights_only=False)))
+    loaded = pickle.loads(pickle.dumps(torch.load(path, weights_only=True)))  # plain tensors, str, int
     other = make(assets, num_workers=1)  # another instance, another split of envs over workers
     try:
         other.reset(seed=99)
@@ -226,11 +226,12 @@ def test_bad_states_are_refused_with_clear_messages(assets):
         refused({**state, "header": {**state["header"], "layout": "0" * 16}}, "does not match this env's")
         refused({**state, "sim/actor/cube": state["sim/actor/cube"][:1]}, r"state\['sim/actor/cube'\] must be")
         refused({**state, "instruction": ["x"]}, "list of 2 str")
+        refused({**state, "header": {**state["header"], "seed_rng": 3}}, "PCG64 generator state")
         refused(state, r"set_state's env_idx must hold env indices in \[0, 2\)", env_idx=[5])
         refused(state, "names no env", env_idx=[])
         buffer = io.BytesIO()
         torch.save(state, buffer)  # the refusals changed nothing: the env still takes its state
-        u.set_state(torch.load(io.BytesIO(buffer.getvalue()), weights_only=False))
+        u.set_state(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
     finally:
         env.close()
 
