@@ -272,3 +272,32 @@ def test_a_state_of_another_kind_of_env_is_refused(assets):
             single.unwrapped.set_state(state)
     finally:
         single.close()
+
+
+@pytest.mark.slow
+def test_a_state_restores_in_an_env_that_renders_other_cameras(assets):
+    """States hold no camera (without randomisation): a run saved from a state-only env replays in an
+    env that renders, here with the wrist camera added at another image size, with the same states."""
+    env = make(assets)
+    try:
+        u = env.unwrapped
+        env.reset(seed=41)
+        _actions(env, 8, seed=15)
+        state = u.get_state()
+        want: list = []
+        plan = _actions(env, 10, seed=16, records=want)
+    finally:
+        env.close()
+    seen = make(assets, obs_mode="rgb+state", cameras=["3rd_view_camera", "wrist_camera"], image_size=(16, 24))
+    try:
+        seen.reset(seed=0)  # gymnasium's order check wants a reset after gym.make; set_state is not one
+        obs, _ = seen.unwrapped.set_state(state)
+        assert obs["sensor_data"]["wrist_camera"]["rgb"].shape == (2, 16, 24, 3)
+        got = []
+        for a in plan:
+            obs, *_ = seen.step(a)
+            got.append(obs["state"])
+    finally:
+        seen.close()
+    for t, (g, w) in enumerate(zip(got, want)):
+        assert torch.equal(g, w[0]), t
