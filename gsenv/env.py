@@ -259,6 +259,69 @@ class GSEnv(gym.Env):
         truncated = truncated | out.restarted  # a rebuilt env's episode ended with its worker
         return obs, out.reward, out.terminated, truncated, self._info()
 
+    def get_state(self) -> dict[str, Any]:
+        """Every env's whole state, to restore exactly with set_state: one dict of CPU tensors [B, ...]
+        (layout: gsenv.env_state): each body's pose and velocity, the robot's joint positions,
+        velocities, drive and controller targets, sleeping bodies, elapsed steps, each env's seed,
+        episode id, generator state and randomisation draws, its instruction, and what it reported last
+        (its observation), under a header naming the task, B and the layout. It pickles and survives
+        torch.save / torch.load.
+
+        Each env's bodies then go on in a fresh PhysX scene, as after a reset (gsenv.sim.physx_history):
+        PhysX's contact caches cannot be saved, only dropped, so the run from here and any run restored
+        from this state are the same, bit for bit. physx_cpu only."""
+        from gsenv import env_state
+        from gsenv.physics.outputs import flatten
+
+        self._check_open()
+        layout = self._state_layout()
+        sim = self._physics.get_state()
+        flat = flatten(self._outputs)
+        state: dict[str, Any] = {
+            "header": env_state.header(self.task.name, self.num_envs, layout, self._seed_rng.bit_generator.state),
+            "seed": torch.from_numpy(self._episode_seeds.copy()),
+            "instruction": list(self._instructions)}
+        state.update({env_state.SIM + k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sim.items()})
+        carried = self._physics.record.carried()
+        state.update({env_state.OUTPUTS + f.key: flat[f.key].detach().cpu().clone() for f in carried})
+        if self._randomization is not None:
+            state.update({env_state.LOOK + k: v.detach().cpu().clone() for k, v in self._randomization.values.items()})
+        return state
+
+    def set_state(self, state: dict[str, Any], env_idx=None):
+        """Restore the envs env_idx (default: all; ints, or a bool mask [B]) to what ``state`` (from
+        get_state, of an env with the same task, B and settings) holds for them; the others are left as
+        they are. Stepping the same actions then gives the same observations, rewards and infos as the
+        run that get_state was taken from. Returns (obs, info) of the restored state, as reset does.
+        A full restore also restores the generator that draws seeds for reset(seed=None)."""
+        from gsenv import env_state
+
+        self._check_open()
+        env_state.check(state, self.task.name, self.num_envs, self._state_layout())
+        idx = checked_env_indices(env_idx, self.num_envs, "set_state's env_idx")
+        if not len(idx):
+            raise ValueError("set_state's env_idx names no env; give at least one (or None for all)")
+        sim = env_state.rows(state, env_state.SIM, idx)
+        ids = [int(k) for k in sim["episode_id"]]
+        options = [{"episode_id": [k]} if k >= 0 else {} for k in ids]
+        self._outputs = self._physics.set_state(idx, sim, env_state.rows(state, env_state.OUTPUTS, idx), options)
+        self._episode_seeds[idx] = state["seed"][torch.as_tensor(idx)].numpy()
+        for i in idx:
+            self._instructions[int(i)] = state["instruction"][int(i)]
+        if self._randomization is not None:
+            look = env_state.rows(state, env_state.LOOK, idx)
+            self._randomization.restore(idx, {k: torch.from_numpy(v) for k, v in look.items()})
+            self._views.look_changed()
+            if self._randomization.config.moves_cameras:
+                self._rig.set_offsets(*self._randomization.camera_offsets())
+                self._views.cameras_changed(idx.tolist())
+                self._sensor_param = None
+        if env_idx is None:
+            self._seed_rng.bit_generator.state = state["header"]["seed_rng"]
+        self._new_state()
+        obs = self._observe()
+        return obs, self._info()
+
     def render(self) -> torch.Tensor:
         """uint8 [B, H, W, 3]: the first camera's frame of the current state (rendered at most once per step)."""
         self._check_open()
@@ -359,6 +422,14 @@ class GSEnv(gym.Env):
             self._episode_seeds[i] = -1 if seed is None else seed
             if self._randomization is not None and seed is not None:  # a new episode: a new draw
                 self._redraw([i], [seed], None)
+
+    def _state_layout(self):
+        """get_state's tensor layout for this env (gsenv.env_state.tensor_layout)."""
+        from gsenv import env_state
+
+        carried = {f.key: (f.shape, f.dtype) for f in self._physics.record.carried()}
+        look = None if self._randomization is None else self._randomization.values
+        return env_state.tensor_layout(self._physics.state_layout, carried, look)
 
     def _redraw(self, env_idx, seeds, episode_ids) -> None:
         """New domain-randomisation values for the envs env_idx (their seeds, or their episode ids)."""

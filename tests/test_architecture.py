@@ -17,7 +17,7 @@ LAYERS: dict[str, int] = {
     "splat": 1, "assets": 1, "sim": 1, "tasks": 1,
     "physics": 2, "scene": 2, "scene_build": 2,
     # the env
-    "observations": 3, "env": 3, "wrappers": 3, "registration": 3,
+    "observations": 3, "env": 3, "env_state": 3, "wrappers": 3, "registration": 3,
     "viewer": 3,
     # above the env
     "alignment": 4,

@@ -69,6 +69,25 @@ class CpuPhysics:
     def reset(self, env_idx: Sequence[int], seeds: Sequence[int], options: Sequence[dict]) -> PhysicsOutputs:
         return self._to_device(self.pool.reset(env_idx, seeds, options))
 
+    @property
+    def state_layout(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """{key: (per-env shape, numpy dtype name)} of get_state's arrays (gsenv.sim.sim_state)."""
+        return dict(self.pool.meta["state_layout"])
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """{key: [B, ...]} every env's simulation state (gsenv.sim.sim_state keys)."""
+        per_env = self.pool.get_state()
+        return {k: np.stack([s[k] for s in per_env]) for k in self.state_layout}
+
+    def set_state(self, env_idx: Sequence[int], state: dict[str, np.ndarray], carried: dict[str, np.ndarray],
+                  options: Sequence[dict]) -> PhysicsOutputs:
+        """Put the envs env_idx into state ({key: [n, ...]}, get_state's keys), reporting carried ({key:
+        [n, ...]}, the record's carried fields) as their latest outputs; options: each env's reset
+        options should its worker be replaced."""
+        states = [{k: v[j] for k, v in state.items()} for j in range(len(env_idx))]
+        outputs = [{k: v[j] for k, v in carried.items()} for j in range(len(env_idx))]
+        return self._to_device(self.pool.set_state(env_idx, states, outputs, options))
+
     def step(self, actions: torch.Tensor) -> PhysicsOutputs:
         return self._to_device(self.pool.step(actions.detach().to("cpu", torch.float32).numpy()))
 
@@ -110,6 +129,18 @@ class BatchedPhysics:
             opts["episode_id"] = torch.as_tensor(ids)
         _, info = self.env.reset(seed=[int(s) for s in seeds], options=opts)
         return self._to_device(self._packer.reset(self.env, info))
+
+    @property
+    def state_layout(self) -> dict:
+        raise NotImplementedError(
+            f"get_state/set_state need sim_backend='physx_cpu' for now: the {self.name} backend cannot read "
+            "PhysX's sleep states and drive targets per env yet, so its states would not restore exactly")
+
+    def get_state(self) -> dict:
+        return self.state_layout
+
+    def set_state(self, env_idx, state, carried, options) -> PhysicsOutputs:
+        return self.state_layout
 
     def step(self, actions: torch.Tensor) -> PhysicsOutputs:
         _, reward, terminated, _, info = self.env.step(actions)

@@ -274,6 +274,46 @@ class CpuPhysicsPool:
             payloads.setdefault(int(self._owner_of[i]), {})[i] = requested[i]
         return self._run({w: ("reset", p) for w, p in payloads.items()}, requested)
 
+    def get_state(self, env_idx: Sequence[int] | None = None) -> list[dict[str, np.ndarray]]:
+        """Each env's (all, or env_idx, in that order) whole simulation state: what its instance's
+        get_state() returns ({key: array}, the same keys for every env). Outputs are unchanged.
+
+        A worker that dies or hangs meanwhile is replaced (its envs rebuilt and reset), and this raises
+        PhysicsWorkerError: those envs' states are gone."""
+        self._check_open()
+        ids = list(range(self.num_envs)) if env_idx is None else [int(i) for i in env_idx]
+        replies = self._command({w: ("get_state", group) for w, group in self._group(ids).items()}, "get_state")
+        states = {i: s for reply in replies.values() for i, s in reply.items()}
+        return [states[i] for i in ids]
+
+    def set_state(self, env_idx: Sequence[int], states: Sequence[dict], outputs: Sequence[dict],
+                  options: Sequence[dict]) -> dict[str, np.ndarray]:
+        """Put the envs env_idx into states (from get_state) with their outputs ({key: array} of the
+        layout, what the envs reported then, written as their latest outputs); options: what each env
+        is reset with should its worker have to be replaced (its episode id). Returns copies of all
+        outputs [B, ...]; raises PhysicsWorkerError if a worker died or hung meanwhile."""
+        self._check_open()
+        if not len(env_idx) == len(states) == len(outputs) == len(options):
+            raise ValueError("env_idx, states, outputs and options must have the same length")
+        payloads: dict[int, dict[int, tuple[dict, dict]]] = {}
+        for i, state, out in zip(env_idx, states, outputs):
+            payloads.setdefault(int(self._owner_of[self._checked_index(i)]), {})[int(i)] = (state, out)
+        self._command({w: ("set_state", p) for w, p in payloads.items()}, "set_state")
+        for i, opt in zip(env_idx, options):
+            self._options[int(i)] = dict(opt)
+        return {**self.read(), RESTARTED_KEY: np.zeros(self.num_envs, dtype=bool)}
+
+    def _command(self, commands: dict[int, tuple], what: str) -> dict[int, Any]:
+        """Send commands {w: message}, return the replies {w: payload}; a worker that failed is replaced
+        (its envs reset) and the command raises PhysicsWorkerError, an error inside one is re-raised."""
+        replies: dict[int, Any] = {}
+        out = self._run(commands, {}, replies)
+        if out[RESTARTED_KEY].any():
+            lost = [int(i) for i in np.flatnonzero(out[RESTARTED_KEY])]
+            raise PhysicsWorkerError(f"a physics worker died or hung during {what}; it was replaced and its envs "
+                                     f"{lost} were rebuilt and reset (with new seeds): call {what} again")
+        return replies
+
     def read(self) -> dict[str, np.ndarray]:
         """Copies of the latest outputs, {key: [B, *shape]} in env order (the layout's keys)."""
         self._check_open()
@@ -290,7 +330,9 @@ class CpuPhysicsPool:
         return [h for h in self._workers if h is not None]
 
     # -- one command, with recovery ---------------------------------------------------------------
-    def _run(self, commands: dict[int, tuple], requested: dict[int, tuple[Any, dict]]) -> dict[str, np.ndarray]:
+    def _run(self, commands: dict[int, tuple], requested: dict[int, tuple[Any, dict]],
+             replies: dict[int, Any] | None = None) -> dict[str, np.ndarray]:
+        """Send commands {w: message} and collect the replies (into `replies` when given), with recovery."""
         self.restart_seeds = {}
         try:
             failed: dict[int, str | None] = {}
@@ -299,7 +341,9 @@ class CpuPhysicsPool:
                     self._workers[w].conn.send(message)
                 except (BrokenPipeError, ConnectionResetError, OSError):
                     failed[w] = None
-            replies, more_failed, errors = self._collect([w for w in commands if w not in failed], self.timeout_s)
+            answers, more_failed, errors = self._collect([w for w in commands if w not in failed], self.timeout_s)
+            if replies is not None:
+                replies.update(answers)
             failed.update(more_failed)
             for w in errors:  # the command failed, the worker lives: its envs keep what they had
                 requested = {i: r for i, r in requested.items() if int(self._owner_of[i]) != w}
@@ -454,12 +498,15 @@ class CpuPhysicsPool:
     def _shared(self) -> SharedArrays:
         return self._shared_box[0]
 
+    def _checked_index(self, i: Any) -> int:
+        if not 0 <= int(i) < self.num_envs:
+            raise ValueError(f"env index {int(i)} out of range [0, {self.num_envs})")
+        return int(i)
+
     def _group(self, env_idx: Sequence[int]) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {}
         for i in env_idx:
-            if not 0 <= int(i) < self.num_envs:
-                raise ValueError(f"env index {int(i)} out of range [0, {self.num_envs})")
-            out.setdefault(int(self._owner_of[int(i)]), []).append(int(i))
+            out.setdefault(int(self._owner_of[self._checked_index(i)]), []).append(int(i))
         return out
 
     def _check_open(self) -> None:

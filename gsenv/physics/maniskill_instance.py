@@ -85,9 +85,15 @@ class ManiSkillInstance:
         return {k: _flat(v) for k, v in carried.items()}
 
     def describe(self) -> dict:
-        """The single-env action space's bounds: {"action_low", "action_high"} float32 [A]."""
+        """The single-env action space's bounds: {"action_low", "action_high"} float32 [A], and
+        "state_layout": {key: (shape, dtype name)} of what get_state returns (gsenv.sim.sim_state)."""
+        from gsenv.sim import sim_state
+
         space = self.env.single_action_space
-        return {"action_low": np.asarray(space.low, np.float32), "action_high": np.asarray(space.high, np.float32)}
+        with _no_autograd():
+            state_layout = sim_state.layout(self.env)
+        return {"action_low": np.asarray(space.low, np.float32), "action_high": np.asarray(space.high, np.float32),
+                "state_layout": state_layout}
 
     def reset(self, seed: int | None, options: dict) -> dict[str, np.ndarray]:
         with _no_autograd():
@@ -98,6 +104,25 @@ class ManiSkillInstance:
         with _no_autograd():
             _, reward, terminated, _, info = self.env.step(action[None])
             return self._transport(self._packer.step(self.env, reward, terminated, info))
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The env's whole simulation state (gsenv.sim.sim_state.capture). The env is then put back into
+        it in a fresh PhysX scene (sim_state.restore), so that the run going on from here and every run
+        restored from this state are the same, bit for bit: PhysX's contact caches and wake counters
+        cannot be read, only dropped."""
+        from gsenv.sim import sim_state
+
+        with _no_autograd():
+            state = sim_state.capture(self.env)
+            sim_state.restore(self.env, state)
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Put the env into a state get_state returned (from an instance of the same task and settings)."""
+        from gsenv.sim import sim_state
+
+        with _no_autograd():
+            sim_state.restore(self.env, state)
 
     def close(self) -> None:
         with _no_autograd():

@@ -10,6 +10,9 @@ Protocol (pool -> worker, then the worker's one reply):
     ("attach", {layout, num_envs}) + descriptor -> ("ready", None)   (layout: the factory's, + the actions)
     ("reset", {env_id: (seed, options)})       -> ("ok", None) or ("error", report)
     ("step", [env_id, ...] or None)             -> ("ok", None) or ("error", report)
+    ("get_state", [env_id, ...])                -> ("ok", {env_id: instance.get_state()}) or ("error", report)
+    ("set_state", {env_id: (state, outputs)})   -> ("ok", None) or ("error", report): each instance's
+        set_state(state), and its outputs ({key: array}, the layout's keys) written to the shared arrays
     ("close", None)                             -> the worker exits
 An error report is (type name, message, traceback text); the worker keeps serving after one.
 """
@@ -91,6 +94,7 @@ def run_worker(sock: socket.socket, sys_path: list[str], config: bytes) -> None:
                 shared = SharedArrays(payload["layout"], payload["num_envs"], fd=receive_fd(sock))
                 conn.send(("ready", None))
                 continue
+            reply = None
             try:
                 if cmd == "reset":
                     for env_id, (seed, options) in payload.items():
@@ -99,12 +103,18 @@ def run_worker(sock: socket.socket, sys_path: list[str], config: bytes) -> None:
                     action = shared.arrays[ACTION_KEY]
                     for env_id in payload or env_ids:
                         _write(shared, env_id, instances[env_id].step(action[env_id]))
+                elif cmd == "get_state":
+                    reply = {env_id: instances[env_id].get_state() for env_id in payload}
+                elif cmd == "set_state":
+                    for env_id, (state, outputs) in payload.items():
+                        instances[env_id].set_state(state)
+                        _write(shared, env_id, outputs)
                 else:
                     raise ValueError(f"unknown physics worker command {cmd!r}")
             except Exception as exc:  # one bad command: report it and keep serving
                 conn.send(("error", _report(exc)))
                 continue
-            conn.send(("ok", None))
+            conn.send(("ok", reply))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         pass  # the pool is gone
     finally:

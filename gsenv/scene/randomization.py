@@ -296,6 +296,14 @@ class RandomizedLook:
             column[idx] = torch.stack([d[key] for d in draws]).to(self.device, column.dtype)
         self._look, self._offsets = None, None
 
+    def restore(self, env_idx: Sequence[int], values: Mapping[str, Tensor]) -> None:
+        """Put back the envs env_idx's values: {key: [n, ...]} with every key of ``values`` (a saved
+        env state's; the caller checked keys and shapes)."""
+        idx = torch.as_tensor(list(env_idx), dtype=torch.long, device=self.device)
+        for key, column in self.values.items():
+            column[idx] = values[key].to(self.device, column.dtype)
+        self._look, self._offsets = None, None
+
     # ------------------------------------------------------------------ what the renderer takes
     def snapshot(self) -> dict[str, Any]:
         """The current episode's values of every env (copies, on the CPU): [B, ...] tensors, object_color

@@ -114,23 +114,24 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
-def checked_env_indices(env_idx: Any, num_envs: int) -> np.ndarray:
+def checked_env_indices(env_idx: Any, num_envs: int, name: str = 'options["env_idx"]') -> np.ndarray:
     """options["env_idx"] -> int64 [n] distinct env indices in [0, num_envs) (None: all envs).
 
-    Takes ints, a sequence / array / tensor of ints, or a boolean mask [num_envs].
+    Takes ints, a sequence / array / tensor of ints, or a boolean mask [num_envs]; name: what the
+    messages call it.
     """
     if env_idx is None:
         return np.arange(num_envs)
     idx = np.asarray(env_idx.detach().cpu() if torch.is_tensor(env_idx) else env_idx).reshape(-1)
     if idx.dtype == np.bool_:
         if idx.shape != (num_envs,):
-            raise ValueError(f'a boolean options["env_idx"] must have shape [{num_envs}], got {list(idx.shape)}')
+            raise ValueError(f'a boolean {name} must have shape [{num_envs}], got {list(idx.shape)}')
         idx = np.flatnonzero(idx)
     if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= num_envs):
-        raise ValueError(f'options["env_idx"] must hold env indices in [0, {num_envs}), got {idx.tolist()}')
+        raise ValueError(f'{name} must hold env indices in [0, {num_envs}), got {idx.tolist()}')
     if len(np.unique(idx)) != len(idx):
         dupes = sorted({int(i) for i in idx if (idx == i).sum() > 1})
-        raise ValueError(f'options["env_idx"] names envs {dupes} more than once: give each env once')
+        raise ValueError(f'{name} names envs {dupes} more than once: give each env once')
     return idx.astype(np.int64)
 
 
