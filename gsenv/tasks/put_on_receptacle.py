@@ -84,8 +84,8 @@ class FamilySpawnConfig:
     obj_set / held_out: which split the held-out pools draw from. n_graspables: (min, max) objects on the table
     (the named one and distractors); n_receptacles: receptacles on the table (the first in the receptacle region,
     a second in the second region). qpos_offset: None, or (min, max) |offset| (rad) per arm joint added with a
-    random sign. move_target: None, or (first, last) step at which the named receptacle jumps into the
-    moved-to region."""
+    random sign. move_target: None, or (first, last): after that many steps (drawn per episode) the named
+    receptacle jumps into the moved-to region, before the next action."""
 
     obj_set: str = "train"
     held_out: tuple[str, ...] = POOLS
