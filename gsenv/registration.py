@@ -20,8 +20,9 @@ RESEARCH_DISTRIBUTION = "mani_skill_gs"
 """The research package's distribution name (ManiSkill-GS's setup.py); its import name is mani_skill_gs too."""
 
 
-def _register_ids(name: str, episode_steps: int) -> None:
-    """gym ids GSEnv/<name>-v0 and GSEnv-<name>-v0 -> GSEnv(task=name); an id taken already is left alone."""
+def _register_ids(name: str, episode_steps: int, extra: dict | None = None) -> None:
+    """gym ids GSEnv/<name>-v0 and GSEnv-<name>-v0 -> GSEnv(task=name, **extra); an id taken already is left
+    alone."""
     import gymnasium
     from gymnasium.envs.registration import WrapperSpec
 
@@ -34,7 +35,7 @@ def _register_ids(name: str, episode_steps: int) -> None:
             max_episode_steps=episode_steps,
             # the BatchTimeLimit wrapper below is the time limit (gym.make's max_episode_steps sets it):
             # GSEnv's own limit, for envs built directly, stays off
-            kwargs={"task": name, "max_episode_steps": None},
+            kwargs={"task": name, "max_episode_steps": None, **(extra or {})},
             # the passive checker expects numpy single-env data; ours is batched torch
             disable_env_checker=True,
             additional_wrappers=(WrapperSpec("BatchTimeLimit", "gsenv.wrappers.time_limit:BatchTimeLimit",
@@ -43,13 +44,17 @@ def _register_ids(name: str, episode_steps: int) -> None:
 
 
 def register_envs() -> None:
-    """Register both ids of every built-in task once; safe to call repeatedly. An id someone else
-    registered first (the research package) is left alone, and one log line says which implementation
+    """Register both ids of every built-in task and of the generalisation suite's once; safe to call repeatedly.
+    An id someone else registered first (the research package) is left alone, and one log line says which implementation
     RLINF_ENV_ID is."""
     from gsenv.sim.names import EPISODE_STEPS
+    from gsenv.tasks.ood import registration_kwargs  # cheap: plain data
+    from gsenv.tasks.registry import SUITE_TASKS
 
     for name in task_names():
         _register_ids(name, EPISODE_STEPS)
+    for name in SUITE_TASKS:  # the generalisation suite's (gsenv.tasks.ood)
+        _register_ids(name, EPISODE_STEPS, registration_kwargs(name))
     line = resolution_note()
     if line and not _in_physics_worker():  # said once, by the main process
         logger.warning(line)

@@ -57,10 +57,11 @@ def test_the_embedded_scene_draws_each_object_from_its_simulator_geometry():
         g = bundle.objects[name].gaussians
         p = g.means.double()
         tol = 1e-6  # gaussian centres lie on the surface (float32 of metre-scale numbers)
-        if spec.kind == "box":
+        if spec.kind in ("box", "tray"):  # within its box; a cube's on its faces
             assert (p.abs() <= torch.tensor(spec.half_size, dtype=torch.float64) + tol).all(), name
-            assert (p.abs().max(dim=1).values >= spec.half_size[0] - tol).all(), name  # on its faces
-        else:  # dish, marker: within the cylinder of its radius (a dish's rim segments' corners reach
+            if spec.kind == "box":
+                assert (p.abs().max(dim=1).values >= min(spec.half_size) - tol).all(), name
+        else:  # dish, marker, cylinder: within the cylinder of its radius (a dish's rim segments' corners reach
             # radius / cos(pi / segments): they are tangent to the circle) and height
             r = spec.radius / math.cos(math.pi / spec.rim_segments) if spec.kind == "dish" else spec.radius
             assert (torch.linalg.norm(p[:, :2], dim=1) <= r + tol).all(), name

@@ -160,17 +160,24 @@ def _colored(mesh, rgb):
 
 
 def object_meshes(spec) -> list:
-    """trimesh meshes of a simulator ObjectSpec's geometry (box, dish or marker) in the object frame."""
+    """trimesh meshes of a simulator ObjectSpec's geometry (box, dish, marker, cylinder or tray) in the object frame."""
     import trimesh
 
-    from gsenv.sim.objects import _dish_parts
+    from gsenv.sim.objects import _dish_parts, _tray_parts
 
     if spec.kind == "box":
         return [_colored(trimesh.creation.box(extents=2 * np.asarray(spec.half_size)), spec.color)]
-    if spec.kind == "marker":  # a flat disc: trimesh's cylinders lie along z already
+    if spec.kind in ("marker", "cylinder"):  # trimesh's cylinders lie along z already
         return [_colored(trimesh.creation.cylinder(radius=spec.radius, height=spec.height, sections=64), spec.color)]
+    if spec.kind == "tray":
+        parts = []
+        for pose, half, _ in _tray_parts(spec):
+            m = trimesh.creation.box(extents=2 * np.asarray(half))
+            m.apply_transform(pose.to_transformation_matrix())
+            parts.append(_colored(m, spec.color))
+        return parts
     if spec.kind != "dish":
-        raise ValueError(f"the default scene samples box, dish and marker objects, not {spec.kind!r}")
+        raise ValueError(f"the default scene samples box, dish, marker, cylinder and tray objects, not {spec.kind!r}")
     meshes = []
     for shape, pose, size, _ in _dish_parts(spec):
         T = pose.to_transformation_matrix()

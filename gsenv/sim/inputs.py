@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 __all__ = ["checked_actions", "checked_action_chunk", "checked_episode_ids", "SEED_LIMIT", "RESET_OPTIONS",
-           "TASK_KEYWORDS", "checked_env_indices", "checked_seeds", "checked_reset_options", "checked_task_kwargs"]
+           "TASK_KEYWORDS", "OBJ_SETS", "checked_env_indices", "checked_seeds", "checked_reset_options",
+           "checked_task_kwargs"]
 
 
 def checked_actions(action: Any, num_envs: int, action_dim: int, control_mode: str | None = None) -> torch.Tensor:
@@ -104,10 +105,13 @@ TASK_KEYWORDS: tuple[str, ...] = (
     # gsenv.sim.task.TaskEnv's own (and one per task object, named as the object: checked_task_kwargs)
     "robot_uids", "control_mode", "robot_urdf", "spawn", "randomize_yaw",
     "robot_init_qpos_noise", "total_num_trials", "sparse_reward_at_end", "episode_steps", "upstream_compat",
+    "obj_set",
     # ManiSkill's BaseEnv's that mean something to a physics-only task
     "reward_mode", "sim_config", "enhanced_determinism",
 )
 """Keywords the task takes (tests/test_sim_inputs.py holds this against the real signatures)."""
+OBJ_SETS: tuple[str, ...] = ("train", "test", "all")
+"""The values of the ``obj_set`` keyword (tasks with object splits: gsenv.tasks.put_on_receptacle)."""
 
 
 def _is_int(v: Any) -> bool:
@@ -183,6 +187,9 @@ def checked_task_kwargs(kwargs: dict, objects: tuple[str, ...] = ()) -> dict:
         hints = "".join(f" ({k!r}: did you mean {m[0]!r}?)" for k, m in close.items() if m)
         raise TypeError(f"unknown keyword argument(s) {unknown}{hints}; the options are in help(gsenv.GSEnv), "
                         "the task's in gsenv.sim.inputs.TASK_KEYWORDS")
+    if "obj_set" in kwargs and kwargs["obj_set"] not in OBJ_SETS:
+        raise ValueError(f"obj_set must be one of {OBJ_SETS} (which split of the task's objects episodes draw "
+                         f"from), got {kwargs['obj_set']!r}")
     if kwargs.get("control_mode") not in names.CONTROL_MODES:
         raise ValueError(f"control_mode must be one of {names.CONTROL_MODES}, got {kwargs.get('control_mode')!r}")
     if kwargs.get("reward_mode", names.REWARD_MODES[0]) not in names.REWARD_MODES:

@@ -24,6 +24,8 @@ Construction keywords beyond BaseEnv's (all optional):
     spawn: the task's spawn configuration (``Task.spawn_config``: ranges, yaw randomisation, noise).
     randomize_yaw: shorthand for ``spawn.randomize_yaw``.
     robot_init_qpos_noise: shorthand for ``spawn.qpos_noise`` (default 0.02 rad).
+    obj_set: shorthand for ``spawn.obj_set`` ("train", "test" or "all"), for tasks whose spawn configuration
+        has object splits (gsenv.tasks.put_on_receptacle); a ValueError for the others.
     total_num_trials: size of the fixed initial-state table indexed by options["episode_id"].
     sparse_reward_at_end: pay the sparse reward only on the episode's last step.
     episode_steps: the episode length used by sparse_reward_at_end (default 100).
@@ -84,6 +86,7 @@ class TaskEnv(BaseEnv):
         spawn: Any = None,
         randomize_yaw: bool | None = None,
         robot_init_qpos_noise: float | None = None,
+        obj_set: str | None = None,
         total_num_trials: int = names.DEFAULT_TOTAL_NUM_TRIALS,
         sparse_reward_at_end: bool = False,
         episode_steps: int = names.EPISODE_STEPS,
@@ -121,6 +124,11 @@ class TaskEnv(BaseEnv):
             overrides["randomize_yaw"] = bool(randomize_yaw)
         if robot_init_qpos_noise is not None:
             overrides["qpos_noise"] = float(robot_init_qpos_noise)
+        if obj_set is not None:
+            if not any(f.name == "obj_set" for f in dataclasses.fields(spawn or default_spawn)):
+                raise ValueError(f"task {task.name} has no object sets: obj_set={obj_set!r} applies to the "
+                                 "pick-and-place family (e.g. GSEnv/PutCubeOnPlateMain-v0); leave it out")
+            overrides["obj_set"] = obj_set
         self.spawn = dataclasses.replace(spawn or default_spawn, **overrides)
         self.total_num_trials = int(total_num_trials)
         self.sparse_reward_at_end = bool(sparse_reward_at_end)
@@ -223,7 +231,8 @@ class TaskEnv(BaseEnv):
     # ---------------------------------------------------------------------------------------- #
     def _step_action(self, action):
         """Clips actions [B, A] to the action space (not with upstream_compat); they were checked where
-        they entered (CheckedActions, GSEnv.step)."""
+        they entered (CheckedActions, GSEnv.step). First the task may change the scene (Task.before_step)."""
+        self.task.before_step(self)
         if action is None or isinstance(action, dict):
             return super()._step_action(action)
         action = torch.as_tensor(action, device=self.device)

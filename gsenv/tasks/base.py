@@ -66,6 +66,11 @@ class Task:
         env's device), e.g. which cube the instruction names."""
         raise NotImplementedError
 
+    def before_step(self, env) -> None:
+        """Called before each step's action is applied, ``env.elapsed_steps`` [B] being the steps each env has
+        done: a task that changes the scene during an episode (moves a body at a step) does it here. Default:
+        nothing."""
+
     # ------------------------------------------------------------------ evaluation, observation, reward
     def evaluate(self, env) -> dict[str, torch.Tensor]:
         """{name: bool [B]} with at least "success": the info scalars the record declares."""

@@ -14,6 +14,14 @@ BUILTIN: dict[str, str] = {
     "PushCube": "gsenv.tasks.push_cube:PushCube",
 }
 """Built-in task name -> "module:class"."""
+SUITE_TASKS: tuple[str, ...] = (
+    "PutCubeOnPlateMain", "PutCubeOnPlateVisionImage", "PutCubeOnPlateVisionTexture03", "PutCubeOnPlateVisionTexture05",
+    "PutCubeOnPlateVisionWhole03", "PutCubeOnPlateVisionWhole05", "PutCubeOnPlateUnseenObjects",
+    "PutCubeOnPlateUnseenReceptacles", "PutCubeOnPlateInstruct", "PutCubeOnPlateMultiObject",
+    "PutCubeOnPlateMultiReceptacle", "PutCubeOnPlatePosition", "PutCubeOnPlateEEPose", "PutCubeOnPlatePositionChangeTo",
+)
+"""The generalisation suite's tasks (gsenv.tasks.ood lists them with what each changes): each known by name
+like a built-in, its class of the same name in gsenv.tasks.put_on_receptacle; not in task_names()."""
 DEFAULT_TASK = "PutCubeOnPlate"
 """The task of GSEnv when none is named (the RLinf GSEnv config's)."""
 
@@ -56,10 +64,14 @@ def get_task(task: Any = None) -> Any:
     if task in BUILTIN:
         _registered[task] = _load(BUILTIN[task])
         return _registered[task]
+    if task in SUITE_TASKS:
+        _registered[task] = _load(f"gsenv.tasks.put_on_receptacle:{task}")
+        return _registered[task]
     if ":" in task:
         loaded = _load(task)
         return _registered.get(loaded.name, loaded)
-    raise ValueError(f"unknown task {task!r}: the known tasks are {', '.join(task_names())} (or give "
+    raise ValueError(f"unknown task {task!r}: the known tasks are {', '.join(task_names())} and the generalisation "
+                     "suite's (gsenv.tasks.ood.SUITE; or give "
                      "MODULE:NAME of a gsenv.tasks.Task; see the README's 'Write your own task')")
 
 
@@ -70,7 +82,7 @@ def register(task: Any) -> Any:
 
     task = checked_task(task)
     known = _registered.get(task.name)
-    if task.name in BUILTIN and known is None:
+    if (task.name in BUILTIN or task.name in SUITE_TASKS) and known is None:
         known = get_task(task.name)
     if known is not None and type(known) is not type(task):
         raise ValueError(f"a task named {task.name!r} is already registered ({type(known).__module__}."
