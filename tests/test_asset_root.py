@@ -74,6 +74,7 @@ def assert_clear_cli_error(out: subprocess.CompletedProcess, root: Path, cause: 
 
 
 # ----------------------------------------------------------------------------------------- the cases
+@pytest.mark.slow
 def test_plain_file_as_root(plain_file):
     with pytest.raises(AssetRootError, match="exists but is not a directory") as info:
         require_writable(plain_file)
@@ -85,6 +86,7 @@ def test_plain_file_as_root(plain_file):
     assert plain_file.read_text() == "a file where the root should be"
 
 
+@pytest.mark.slow
 def test_root_under_proc():
     root = Path("/proc/gsenv-assets-test")
     with pytest.raises(AssetRootError, match="cannot be created"):
@@ -92,6 +94,7 @@ def test_root_under_proc():
     assert_clear_cli_error(build_default_cli(root), root, "cannot be created")
 
 
+@pytest.mark.slow
 def test_read_only_root(read_only):
     # root may write to a chmod-0555 directory; a read-only mount stops everyone: only a real write tells
     with pytest.raises(AssetRootError, match="Read-only file system"):
@@ -101,6 +104,7 @@ def test_read_only_root(read_only):
     assert_clear_cli_error(build_default_cli(read_only), read_only, "mounted read-only")
 
 
+@pytest.mark.slow
 def test_full_root(full):
     (full / "filler").write_bytes(b"\1" * (64 * 1024))  # fills the 64 KiB filesystem
     with pytest.raises(AssetRootError, match="the filesystem is full") as info:
@@ -109,6 +113,7 @@ def test_full_root(full):
     assert_clear_cli_error(build_default_cli(full), full, "No space left on device")
 
 
+@pytest.mark.slow
 def test_root_that_fills_up_during_the_build(full):
     """64 KiB passes the probe; the build's PLYs do not fit: the same message, and no staging folder left."""
     assert require_writable(full) == full
@@ -163,6 +168,7 @@ def test_doctor_rows_test_writability(tmp_path, monkeypatch, read_only, plain_fi
     assert list(read_only.iterdir()) == [] and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+@pytest.mark.slow
 def test_doctor_command_fails_on_a_read_only_root(read_only, tmp_path):
     env = {**os.environ, ENV_VAR: str(read_only)}
     out = subprocess.run([sys.executable, "-m", "gsenv.tools.cli", "doctor"], capture_output=True, text=True,

@@ -198,6 +198,7 @@ def test_cli_bad_input(tmp_path, env):
 
 
 # --- download against the loopback hub ----------------------------------------------------------
+@pytest.mark.slow
 def test_download_success_list_verify_and_rerun(downloaded):
     out, files, env = downloaded.out, downloaded.files, downloaded.env
     assert out.returncode == 0, out.stdout + out.stderr
@@ -244,6 +245,7 @@ def test_resume_after_interrupted_file(env, tmp_path):
     assert local_files(tmp_path / "ds") == expected_local(files)
 
 
+@pytest.mark.slow
 def test_corrupt_file_from_hub_is_reported(env, tmp_path):
     files = dataset_files()
     bad = "object/cube/object_3dgs_abs.ply"
@@ -257,6 +259,7 @@ def test_corrupt_file_from_hub_is_reported(env, tmp_path):
     assert record["last_verification"]["ok"] is False and bad in record["files"]
 
 
+@pytest.mark.slow
 def test_file_changed_after_download_is_corrupt_and_refetched(env, tmp_path, downloaded):
     target = copy_of(downloaded, tmp_path / "ds")
     files, sha = downloaded.files, downloaded.sha
@@ -308,6 +311,7 @@ def test_hand_copied_dataset_verifies_and_is_recorded(env):
     assert "verified: failed" in listing
 
 
+@pytest.mark.slow
 def test_hub_errors_are_one_clear_message(env, tmp_path):
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**MANIFEST.raw, "hub": {"repo_id": "someone/else", "repo_type": "dataset"}}))
@@ -335,6 +339,7 @@ def test_unreachable_hub_without_local_copy(env, tmp_path):
     assert not (tmp_path / "ds" / RECORD_NAME).exists()
 
 
+@pytest.mark.slow
 def test_unreachable_hub_with_older_local_copy(env, tmp_path, downloaded):
     target = copy_of(downloaded, tmp_path / "ds")
     files, old_sha = downloaded.files, downloaded.sha

@@ -158,6 +158,7 @@ def test_a_pair_that_agrees_passes_and_is_cached(tmp_path):
         checked_physics_backend("auto", pair=("physx_cpu", "physx_cpu"), cache_path=cache)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine physx_cuda starts")
 def test_a_gpu_backend_that_cannot_start_falls_back_to_cpu(tmp_path):
     cache = tmp_path / "check.json"

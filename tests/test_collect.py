@@ -189,6 +189,7 @@ def test_collect_rejects_bad_settings(tmp_path, capsys):
     assert "even height and width" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_max_attempts_caps_the_episodes_started(tmp_path):
     """Two envs finishing in the same step start no more attempts than --max-attempts allows."""
     from gsenv.tools.collect import CollectError, collect

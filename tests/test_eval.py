@@ -230,6 +230,7 @@ def test_a_wrist_camera_goes_to_the_server_under_its_own_key(assets):
     assert sorted(rows) == list(range(ENVS))
 
 
+@pytest.mark.slow
 def test_a_wrist_only_env_is_refused_for_a_server_before_any_episode(tmp_path, assets):
     """Only a wrist camera: it is never sent as the third-person image; make_policy refuses, the
     command exits 2 (a bad --camera), before any request."""

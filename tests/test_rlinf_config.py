@@ -55,6 +55,7 @@ def test_rlinf_import_registers_the_id_as_gsenv(tmp_path):
     assert out.stderr == ""  # no resolution line: nobody else claims the id
 
 
+@pytest.mark.slow
 def test_rlinf_maniskill_env_runs_rlinfs_config(tmp_path, monkeypatch):
     """rlinf 0.3.0's ManiskillEnv with the shipped config: reset with RLinf's fixed reset states,
     one 5-step chunk, RLinf's video frame. The asset root comes from GSENV_ASSETS, as a user's would

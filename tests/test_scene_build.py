@@ -100,6 +100,7 @@ def built(capture):
                        eps2d=c["original"].eps2d, progress=False)
 
 
+@pytest.mark.slow
 def test_the_similarity_is_recovered(capture, built):
     _, report, _ = built
     truth, got = capture["truth"], report.similarity
