@@ -140,7 +140,7 @@ def test_execution_variants_change_the_start_and_the_target():
         for j, (lo, hi) in enumerate(EE_POSE_OFFSET):  # the offset, within 5 sigma of the 0.02 rad noise
             assert lo - 0.1 <= abs(float(offset[j])) <= hi + 0.1, (k, j)
         moved = _draw("PositionChangeTo", k)
-        assert 10 <= int(moved["move_step"]) <= 30
+        assert 5 <= int(moved["move_step"]) <= 20
         assert -0.27 - 1e-9 <= float(moved["move_to"][1]) <= -0.23 + 1e-9
         assert "move_step" not in main
 
