@@ -44,13 +44,18 @@ def _bases(env) -> dict:
     return base
 
 
-def apply_physics_values(env, values: Mapping) -> None:
+def apply_physics_values(env, values: Mapping | None) -> None:
     """Set the factors of ``values`` (as OPTION_KEY says; a missing key or object: factor 1, the base) on
-    a single-env CPU-PhysX TaskEnv.
+    a single-env CPU-PhysX TaskEnv. None (an episode without the option): the base values again where an
+    earlier episode changed them, else nothing is touched.
 
     Mass scales the body's mass and its inertia (the same shape, denser); friction both coefficients
     of every collision shape's material (each object has its own material: gsenv.sim.objects.build_object);
     stiffness / damping the arm joints' drives (force limit and drive mode kept)."""
+    if values is None:
+        if getattr(env, "_physics_base", None) is None:
+            return
+        values = {}
     if env.num_envs != 1 or env.scene.gpu_sim_enabled:
         raise ValueError("physics values (object mass and friction, arm PD gains) are set per single-env "
                          "CPU-PhysX instance; use sim_backend='physx_cpu'")

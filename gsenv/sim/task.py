@@ -219,9 +219,8 @@ class TaskEnv(BaseEnv):
             xyyaw = (torch.stack([d[name] for d in drawn]) if b else torch.zeros(0, 3)).to(torch.float32)  # [b, 3]
             p = torch.cat([xyyaw[:, 0:2], torch.full((b, 1), self.object_specs[name].rest_height)], dim=1)
             actor.set_pose(Pose.create_from_pq(p.to(dev), yaw_to_quat(xyyaw[:, 2]).to(dev)))
-        values = options.get(dynamics.OPTION_KEY)
-        if values is not None:  # this episode's drawn physics (gsenv.physics.randomization)
-            dynamics.apply_physics_values(self, values)
+        # this episode's drawn physics (gsenv.physics.randomization), or the base after an episode that had some
+        dynamics.apply_physics_values(self, options.get(dynamics.OPTION_KEY))
         forget_physx_history(self)  # the episode then depends only on its initial state and actions
 
     # ---------------------------------------------------------------------------------------- #
