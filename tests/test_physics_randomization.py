@@ -299,3 +299,34 @@ def test_qpos_noise_changes_the_observed_qpos_only(assets):
     finally:
         noisy.close()
         clean.close()
+
+
+@pytest.mark.slow
+def test_an_env_rebuilt_after_a_killed_worker_keeps_its_draw_and_restarts_its_latency_ring(assets):
+    import os
+    import signal
+
+    cfg = {"arm_stiffness": (0.3, 0.5), "object_mass": (0.5, 1.5), "action_latency": (1, 1)}
+    env = _make(assets, physics_randomization=cfg, num_workers=2, physics_timeout_s=10)
+    plain = gym.make(ID, num_envs=1, obs_mode="state", sim_backend="physx_cpu", render_backend="none")
+    actions = _actions(5, steps=4)
+    try:
+        env.reset(seed=30)
+        before = env.unwrapped.physics_randomization_values()
+        env.step(actions[0])
+        os.kill(env.unwrapped._physics.pool.processes[1].pid, signal.SIGKILL)  # env 1's worker
+        obs, *_, info = env.step(actions[1])
+        assert info["physics_restarted"].tolist() == [False, True]
+        after = env.unwrapped.physics_randomization_values()
+        assert torch.equal(before["arm_stiffness"], after["arm_stiffness"])  # the draw is kept
+        got = [obs[1].clone()] + [env.step(a)[0][1].clone() for a in actions[2:]]
+        # env 1 again: its new seed, its kept values, and the hold action first (its ring started afresh)
+        option = {"object_mass": {n: float(before["object_mass"][n][1]) for n in OBJECTS},
+                  "arm_stiffness": before["arm_stiffness"][1].tolist()}
+        first, _ = plain.reset(seed=int(env.unwrapped.seed[1]), options={dynamics.OPTION_KEY: option})
+        hold = hold_action(names.DEFAULT_CONTROL_MODE, plain.unwrapped.agent.robot.get_qpos())
+        mine = [first[0]] + [plain.step(a)[0][0] for a in [hold, actions[2][1:2]]]
+        assert all(torch.equal(m, g) for m, g in zip(mine, got))
+    finally:
+        env.close()
+        plain.close()
