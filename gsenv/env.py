@@ -9,6 +9,7 @@ One step, as data:
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import weakref
 from collections.abc import Sequence
@@ -35,6 +36,12 @@ __all__ = ["RLINF_RENDER_INTERFACE", "GSEnv"]
 logger = logging.getLogger(__name__)
 
 RLINF_RENDER_INTERFACE = "gs_rlinf"
+
+
+def _collided_objects(task, task_kwargs: dict) -> list[str]:
+    """The task's objects with collision shapes (their specs: the task's, or the one passed by name)."""
+    specs = {**task.object_specs(), **{n: task_kwargs[n] for n in task.objects if task_kwargs.get(n) is not None}}
+    return [n for n in task.objects if specs[n].kind != "marker"]
 
 
 class _RobotView:
@@ -92,6 +99,11 @@ class GSEnv(gym.Env):
             or a dict / gsenv.scene.randomization.DomainRandomization of
             (low, high) ranges (camera pose and focal length, image colour, object colours, backdrop),
             drawn per env at each reset from its seed or episode id; see domain_randomization_values().
+        physics_randomization: None (off), "default" (the documented preset: PhysicsRandomization.default()),
+            or a dict / gsenv.physics.randomization.PhysicsRandomization of (low, high) ranges: object mass and
+            friction, arm PD stiffness and damping (these physx_cpu only), qpos observation noise, action
+            latency in control steps; drawn per env at each reset from its seed or episode id; see
+            physics_randomization_values().
         cache_background: render the static background once per camera and composite (default True).
         asset_root: where datasets and built scenes live (default: $GSENV_ASSETS or the user cache).
         gs_kwargs: the research code's renderer options (RLinf passes them); "render_interface":
@@ -127,6 +139,7 @@ class GSEnv(gym.Env):
         physics_restart_window_s: float = pool.DEFAULT_RESTART_WINDOW_S,
         scene_density: float = 1.0,
         domain_randomization: Any = None,
+        physics_randomization: Any = None,
         cache_background: bool = True,
         asset_root: str | None = None,
         gs_kwargs: dict | None = None,
@@ -137,6 +150,7 @@ class GSEnv(gym.Env):
         from gsenv.physics.backend import make_physics
         from gsenv.physics.gpu_check import checked_physics_backend
         from gsenv.physics.limits import check_cpu_envs_fit
+        from gsenv.physics.randomization import PhysicsRandomization, RandomizedPhysics
         from gsenv.scene.camera_rig import CameraRig, checked_camera_names
         from gsenv.scene.randomization import DomainRandomization, RandomizedLook
         from gsenv.scene.rendering import make_renderer
@@ -158,6 +172,7 @@ class GSEnv(gym.Env):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         randomization = DomainRandomization.from_any(domain_randomization)
+        physics_ranges = PhysicsRandomization.from_any(physics_randomization)
         self.num_envs = int(num_envs)
         self.obs_mode = obs_mode
         self.render_mode = render_mode
@@ -174,6 +189,10 @@ class GSEnv(gym.Env):
             raise ValueError(f"device={device!r} needs CUDA, which is not available here; use device='cpu'")
         self._render_backend = resolve_render_backend(render_backend, str(self.device))
         physics_backend = checked_physics_backend(sim_backend)  # once; auto: self-checked on first use
+        if physics_ranges is not None and physics_ranges.changes_physics and physics_backend != "physx_cpu":
+            raise ValueError(f"physics_randomization of object mass / friction or arm PD gains is set per env in "
+                             f"CPU PhysX, and this env's physics is {physics_backend}: pass sim_backend='physx_cpu' "
+                             "(qpos_noise_std and action_latency work on every backend)")
         if physics_backend == "physx_cpu":
             # at most this many (None: the pool takes the host's share of the cores when it starts)
             check_cpu_envs_fit(self.num_envs, pool.checked_num_workers(num_workers, self.num_envs))
@@ -197,6 +216,9 @@ class GSEnv(gym.Env):
                                      pin_workers, physics_timeout_s, max_physics_restarts,
                                      physics_restart_window_s, task=self.task)
         self.sim_backend = self._physics.name
+        self._physics_randomization = None if physics_ranges is None else RandomizedPhysics(
+            physics_ranges, self.num_envs, _collided_objects(self.task, task_kwargs), user_task_kwargs["control_mode"],
+            len(self._physics.action_low), self.device)
         self.total_num_trials = int(task_kwargs.get("total_num_trials", names.DEFAULT_TOTAL_NUM_TRIALS))
         self.max_episode_steps = max_episode_steps
         self.reconfiguration_freq = 0  # scenes are fixed: partial resets never rebuild anything
@@ -234,7 +256,11 @@ class GSEnv(gym.Env):
         if episode_ids is not None:
             for opt, k in zip(per_env, checked_episode_ids(episode_ids, len(env_idx), self.total_num_trials)):
                 opt["episode_id"] = [k]
+        if self._physics_randomization is not None:  # drawn here, so the values travel with the reset
+            self._redraw_physics(env_idx, seeds, episode_ids, per_env)
         self._outputs = self._physics.reset(env_idx, seeds, per_env)
+        if self._physics_randomization is not None:
+            self._physics_randomization.restart(env_idx, self._outputs.state["agent"]["qpos"])
         self._episode_seeds[env_idx] = seeds
         self._draw_instructions(env_idx, seeds, episode_ids)
         if self._randomization is not None:
@@ -247,6 +273,8 @@ class GSEnv(gym.Env):
     def step(self, action):
         self._check_open()
         action = checked_actions(action, self.num_envs, self.single_action_space.shape[0])
+        if self._physics_randomization is not None:  # each env's action from action_latency steps ago
+            action = self._physics_randomization.delay(action)
         self._outputs = self._physics.step(action)
         self._note_restart_seeds()
         self._new_state()
@@ -353,6 +381,12 @@ class GSEnv(gym.Env):
         {body: [B, 3]}, and backdrop_index [B] (into the sorted folder) or backdrop_color [B, 3]."""
         return None if self._randomization is None else self._randomization.snapshot()
 
+    def physics_randomization_values(self) -> dict[str, Any] | None:
+        """The current episode's drawn physics values of every env (CPU copies; None with physics
+        randomisation off): object_mass / object_friction {object: [B]} factors, arm_stiffness / arm_damping
+        [B, 7] factors, qpos_noise_std [B] radians, action_latency [B] control steps."""
+        return None if self._physics_randomization is None else self._physics_randomization.snapshot()
+
     @property
     def render_backend(self) -> str:
         """The splat rasteriser in use: "gsplat" or "torch"."""
@@ -422,6 +456,10 @@ class GSEnv(gym.Env):
             self._episode_seeds[i] = -1 if seed is None else seed
             if self._randomization is not None and seed is not None:  # a new episode: a new draw
                 self._redraw([i], [seed], None)
+        if self._physics_randomization is not None and self._physics.restart_seeds:
+            # rebuilt with the options of their last reset: same physics draw; their latency ring starts afresh
+            rebuilt = sorted(self._physics.restart_seeds)
+            self._physics_randomization.restart(rebuilt, self._outputs.state["agent"]["qpos"])
 
     def _state_layout(self):
         """get_state's tensor layout for this env (gsenv.env_state.tensor_layout)."""
@@ -443,6 +481,18 @@ class GSEnv(gym.Env):
             self._views.cameras_changed(env_idx)
             self._sensor_param = None
 
+    def _redraw_physics(self, env_idx, seeds, episode_ids, per_env: list[dict]) -> None:
+        """New physics-randomisation values for the envs env_idx; their reset options get what the physics sets."""
+        from gsenv.physics.randomization import physics_draw_seed
+        from gsenv.sim.dynamics import OPTION_KEY
+
+        ids = [None] * len(env_idx) if episode_ids is None else [int(k) for k in episode_ids]
+        self._physics_randomization.redraw(env_idx, [physics_draw_seed(s, k) for s, k in zip(seeds, ids)])
+        for i, opt in zip(env_idx, per_env):
+            values = self._physics_randomization.reset_option(int(i))
+            if values is not None:
+                opt[OPTION_KEY] = values
+
     def _new_state(self) -> None:
         """After a reset or step (and its redraws): the cameras of the new body poses, their ManiSkill
         sensor_param when they changed, and no frames rendered yet."""
@@ -456,13 +506,24 @@ class GSEnv(gym.Env):
         out = self._renderer.render(self.get_body_poses(), self._cameras, depth=depth, look=look, views=self._views)
         return out.rgb, out.depth
 
+    def _observed(self):
+        """The physics outputs as the policy observes them: with qpos noise (physics randomisation), the
+        true ones otherwise (the env, the expert and agent.robot keep reading the true ones)."""
+        noisy = self._physics_randomization
+        if noisy is None or noisy.config.qpos_noise_std == (0.0, 0.0):
+            return self._outputs
+        out = self._outputs
+        agent = {**out.state["agent"], "qpos": noisy.noisy_qpos(out.state["agent"]["qpos"], out.elapsed_steps)}
+        return dataclasses.replace(out, state={**out.state, "agent": agent})
+
     def _observe(self):
         rgb = depth = None
         if self._wants_images:
             rgb, depth = self._render_images(self._wants_depth)
             self._frames = rgb[:, 0]
             self._rgb = rgb
-        return build_obs(self.obs_mode, self._outputs, self.camera_names, rgb, depth, self._sensor_param)
+        self._observed_outputs = self._observed()
+        return build_obs(self.obs_mode, self._observed_outputs, self.camera_names, rgb, depth, self._sensor_param)
 
     def _info(self) -> dict:
         info = self.evaluate()
@@ -473,7 +534,8 @@ class GSEnv(gym.Env):
         if self._wants_images:  # RLinf's "raw" observation mode reads this
             moving = self._rig.moving  # RLinf's main view: the first fixed camera; wrist: the first on a link
             main = moving.index(False) if False in moving else 0
-            info["extracted_obs"] = {"main_images": self._rgb[:, main], "states": self._outputs.state["agent"]["qpos"],
+            info["extracted_obs"] = {"main_images": self._rgb[:, main],
+                                     "states": self._observed_outputs.state["agent"]["qpos"],
                                      "task_descriptions": info["language_instruction"]}
             if True in moving:
                 info["extracted_obs"]["wrist_images"] = self._rgb[:, moving.index(True)]

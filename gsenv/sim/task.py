@@ -31,6 +31,9 @@ Construction keywords beyond BaseEnv's (all optional):
     episode_steps: the episode length used by sparse_reward_at_end (default 100).
     upstream_compat: the research code's behaviour (see below).
 
+Reset option ``physics_values`` (gsenv.sim.dynamics.OPTION_KEY; single-env CPU PhysX): this episode's
+factors on object mass and friction and on the arm's PD gains (gsenv's physics randomisation sends them).
+
 ``upstream_compat=True`` changes exactly three things: no gravity compensation on the robot, no
 clipping of actions to the action space, and the task's looser success test where it has one
 (PutCubeOnPlate: cube on the plate, whether or not it is held or moving).
@@ -52,7 +55,7 @@ from mani_skill.utils.registration import REGISTERED_ENVS, register_env
 from mani_skill.utils.structs.pose import Pose
 from mani_skill.utils.structs.types import SceneConfig, SimConfig
 
-from gsenv.sim import names
+from gsenv.sim import dynamics, names
 from gsenv.sim.agent import MyFranka, make_agent_class
 from gsenv.sim.initial_state import episode_generator, yaw_to_quat
 from gsenv.sim.inputs import checked_actions, checked_episode_ids
@@ -224,6 +227,8 @@ class TaskEnv(BaseEnv):
             xyyaw = (torch.stack([d[name] for d in drawn]) if b else torch.zeros(0, 3)).to(torch.float32)  # [b, 3]
             p = torch.cat([xyyaw[:, 0:2], torch.full((b, 1), self.object_specs[name].rest_height)], dim=1)
             actor.set_pose(Pose.create_from_pq(p.to(dev), yaw_to_quat(xyyaw[:, 2]).to(dev)))
+        # this episode's drawn physics (gsenv.physics.randomization), or the base after an episode that had some
+        dynamics.apply_physics_values(self, options.get(dynamics.OPTION_KEY))
         forget_physx_history(self)  # the episode then depends only on its initial state and actions
 
     # ---------------------------------------------------------------------------------------- #
