@@ -314,6 +314,8 @@ class GSEnv(gym.Env):
         state.update({env_state.OUTPUTS + f.key: flat[f.key].detach().cpu().clone() for f in carried})
         if self._randomization is not None:
             state.update({env_state.LOOK + k: v.detach().cpu().clone() for k, v in self._randomization.values.items()})
+        if self._physics_randomization is not None:
+            state.update({env_state.PHYSICS + k: v for k, v in self._physics_randomization.state().items()})
         return state
 
     def set_state(self, state: dict[str, Any], env_idx=None):
@@ -332,6 +334,9 @@ class GSEnv(gym.Env):
         sim = env_state.rows(state, env_state.SIM, idx)
         ids = [int(k) for k in sim["episode_id"]]
         options = [{"episode_id": [k]} if k >= 0 else {} for k in ids]
+        if self._physics_randomization is not None:  # the drawn physics comes back with the episode
+            self._physics_randomization.restore(idx, env_state.rows(state, env_state.PHYSICS, idx))
+            self._add_physics_options(idx, options)
         self._outputs = self._physics.set_state(idx, sim, env_state.rows(state, env_state.OUTPUTS, idx), options)
         self._episode_seeds[idx] = state["seed"][torch.as_tensor(idx)].numpy()
         for i in idx:
@@ -467,7 +472,8 @@ class GSEnv(gym.Env):
 
         carried = {f.key: (f.shape, f.dtype) for f in self._physics.record.carried()}
         look = None if self._randomization is None else self._randomization.values
-        return env_state.tensor_layout(self._physics.state_layout, carried, look)
+        physics = None if self._physics_randomization is None else self._physics_randomization.state()
+        return env_state.tensor_layout(self._physics.state_layout, carried, look, physics)
 
     def _redraw(self, env_idx, seeds, episode_ids) -> None:
         """New domain-randomisation values for the envs env_idx (their seeds, or their episode ids)."""
@@ -484,11 +490,16 @@ class GSEnv(gym.Env):
     def _redraw_physics(self, env_idx, seeds, episode_ids, per_env: list[dict]) -> None:
         """New physics-randomisation values for the envs env_idx; their reset options get what the physics sets."""
         from gsenv.physics.randomization import physics_draw_seed
-        from gsenv.sim.dynamics import OPTION_KEY
 
         ids = [None] * len(env_idx) if episode_ids is None else [int(k) for k in episode_ids]
         self._physics_randomization.redraw(env_idx, [physics_draw_seed(s, k) for s, k in zip(seeds, ids)])
-        for i, opt in zip(env_idx, per_env):
+        self._add_physics_options(env_idx, per_env)
+
+    def _add_physics_options(self, env_idx, options: list[dict]) -> None:
+        """Put each env's drawn physics values (what the simulation sets) into its reset / restore options."""
+        from gsenv.sim.dynamics import OPTION_KEY
+
+        for i, opt in zip(env_idx, options):
             values = self._physics_randomization.reset_option(int(i))
             if values is not None:
                 opt[OPTION_KEY] = values

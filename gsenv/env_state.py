@@ -23,22 +23,24 @@ import numpy as np
 import torch
 
 FORMAT = "gsenv-env-state-1"
-SIM, OUTPUTS, LOOK = "sim/", "outputs/", "randomization/"
+SIM, OUTPUTS, LOOK, PHYSICS = "sim/", "outputs/", "randomization/", "physics_randomization/"
 _PLAIN = ("header", "seed", "instruction")
 
 Layout = dict[str, tuple[tuple[int, ...], str]]
 """{key: (per-env shape, dtype name)} of a state's tensors."""
 
 
-def tensor_layout(sim: Layout, carried: Layout, look: Mapping[str, torch.Tensor] | None) -> Layout:
+def tensor_layout(sim: Layout, carried: Layout, look: Mapping[str, torch.Tensor] | None,
+                  physics: Mapping[str, torch.Tensor] | None = None) -> Layout:
     """Every [B, ...] tensor key of the state with its per-env shape and dtype (``seed`` included).
-    sim: the physics' state layout; carried: the record's carried fields; look: the randomisation's
-    values [B, ...] (None: off)."""
+    sim: the physics' state layout; carried: the record's carried fields; look: the visual randomisation's
+    values [B, ...] (None: off); physics: the physics randomisation's state [B, ...] (None: off)."""
     out: Layout = {"seed": ((), "int64")}
     out.update({SIM + k: (tuple(s), d) for k, (s, d) in sim.items()})
     out.update({OUTPUTS + k: (tuple(s), d) for k, (s, d) in carried.items()})
-    for k, v in (look or {}).items():
-        out[LOOK + k] = (tuple(v.shape[1:]), str(v.dtype).removeprefix("torch."))
+    for prefix, values in ((LOOK, look), (PHYSICS, physics)):
+        for k, v in (values or {}).items():
+            out[prefix + k] = (tuple(v.shape[1:]), str(v.dtype).removeprefix("torch."))
     return out
 
 

@@ -325,3 +325,36 @@ def test_the_task_s_drawn_values_come_back(assets):
     finally:
         env.close()
     _assert_same_runs(got, want)
+
+
+@pytest.mark.slow
+def test_physics_randomisation_comes_back_with_the_state(assets):
+    """The drawn mass, friction and PD gains reach the restored envs' simulation, and the latency ring and the
+    qpos noise go on as in the saved run: restored in a fresh env (whose own draws differ), the runs agree
+    exactly. Without them the heavier cube, the stiffer arm or the delayed action would show within steps."""
+    ranges = {"object_mass": (0.3, 3.0), "object_friction": (0.5, 1.5), "arm_stiffness": (0.8, 1.25),
+              "action_latency": (1, 2), "qpos_noise_std": (0.001, 0.002)}
+    env = make(assets, physics_randomization=ranges)
+    try:
+        u = env.unwrapped
+        env.reset(seed=31)
+        _actions(env, 8, seed=1)
+        drawn = u.physics_randomization_values()
+        state = u.get_state()
+        want: list = []
+        plan = _actions(env, 30, seed=2, records=want)
+    finally:
+        env.close()
+    other = make(assets, num_workers=1, physics_randomization=ranges)
+    try:
+        other.reset(seed=77)
+        assert not torch.equal(other.unwrapped.physics_randomization_values()["arm_stiffness"],
+                               drawn["arm_stiffness"])  # another draw until the state comes back
+        other.unwrapped.set_state(state)
+        back = other.unwrapped.physics_randomization_values()
+        assert torch.equal(back["arm_stiffness"], drawn["arm_stiffness"])
+        assert all(torch.equal(back["object_mass"][k], v) for k, v in drawn["object_mass"].items())
+        got = _run(other, plan)
+    finally:
+        other.close()
+    _assert_same_runs(got, want)

@@ -82,8 +82,8 @@ class CpuPhysics:
     def set_state(self, env_idx: Sequence[int], state: dict[str, np.ndarray], carried: dict[str, np.ndarray],
                   options: Sequence[dict]) -> PhysicsOutputs:
         """Put the envs env_idx into state ({key: [n, ...]}, get_state's keys), reporting carried ({key:
-        [n, ...]}, the record's carried fields) as their latest outputs; options: each env's reset
-        options should its worker be replaced."""
+        [n, ...]}, the record's carried fields) as their latest outputs; options: each env's episode
+        options (episode id, drawn physics values; also what it is reset with should its worker be replaced)."""
         states = [{k: v[j] for k, v in state.items()} for j in range(len(env_idx))]
         outputs = [{k: v[j] for k, v in carried.items()} for j in range(len(env_idx))]
         return self._to_device(self.pool.set_state(env_idx, states, outputs, options))

@@ -289,15 +289,16 @@ class CpuPhysicsPool:
     def set_state(self, env_idx: Sequence[int], states: Sequence[dict], outputs: Sequence[dict],
                   options: Sequence[dict]) -> dict[str, np.ndarray]:
         """Put the envs env_idx into states (from get_state) with their outputs ({key: array} of the
-        layout, what the envs reported then, written as their latest outputs); options: what each env
-        is reset with should its worker have to be replaced (its episode id). Returns copies of all
+        layout, what the envs reported then, written as their latest outputs); options: each env's
+        episode options (its episode id, its drawn physics values): the instance sets its physics values
+        from them, and its worker, should it have to be replaced, resets it with them. Returns copies of all
         outputs [B, ...]; raises PhysicsWorkerError if a worker died or hung meanwhile."""
         self._check_open()
         if not len(env_idx) == len(states) == len(outputs) == len(options):
             raise ValueError("env_idx, states, outputs and options must have the same length")
-        payloads: dict[int, dict[int, tuple[dict, dict]]] = {}
-        for i, state, out in zip(env_idx, states, outputs):
-            payloads.setdefault(int(self._owner_of[self._checked_index(i)]), {})[int(i)] = (state, out)
+        payloads: dict[int, dict[int, tuple[dict, dict, dict]]] = {}
+        for i, state, out, opt in zip(env_idx, states, outputs, options):
+            payloads.setdefault(int(self._owner_of[self._checked_index(i)]), {})[int(i)] = (state, out, dict(opt))
         self._command({w: ("set_state", p) for w, p in payloads.items()}, "set_state")
         for i, opt in zip(env_idx, options):
             self._options[int(i)] = dict(opt)

@@ -117,11 +117,14 @@ class ManiSkillInstance:
             sim_state.restore(self.env, state)
         return state
 
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
-        """Put the env into a state get_state returned (from an instance of the same task and settings)."""
-        from gsenv.sim import sim_state
+    def set_state(self, state: dict[str, np.ndarray], options: dict | None = None) -> None:
+        """Put the env into a state get_state returned (from an instance of the same task and settings).
+        options: the episode's reset options; their physics values (gsenv.sim.dynamics.OPTION_KEY: the
+        drawn object mass and friction, arm PD gains) are set first, the base values without them."""
+        from gsenv.sim import dynamics, sim_state
 
         with _no_autograd():
+            dynamics.apply_physics_values(self.env, (options or {}).get(dynamics.OPTION_KEY))
             sim_state.restore(self.env, state)
 
     def close(self) -> None:

@@ -291,6 +291,10 @@ class RandomizedPhysics:
         idx = torch.as_tensor(list(env_idx), dtype=torch.long)
         for key, column in self.values.items():
             column[idx] = torch.stack([d[key] for d in draws]).to(column.dtype)
+        self._values_to_device(idx)
+
+    def _values_to_device(self, idx: Tensor) -> None:
+        """Copy the step path's per-env values (latency, noise std and key) of envs idx to the device."""
         dev_idx = idx.to(self.device)
         self._latency[dev_idx] = self.values["action_latency"][idx].to(self.device)
         self._noise_std[dev_idx, 0] = self.values["qpos_noise_std"][idx].to(self.device, torch.float32)
@@ -313,6 +317,24 @@ class RandomizedPhysics:
         for key in ("object_mass", "object_friction"):
             v[key] = {name: self.values[key][:, i].clone() for i, name in enumerate(self.objects)}
         return v
+
+    # ------------------------------------------------------------------ saved and restored (GSEnv.get_state)
+    def state(self) -> dict[str, Tensor]:
+        """Every env's draws, latency ring and steps since its reset: {key: CPU tensor [B, ...]}."""
+        out = {k: v.clone() for k, v in self.values.items()}
+        out["ring"] = self._ring.detach().cpu().clone()
+        out["steps"] = self._t.detach().cpu().clone()
+        return out
+
+    def restore(self, env_idx: Sequence[int], rows: dict[str, Any]) -> None:
+        """Envs env_idx take back what state() held for them (rows: {key: [n, ...]} of those envs)."""
+        idx = torch.as_tensor(list(env_idx), dtype=torch.long)
+        for key, column in self.values.items():
+            column[idx] = torch.as_tensor(rows[key]).to(column.dtype)
+        dev_idx = idx.to(self.device)
+        self._ring[dev_idx] = torch.as_tensor(rows["ring"]).to(self.device, torch.float32)
+        self._t[dev_idx] = torch.as_tensor(rows["steps"]).to(self.device)
+        self._values_to_device(idx)
 
     # ------------------------------------------------------------------ latency (every step)
     def restart(self, env_idx: Sequence[int], qpos: Tensor) -> None:

@@ -11,8 +11,8 @@ Protocol (pool -> worker, then the worker's one reply):
     ("reset", {env_id: (seed, options)})       -> ("ok", None) or ("error", report)
     ("step", [env_id, ...] or None)             -> ("ok", None) or ("error", report)
     ("get_state", [env_id, ...])                -> ("ok", {env_id: instance.get_state()}) or ("error", report)
-    ("set_state", {env_id: (state, outputs)})   -> ("ok", None) or ("error", report): each instance's
-        set_state(state), and its outputs ({key: array}, the layout's keys) written to the shared arrays
+    ("set_state", {env_id: (state, outputs, options)}) -> ("ok", None) or ("error", report): each instance's
+        set_state(state, options), and its outputs ({key: array}, the layout's keys) written to the shared arrays
     ("close", None)                             -> the worker exits
 An error report is (type name, message, traceback text); the worker keeps serving after one.
 """
@@ -106,8 +106,8 @@ def run_worker(sock: socket.socket, sys_path: list[str], config: bytes) -> None:
                 elif cmd == "get_state":
                     reply = {env_id: instances[env_id].get_state() for env_id in payload}
                 elif cmd == "set_state":
-                    for env_id, (state, outputs) in payload.items():
-                        instances[env_id].set_state(state)
+                    for env_id, (state, outputs, options) in payload.items():
+                        instances[env_id].set_state(state, options)
                         _write(shared, env_id, outputs)
                 else:
                     raise ValueError(f"unknown physics worker command {cmd!r}")

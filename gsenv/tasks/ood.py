@@ -21,7 +21,7 @@ what the variant varies); the in-distribution row uses obj_set="train", every va
 | semantic | MultiReceptacle | 2 receptacles on the table, the instruction names one | receptacles |
 | execution | Position | the object starts on the other side of the receptacle (y ~ -0.22 m) | nothing |
 | execution | EEPose | the arm starts elsewhere (joint offsets of 0.1-0.45 rad) | nothing |
-| execution | PositionChangeTo | the receptacle jumps once, at a seeded step in 5..20 (mid-task), to y ~ -0.25 m | nothing |
+| execution | PositionChangeTo | the receptacle jumps once, at a seeded step in 5..20, to y ~ -0.25 m | nothing |
 
 Vision strength s maps onto gsenv's domain randomisation (gsenv.scene.randomization): "texture" is ``object_color``
 = (-s, s) (the DC colour of every object's gaussians, per channel, per env); "whole scene" multiplies the image's

@@ -428,11 +428,10 @@ class PutCubeOnPlateEEPose(PutCubeOnPlateMain):
 
 
 class PutCubeOnPlatePositionChangeTo(PutCubeOnPlateMain):
-    """The named receptacle jumps once, at a step drawn per episode from 5..20 (the expert reaches, grasps or carries then), to the far side of the table
-    (y ~ -0.25), and success follows it. The closed-loop scripted expert reads the receptacle's pose every step, so
-    it re-targets while it carries; an episode whose object already rests on the receptacle when it jumps loses it
-    (it drops to the table) and the expert, which does not pick up a released object again once it sees it placed
-    nowhere, may fail there (README: the expert's scores)."""
+    """The named receptacle jumps once, at a step drawn per episode from 5..20 (mid-task: the expert is
+    reaching, grasping or carrying then), to the far side of the table (y ~ -0.25), and success follows it. The
+    closed-loop scripted expert reads the receptacle's pose every step, so it re-targets while it carries (README:
+    the expert's scores)."""
 
     name = "PutCubeOnPlatePositionChangeTo"
     spawn_defaults = {"held_out": (), "move_target": (5, 20)}
