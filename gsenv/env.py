@@ -149,6 +149,7 @@ class GSEnv(gym.Env):
         from gsenv.backends import resolve_render_backend
         from gsenv.physics.backend import make_physics
         from gsenv.physics.gpu_check import checked_physics_backend
+        from gsenv.physics.host_share import reserve as reserve_cores
         from gsenv.physics.limits import check_cpu_envs_fit
         from gsenv.physics.randomization import PhysicsRandomization, RandomizedPhysics
         from gsenv.scene.camera_rig import CameraRig, checked_camera_names
@@ -197,24 +198,33 @@ class GSEnv(gym.Env):
             # at most this many (None: the pool takes the host's share of the cores when it starts)
             check_cpu_envs_fit(self.num_envs, pool.checked_num_workers(num_workers, self.num_envs))
 
-        bundle = resolve_scene(scene, asset_root=asset_root, density=scene_density, task=task_needs(self.task))
-        self.scene = objects_of_task(bundle, self.task.objects)  # another task's objects are not drawn
-        self._rig = CameraRig(self.scene, list(cameras) if cameras else None, self.num_envs, self.device, image_size)
-        self.camera_names = list(self._rig.names)
-        self._renderer = make_renderer(self.scene, self._render_backend, self.device, cache_background)
-        self._randomization = None if randomization is None else RandomizedLook(
-            randomization, self.num_envs, len(self.camera_names), self._renderer.body_names, self._rig.width,
-            self._rig.height, self.device)
-        self._views = ViewState()  # what the renderer keeps between steps; told when cameras or look change
-        self._cameras = None  # made from the body poses at every reset and step
-        self._sensor_param = None  # made again when the cameras change (every step with a link camera)
-        self._rgb: torch.Tensor | None = None
-        self._frames: torch.Tensor | None = None  # render()'s frames of the current state, once made
+        # the cores are reserved now and settled when the pool starts, after the scene has loaded: instances
+        # made at the same time (RLinf's env workers) all count each other (gsenv.physics.host_share)
+        reservation = reserve_cores(self.num_envs) if physics_backend == "physx_cpu" else None
+        try:
+            bundle = resolve_scene(scene, asset_root=asset_root, density=scene_density, task=task_needs(self.task))
+            self.scene = objects_of_task(bundle, self.task.objects)  # another task's objects are not drawn
+            self._rig = CameraRig(self.scene, list(cameras) if cameras else None, self.num_envs, self.device,
+                                  image_size)
+            self.camera_names = list(self._rig.names)
+            self._renderer = make_renderer(self.scene, self._render_backend, self.device, cache_background)
+            self._randomization = None if randomization is None else RandomizedLook(
+                randomization, self.num_envs, len(self.camera_names), self._renderer.body_names, self._rig.width,
+                self._rig.height, self.device)
+            self._views = ViewState()  # what the renderer keeps between steps; told when cameras or look change
+            self._cameras = None  # made from the body poses at every reset and step
+            self._sensor_param = None  # made again when the cameras change (every step with a link camera)
+            self._rgb: torch.Tensor | None = None
+            self._frames: torch.Tensor | None = None  # render()'s frames of the current state, once made
 
-        task_kwargs = {**task_kwargs_from_bundle(self.scene, asset_root, self.task), **user_task_kwargs}
-        self._physics = make_physics(physics_backend, self.num_envs, task_kwargs, self.device, num_workers,
-                                     pin_workers, physics_timeout_s, max_physics_restarts,
-                                     physics_restart_window_s, task=self.task)
+            task_kwargs = {**task_kwargs_from_bundle(self.scene, asset_root, self.task), **user_task_kwargs}
+            self._physics = make_physics(physics_backend, self.num_envs, task_kwargs, self.device, num_workers,
+                                         pin_workers, physics_timeout_s, max_physics_restarts,
+                                         physics_restart_window_s, task=self.task, reservation=reservation)
+        except BaseException:
+            if reservation is not None:
+                reservation.release()
+            raise
         self.sim_backend = self._physics.name
         self._physics_randomization = None if physics_ranges is None else RandomizedPhysics(
             physics_ranges, self.num_envs, _collided_objects(self.task, task_kwargs), user_task_kwargs["control_mode"],

@@ -15,7 +15,7 @@ import pytest
 
 from gsenv.physics.cores import cgroup_cpu_limit, usable_cores
 from gsenv.physics.cpu_pool import requested_num_workers
-from gsenv.physics.host_share import NUM_WORKERS_ENV, claim_workers, live_claims, share
+from gsenv.physics.host_share import NUM_WORKERS_ENV, claim_workers, live_claims, reserve, share
 
 REPO = Path(__file__).resolve().parents[1]
 PRINT_USABLE = "from gsenv.physics.cores import usable_cores; print(usable_cores())"
@@ -228,3 +228,45 @@ def test_two_pools_in_one_process_share_the_cores():
                                                                         (os.getpid(), b.num_workers)}
         assert not files[1].exists() and files[0].exists()
     assert not files[0].exists()
+
+
+def test_instances_reserved_together_split_the_cores_evenly(tmp_path):
+    """Envs made at once reserve their claims before any pool starts (GSEnv reserves when it is made, its pool
+    settles after the scene has loaded): each settles a fair share, so 8 cores go 4 + 4, not 8 + 1, and 4
+    reservations get 2 each. A later pool takes what is left (at least one); a released reservation holds nothing."""
+    first, second = reserve(64, tmp_path), reserve(64, tmp_path)
+    assert sorted(e["workers"] is None for e in live_claims(tmp_path)) == [True, True]
+    a = claim_workers(64, None, usable=8, directory=tmp_path, reservation=first)
+    b = claim_workers(64, None, usable=8, directory=tmp_path, reservation=second)
+    assert (a.num_workers, b.num_workers) == (4, 4)
+    first.release()  # settled: the file is the pool's claim now, releasing the reservation leaves it
+    assert sorted(e["workers"] for e in live_claims(tmp_path)) == [4, 4]
+    late = claim_workers(64, None, usable=8, directory=tmp_path)
+    assert late.num_workers == 1  # the cores are taken: one worker, never more
+    for c in (a, b, late):
+        c.release()
+    four = [reserve(64, tmp_path) for _ in range(4)]
+    pools = [claim_workers(64, None, usable=8, directory=tmp_path, reservation=r) for r in four]
+    assert [p.num_workers for p in pools] == [2, 2, 2, 2]
+    for p in pools:
+        p.release()
+    unused = reserve(64, tmp_path)
+    unused.release()  # a pool that never started (its env failed to build): its reservation is gone
+    assert live_claims(tmp_path) == []
+    assert claim_workers(64, None, usable=8, directory=tmp_path).num_workers == 8
+
+
+def test_an_env_that_fails_to_build_leaves_no_reservation(tmp_path):
+    """GSEnv reserves its cores when it is made; a bad scene fails after that, and the reservation goes with it
+    (a live process keeping a stale reservation would hold a share of the cores from every later pool)."""
+    import gymnasium as gym
+
+    import gsenv
+
+    def mine():
+        return [e for e in live_claims() if e["pid"] == os.getpid()]
+
+    before = mine()
+    with pytest.raises(ValueError):
+        gym.make(gsenv.registration.ENV_ID, num_envs=2, obs_mode="state", scene=str(tmp_path / "no-such-bundle"))
+    assert mine() == before

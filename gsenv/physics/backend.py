@@ -47,7 +47,7 @@ class CpuPhysics:
     def __init__(self, num_envs: int, task_kwargs: dict, device: torch.device, num_workers: int | None = None,
                  pin_workers: bool | None = None, task=None, **pool_options):
         """task: a gsenv.tasks.Task (None: the default task). pool_options: CpuPhysicsPool's timeout_s,
-        max_restarts, restart_window_s, start_method, allow_many_workers. The action buffer takes the
+        max_restarts, restart_window_s, start_method, allow_many_workers, reservation. The action buffer takes the
         task's action shape (7 or 8 by control mode)."""
         factory = task_factory(task_kwargs, task)
         self.pool = CpuPhysicsPool(factory, num_envs, num_workers=num_workers, pin_workers=pin_workers, **pool_options)
@@ -176,14 +176,15 @@ def make_physics(backend: str, num_envs: int, task_kwargs: dict, device: torch.d
                  num_workers: int | None = None, pin_workers: bool | None = None,
                  physics_timeout_s: float = pool.DEFAULT_TIMEOUT_S,
                  max_physics_restarts: int = pool.DEFAULT_MAX_RESTARTS,
-                 physics_restart_window_s: float = pool.DEFAULT_RESTART_WINDOW_S, task=None):
+                 physics_restart_window_s: float = pool.DEFAULT_RESTART_WINDOW_S, task=None, reservation=None):
     """The physics backend `backend` ('auto', 'physx_cpu' or 'physx_cuda') for B = num_envs running
     `task` (a gsenv.tasks.Task, its name; None: the default task).
 
     physx_cpu only (see CpuPhysicsPool): num_workers, pin_workers (None follows the environment
     variable GSENV_PIN_WORKERS); physics_timeout_s (a worker that does not answer a reset/step within
     it is replaced), max_physics_restarts within physics_restart_window_s seconds (more raise
-    PhysicsWorkerError)."""
+    PhysicsWorkerError); reservation: the env's early claim on the host's cores (gsenv.physics.host_share.reserve),
+    settled when the pool starts."""
     from gsenv.physics.gpu_check import checked_physics_backend as resolve_physics_backend  # auto: self-checked
 
     choice = resolve_physics_backend(backend)
@@ -191,4 +192,4 @@ def make_physics(backend: str, num_envs: int, task_kwargs: dict, device: torch.d
         return gpu_physics(num_envs, task_kwargs, device, task)
     return CpuPhysics(num_envs, task_kwargs, device, num_workers=num_workers, pin_workers=pin_workers, task=task,
                       timeout_s=physics_timeout_s, max_restarts=max_physics_restarts,
-                      restart_window_s=physics_restart_window_s)
+                      restart_window_s=physics_restart_window_s, reservation=reservation)

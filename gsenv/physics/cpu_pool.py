@@ -181,6 +181,8 @@ class CpuPhysicsPool:
         pin_workers: pin worker w to usable CPU w mod #CPUs (os.sched_setaffinity). None: as the
             environment variable GSENV_PIN_WORKERS says ("1" = pin), else off. Results are the same
             either way; only speed can differ.
+        reservation: the claim reserved for this pool earlier (gsenv.physics.host_share.reserve, as
+            GSEnv does when it is made), settled here; None: a new claim.
 
     Reset every env before stepping it.
     """
@@ -189,7 +191,8 @@ class CpuPhysicsPool:
                  action_shape: Sequence[int] | None = None, num_workers: int | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S, start_timeout_s: float = 600.0,
                  max_restarts: int = DEFAULT_MAX_RESTARTS, restart_window_s: float = DEFAULT_RESTART_WINDOW_S,
-                 start_method: str | None = None, pin_workers: bool | None = None, allow_many_workers: bool = False):
+                 start_method: str | None = None, pin_workers: bool | None = None, allow_many_workers: bool = False,
+                 reservation: Claim | None = None):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
         if isinstance(max_restarts, bool) or not isinstance(max_restarts, (int, np.integer)) or max_restarts < 0:
@@ -206,7 +209,7 @@ class CpuPhysicsPool:
         """{key: Field} of the instances' outputs (reset/step return these keys [B, ...] and "restarted")."""
         self._preload = tuple(m for m in [getattr(factory, "import_module", None)] if isinstance(m, str))
         self.pin_workers = _pin_from_env() if pin_workers is None else bool(pin_workers)
-        self.claim: Claim = claim_workers(self.num_envs, requested, usable_cores())
+        self.claim: Claim = claim_workers(self.num_envs, requested, usable_cores(), reservation=reservation)
         """This pool's registration on the host (num_workers, source, the others' counts); freed at close."""
         self.num_workers = self.claim.num_workers
         self._closed = False

@@ -2,19 +2,25 @@
 
 Every CPU-physics pool on the host (in any process, several per process too) holds a **claim**: one
 small file in the registry directory (``/dev/shm/gsenv-workers-<uid>``, else the temp directory)
-naming its process (pid and start time) and its worker count. A new pool takes its share under an
-exclusive ``flock`` of the directory's lock file, so two that start at once see each other:
+naming its process (pid and start time) and its worker count. An env **reserves** its claim as soon
+as it is made (``reserve``: the worker count still open), long before its pool starts (after the
+scene is loaded, seconds later), so instances started at once (RLinf's env workers, `gsenv bench
+node`) all count each other. A pool then settles its count under an exclusive ``flock`` of the
+directory's lock file:
 
-    default workers = max(1, min(num_envs, usable // n, usable - workers of the others))
+    fair = usable // n
+    default workers = max(1, min(num_envs, fair, usable - settled workers of the others
+                                                - fair x reserved others))
 
 where ``usable`` is this process's usable cores (affinity and cgroup quota, gsenv.physics.cores),
-``n`` the live claims including the new one, and "the others" the live claims' worker counts.
-So a pool that starts later never oversubscribes the cores (it takes at most what is left, but
-at least one worker), and a pool already running keeps its workers until it closes (its envs live
-in them: moving them would rebuild them mid-episode); closing frees its cores for pools started
-after that. A claim whose process is gone (exited, SIGKILLed; a zombie counts as gone, and a pid
-reused by another process does not match the recorded start time) is ignored and removed by the
-next pool that looks, so nothing stale outlives a crash. No network, no service: one directory.
+``n`` the live claims including this one, the settled others' worker counts, and each other claim
+still reserved set aside a fair share. So instances started together split the cores evenly, a
+pool that starts later never oversubscribes them (it takes at most what is left, but at least one
+worker), and a pool already running keeps its workers until it closes (its envs live in them:
+moving them would rebuild them mid-episode); closing frees its cores for pools started after that.
+A claim whose process is gone (exited, SIGKILLed; a zombie counts as gone, and a pid reused by
+another process does not match the recorded start time) is ignored and removed by the next pool
+that looks, so nothing stale outlives a crash. No network, no service: one directory.
 
 Overrides, strongest first: an explicit ``num_workers``; the environment variable
 ``GSENV_NUM_WORKERS`` (for schedulers that place instances themselves: an int >= 1, at most
@@ -35,7 +41,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["NUM_WORKERS_ENV", "Claim", "claim_workers", "env_num_workers", "live_claims", "registry_dir", "share"]
+__all__ = ["NUM_WORKERS_ENV", "Claim", "claim_workers", "env_num_workers", "live_claims", "registry_dir", "reserve",
+           "share"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +130,11 @@ def env_num_workers() -> int | None:
     return value
 
 
-def share(num_envs: int, usable: int, others: list[int]) -> int:
-    """Default workers of a new pool of num_envs envs when live pools hold ``others`` workers."""
-    n = len(others) + 1
-    return max(1, min(num_envs, usable // n, usable - sum(others)))
+def share(num_envs: int, usable: int, others: list[int], reserved: int = 0) -> int:
+    """Default workers of a new pool of num_envs envs when live pools hold ``others`` workers and
+    ``reserved`` more claims are reserved (their pools not started yet: each is left a fair share)."""
+    fair = usable // (len(others) + reserved + 1)
+    return max(1, min(num_envs, fair, usable - sum(others) - reserved * fair))
 
 
 class Claim:
@@ -136,7 +144,7 @@ class Claim:
         self.path = path
         self.num_workers = num_workers
         self.source = source
-        """"explicit", "environment" or "share": where num_workers came from."""
+        """"explicit", "environment" or "share": where num_workers came from ("reserved": not settled yet)."""
         self.others = others
         """The worker counts of the other live claims when this one was taken."""
 
@@ -151,11 +159,36 @@ class Claim:
                 pass
 
 
-def claim_workers(num_envs: int, requested: int | None, usable: int, directory: Path | None = None) -> Claim:
+def _write_claim(path: Path, workers: int | None, num_envs: int) -> None:
+    pid = os.getpid()
+    entry = {"pid": pid, "start_time": process_start_time(pid), "workers": workers, "num_envs": num_envs}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entry))
+    tmp.replace(path)
+
+
+def reserve(num_envs: int, directory: Path | None = None) -> Claim:
+    """Announce a pool of num_envs envs that starts soon (its worker count still open): pools that
+    settle theirs meanwhile leave it a fair share. Pass it to claim_workers (which settles it), or
+    release() it if no pool starts. Without a writable registry: a claim that holds nothing."""
+    directory = registry_dir() if directory is None else Path(directory)
+    try:
+        with _locked(directory):
+            _live_claims(directory)  # drop the dead ones now, while holding the lock
+            path = directory / f"{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:8]}.json"
+            _write_claim(path, None, num_envs)
+    except OSError:
+        return Claim(None, 0, "reserved", [])  # claim_workers says what that means, once
+    return Claim(path, 0, "reserved", [])
+
+
+def claim_workers(num_envs: int, requested: int | None, usable: int, directory: Path | None = None,
+                  reservation: Claim | None = None) -> Claim:
     """Register a pool of num_envs envs on this host and decide its worker count.
 
     requested: an explicit count (already checked) or None (GSENV_NUM_WORKERS, else the share).
     usable: this process's usable cores. directory: the registry (default registry_dir()).
+    reservation: this pool's earlier reserve() (settled here), or None (a new claim).
     """
     fixed, source = (requested, "explicit") if requested is not None else (env_num_workers(), "environment")
     if fixed is not None:
@@ -164,13 +197,16 @@ def claim_workers(num_envs: int, requested: int | None, usable: int, directory: 
     pid = os.getpid()
     try:
         with _locked(directory):
-            others = [int(e["workers"]) for e in _live_claims(directory).values()]
-            workers = fixed if fixed is not None else share(num_envs, usable, others)
-            path = directory / f"{pid}-{next(_counter)}-{uuid.uuid4().hex[:8]}.json"
-            entry = {"pid": pid, "start_time": process_start_time(pid), "workers": workers, "num_envs": num_envs}
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(entry))
-            tmp.replace(path)
+            own = None if reservation is None else reservation.path
+            claims = [e for path, e in _live_claims(directory).items() if path != own]
+            others = [int(e["workers"]) for e in claims if e["workers"] is not None]
+            reserved = len(claims) - len(others)
+            workers = fixed if fixed is not None else share(num_envs, usable, others, reserved)
+            path = own if own is not None and own.exists() else \
+                directory / f"{pid}-{next(_counter)}-{uuid.uuid4().hex[:8]}.json"
+            _write_claim(path, workers, num_envs)
+            if reservation is not None:
+                reservation.path = None  # the file is this claim's now: releasing the reservation leaves it
     except OSError as exc:  # no writable registry: this pool cannot see the others (speed only, not results)
         logger.warning("cannot use the worker registry %s (%s): this physics pool ignores other gsenv instances on "
                        "the host; set %s to share the cores by hand", directory, exc, NUM_WORKERS_ENV)
@@ -181,7 +217,8 @@ def claim_workers(num_envs: int, requested: int | None, usable: int, directory: 
 
 
 def live_claims(directory: Path | None = None) -> list[dict]:
-    """The live claims on this host ({pid, start_time, workers, num_envs} each), for tools."""
+    """The live claims on this host ({pid, start_time, workers, num_envs} each; workers None while
+    reserved), for tools."""
     directory = registry_dir() if directory is None else Path(directory)
     if not directory.is_dir():
         return []
