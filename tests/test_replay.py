@@ -199,6 +199,31 @@ def test_randomisation_is_drawn_from_each_episodes_seed_as_collection_drew_it(tm
     assert info["features"][ENV_STATE_KEY]["gsenv"]["domain_randomization"] is None  # what it was drawn with
 
 
+@pytest.mark.slow
+def test_render_body_poses_draws_the_observation_of_those_poses_and_refuses_bad_ones():
+    """GSEnv.render_body_poses of the env's own poses is its observation, bit for bit (the same renderer,
+    poses and cameras); the wrist camera follows the given hand pose; bad poses are a ValueError."""
+    env = gym.make(gsenv.registration.ENV_ID, num_envs=2, obs_mode="rgb", image_size=SIZE, device="cpu",
+                   num_workers=1, scene_density=float(DENSITY), cameras=[THIRD, WRIST])
+    try:
+        u = env.unwrapped
+        env.reset(seed=[3, 4])
+        obs, *_ = env.step(torch.as_tensor(u.expert_action()))
+        poses = u.get_body_poses()
+        drawn = u.render_body_poses(poses)  # [B, C, H, W, 3]
+        assert drawn.shape == (2, 2, SIZE, SIZE, 3) and drawn.dtype == torch.uint8
+        for c, name in enumerate(u.camera_names):
+            assert torch.equal(drawn[:, c], obs["sensor_data"][name]["rgb"]), name
+        swapped = {k: v.flip(0) for k, v in poses.items()}  # env 0 drawn with env 1's poses
+        assert torch.equal(u.render_body_poses(swapped)[0], drawn[1])
+        with pytest.raises(ValueError, match=r"lacks \['cube'\]"):
+            u.render_body_poses({k: v for k, v in poses.items() if k != "cube"})
+        with pytest.raises(ValueError, match=r"body_poses\['cube'\] must be \[2, 7\]"):
+            u.render_body_poses({**poses, "cube": poses["cube"][:1]})
+    finally:
+        env.close()
+
+
 def _dataset_without_poses(root: Path) -> None:
     """A real v2.1 dataset as an older gsenv collect wrote it: no observation.environment_state."""
     writer = LeRobotV21Writer(root, fps=10, features={"observation.image": VideoFeature(16, 16, camera=THIRD),
