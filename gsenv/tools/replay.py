@@ -150,16 +150,18 @@ def _checked_out(out: Path, source: Source) -> int:
 
 
 def replay(dataset: str | Path, out: str | Path, *, camera: str | list[str] | None = None,
-           image_size: int | tuple[int, int] | None = None, domain_randomization=None, scene=None,
+           image_size: int | tuple[int, int] | None = None, domain_randomization=None, scene=None, task=None,
            num_envs: int = 8, device: str | None = None, progress: bool = True, **env_kwargs) -> ReplayResult:
     """Draw the dataset at ``dataset`` again into a new LeRobot v2.1 dataset at ``out``.
 
     camera: the cameras to draw, each under its key as collect names them (default: the source's).
     image_size: (height, width) or one int (default: the source's). domain_randomization: None (as
     collected), "none", "default" or a dict (gym.make's). scene: where the scene is, when the source
-    recorded none or it moved (default: the recorded one). num_envs: frames drawn at once. env_kwargs
-    go to gym.make (e.g. num_workers, asset_root). An ``out`` that holds an unfinished replay of the same
-    source goes on from its next episode (one that holds all of it is left as it is).
+    recorded none or it moved (default: the recorded one). task: the task (a name, MODULE:NAME or
+    gsenv.tasks.Task) when its recorded name is not a registered one (a task of your own). num_envs:
+    frames drawn at once. env_kwargs go to gym.make (e.g. num_workers, asset_root). An ``out`` that
+    holds an unfinished replay of the same source goes on from its next episode (one that holds all of
+    it is left as it is).
     """
     import gymnasium as gym
     import torch
@@ -168,6 +170,7 @@ def replay(dataset: str | Path, out: str | Path, *, camera: str | list[str] | No
     from gsenv.lerobot_v21 import Episode, LeRobotV21Writer, VectorFeature, VideoFeature, claim
     from gsenv.splat.cameras import image_size_hw
     from gsenv.tasks import env_ids
+    from gsenv.tools.args import checked_task
     from gsenv.tools.collect import _camera_names
 
     source = read_source(dataset)
@@ -197,13 +200,19 @@ def replay(dataset: str | Path, out: str | Path, *, camera: str | list[str] | No
     scene = source.render.get("scene") if scene is None else scene
     if scene is None:
         raise ReplayError(f"{source.root} does not record its scene (collected with a scene object): pass --scene")
+    recorded = source.render.get("task")
+    try:
+        task = checked_task(recorded if task is None else task, ReplayError)
+    except ReplayError as exc:
+        raise ReplayError(f"{exc} ({source.root} records the task {recorded!r}; a task of your own: pass "
+                          "--task MODULE:NAME)") from None
     check_device(device, ReplayError)
     root = Path(out)
     skip = _checked_out(root, source)
     made = not root.exists()
     lock = claim(root)
     try:
-        env = gym.make(env_ids(source.render["task"])[0], num_envs=num_envs, obs_mode="none", image_size=size,
+        env = gym.make(env_ids(task.name)[0], num_envs=num_envs, obs_mode="none", image_size=size,
                        scene=scene, cameras=cameras, device=device, domain_randomization=randomization,
                        scene_density=source.render.get("scene_density", 1.0), **env_kwargs)
     except BaseException as exc:
@@ -219,7 +228,7 @@ def replay(dataset: str | Path, out: str | Path, *, camera: str | list[str] | No
         lock.release()
         if made:
             shutil.rmtree(root, ignore_errors=True)
-        raise ReplayError(f"{source.root} records the poses of {source.bodies}, this gsenv's {source.render['task']} "
+        raise ReplayError(f"{source.root} records the poses of {source.bodies}, this gsenv's {task.name} "
                           f"draws {sorted(u.get_body_poses())}: replay it with the gsenv that collected it")
     keys = camera_keys(u.camera_names, u.cameras.moving or (False,) * len(u.camera_names))
     features = {k: VideoFeature(*size, camera=name) for k, name in keys.items()}
@@ -314,6 +323,8 @@ def add_commands(sub) -> None:
     p.add_argument("--domain-randomization", default=None, choices=("default", "none"),
                    help="draw with the default randomisation preset, or none (default: as DATASET was collected)")
     p.add_argument("--scene", default=None, help="the scene, when DATASET's recorded one moved (default: recorded)")
+    p.add_argument("--task", default=None, metavar="NAME",
+                   help="the task, MODULE:NAME for a task of your own (default: the one DATASET records)")
     p.add_argument("--num-envs", type=int, default=8, metavar="B", help="frames drawn at once (default: 8)")
     p.add_argument("--device", default=None, help="where images are rendered: cpu, cuda (default: cuda if available)")
     p.add_argument("--num-workers", type=int, default=1, help="physics worker processes (default: 1; replay only "
@@ -327,7 +338,8 @@ def _replay(args: argparse.Namespace) -> int:
 
     try:
         r = replay(args.dataset, args.out, camera=args.camera, image_size=args.image_size,
-                   domain_randomization=args.domain_randomization, scene=args.scene, num_envs=args.num_envs,
+                   domain_randomization=args.domain_randomization, scene=args.scene, task=args.task,
+                   num_envs=args.num_envs,
                    device=args.device, progress=args.progress, num_workers=args.num_workers)
     except (ReplayError, DatasetFormatError) as exc:
         print(f"gsenv replay: error: {exc}", file=sys.stderr)
