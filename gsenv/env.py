@@ -365,6 +365,32 @@ class GSEnv(gym.Env):
         obs = self._observe()
         return obs, self._info()
 
+    def render_body_poses(self, body_poses: dict[str, Any], elapsed_steps=None) -> torch.Tensor:
+        """uint8 [B, C, H, W, 3]: every camera's image (``camera_names`` order) of the bodies at ``body_poses``
+        ({body: [B, 7]} position + wxyz, every body get_body_poses names), with each env's current
+        randomisation draws; elapsed_steps int [B] (default: each env's own) picks the image noise of
+        that step. The simulation is neither read nor changed: recorded poses are drawn again exactly as
+        the env drew them (gsenv replay)."""
+        self._check_open()
+        want = set(self._outputs.body_poses)
+        if set(body_poses) != want:
+            missing, extra = sorted(want - set(body_poses)), sorted(set(body_poses) - want)
+            raise ValueError(f"body_poses must hold every body of this env ({sorted(want)}): it lacks {missing} "
+                             f"and has unknown {extra}")
+        poses = {k: torch.as_tensor(v).to(self.device, torch.float32) for k, v in body_poses.items()}
+        for k, v in poses.items():
+            if tuple(v.shape) != (self.num_envs, 7):
+                raise ValueError(f"body_poses[{k!r}] must be [{self.num_envs}, 7] (position + wxyz), "
+                                 f"got {list(v.shape)}")
+        look = None
+        if self._randomization is not None:
+            steps = self.elapsed_steps if elapsed_steps is None else torch.as_tensor(elapsed_steps)
+            if tuple(steps.shape) != (self.num_envs,):
+                raise ValueError(f"elapsed_steps must be [{self.num_envs}] ints, got {list(steps.shape)}")
+            look = self._randomization.look(steps.to(self.elapsed_steps))
+        cameras = self._rig.cameras(poses)
+        return self._renderer.render(poses, cameras, depth=False, look=look, views=self._views).rgb
+
     def render(self) -> torch.Tensor:
         """uint8 [B, H, W, 3]: the first camera's frame of the current state (rendered at most once per step)."""
         self._check_open()

@@ -64,8 +64,10 @@ def test_two_cameras_each_under_its_own_key_with_its_camera_recorded(two_cameras
     # appending with other cameras is refused, and nothing is written
     assert _collect(two_cameras, WRIST) == 2
     err = capsys.readouterr().err
-    assert "holds the features ['actions', 'observation.image', 'observation.state', 'observation.wrist_image']" in err
-    assert "this run writes ['actions', 'observation.state', 'observation.wrist_image']" in err
+    assert ("holds the features ['actions', 'observation.environment_state', 'observation.image', "
+            "'observation.state', 'observation.wrist_image']") in err
+    assert "this run writes ['actions', 'observation.environment_state', 'observation.state', " \
+           "'observation.wrist_image']" in err
     assert verify(two_cameras)["total_episodes"] == 1
 
 

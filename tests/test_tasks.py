@@ -163,6 +163,17 @@ def test_gsenv_collect_and_eval_run_a_task_of_your_own(tmp_path, assets):
     assert tasks <= {"touch the cube", "put your fingertips on the cube"} and tasks  # each episode's instruction
     assert all(set(e["tasks"]) <= tasks for e in episodes)
 
+    # replay finds the task by its recorded name only when it is registered: a task of your own is named
+    proc = _gsenv("replay", out, "--out", tmp_path / "r1", "--device", "cpu", "--no-progress", assets=assets)
+    assert proc.returncode == 2 and "pass --task MODULE:NAME" in proc.stderr, proc.stderr[-3000:]
+    proc = _gsenv("replay", out, "--out", tmp_path / "r2", "--task", "touch_cube:TouchCube", "--camera",
+                  "3rd_view_camera,wrist_camera", "--device", "cpu", "--num-envs", 4, "--no-progress", assets=assets)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from gsenv.lerobot_v21 import verify
+
+    replayed = verify(tmp_path / "r2")
+    assert replayed["total_episodes"] == 2 and "observation.wrist_image" in replayed["features"]
+
     proc = _gsenv("eval", "--task", "touch_cube:TouchCube", "--policy", "expert", "--episodes", 2, "--num-envs", 2,
                   "--image-size", "32x32", "--scene-density", DENSITY, "--device", "cpu", "--no-video",
                   "--out", tmp_path / "eval", assets=assets)

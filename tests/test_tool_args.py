@@ -44,9 +44,11 @@ def test_collect_with_a_bad_scene_is_a_clear_error_and_leaves_no_dataset(tmp_pat
     # a dataset that was there before is left as it was
     from gsenv.lerobot_v21 import LeRobotV21Writer
     from gsenv.tools.args import parse_image_size
-    from gsenv.tools.collect import DEFAULT_IMAGE_SIZE, FPS, ROBOT_TYPE, _features
+    from gsenv.tools.collect import DEFAULT_IMAGE_SIZE, FPS, ROBOT_TYPE, _features, pose_feature
 
-    features = _features(parse_image_size(DEFAULT_IMAGE_SIZE), {"observation.image": "3rd_view_camera"})
+    poses = pose_feature(["cube"], {"task": "PutCubeOnPlate", "scene": "default", "scene_density": 1.0,
+                                    "domain_randomization": None})
+    features = _features(parse_image_size(DEFAULT_IMAGE_SIZE), {"observation.image": "3rd_view_camera"}, poses)
     LeRobotV21Writer(out, fps=FPS, features=features, robot_type=ROBOT_TYPE).close()
     info = (out / "meta" / "info.json").read_text()
     assert cli(argv) == 2 and (out / "meta" / "info.json").read_text() == info

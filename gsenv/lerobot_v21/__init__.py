@@ -34,6 +34,7 @@ from gsenv.lerobot_v21.format import (
     DatasetLock,
     VectorFeature,
     VideoFeature,
+    read_info,
     repair_hint,
 )
 from gsenv.lerobot_v21.repair import RepairReport, repair
@@ -41,6 +42,6 @@ from gsenv.lerobot_v21.writer import EncodedEpisode, Episode, LeRobotV21Writer, 
 
 __all__ = ["CHUNKS_SIZE", "CODEBASE_VERSION", "DATA_PATH", "INDEX_FEATURES", "LOCK_FILE", "QUARANTINE", "VIDEO_PATH",
            "DatasetBusyError", "DatasetFormatError", "DatasetLock", "EncodedEpisode", "Episode", "Inspection",
-           "LeRobotV21Writer", "RepairReport", "VectorFeature", "VideoFeature", "claim", "inspect", "repair",
-           "repair_hint",
+           "LeRobotV21Writer", "RepairReport", "VectorFeature", "VideoFeature", "claim", "inspect", "read_info",
+           "repair", "repair_hint",
            "verify"]

@@ -64,13 +64,15 @@ class VideoFeature:
 
 @dataclass(frozen=True)
 class VectorFeature:
-    """A float32 vector per frame: values [T, size]."""
+    """A float32 vector per frame: values [T, size]. extra: more fields for info.json's feature (what the
+    values are of, e.g. the settings that made them), beside dtype, shape and names."""
 
     size: int
     names: list[str] | None = None
+    extra: dict | None = None
 
     def spec(self, fps: int) -> dict:
-        return {"dtype": "float32", "shape": [self.size], "names": self.names}
+        return {"dtype": "float32", "shape": [self.size], "names": self.names, **(self.extra or {})}
 
 
 def read_info(root: str | Path) -> dict:

@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "gsenv.tools.eval_cli",
     "gsenv.tools.view_cli",
     "gsenv.tools.collect",
+    "gsenv.tools.replay",
     "gsenv.tools.dataset_cli",
     "gsenv.tools.real_cli",
 ]

@@ -7,6 +7,8 @@ observation an action was taken from and that action, with the research collecto
 
     observation.image   video [H, W, 3]  the first fixed camera recorded (default: the scene's first)
     observation.state   float32 [9]      agent qpos: 7 arm joints + 2 fingers
+    observation.environment_state  float32 [7 x bodies]  every body's pose (position + wxyz, bodies in
+                                         sorted name order): what `gsenv replay` draws again
     actions             float32 [7]      the env's action in its units, as applied (clipped to its bounds)
     task                                 the episode's language instruction (the task's phrasing for it)
 
@@ -53,6 +55,8 @@ DEFAULT_IMAGE_SIZE = "480x640"
 FPS = 10  # the env's control frequency
 ROBOT_TYPE = "franka"
 IMAGE_KEY, STATE_KEY, ACTION_KEY = "observation.image", "observation.state", "actions"
+ENV_STATE_KEY = "observation.environment_state"  # LeRobot's name for the state of the world around the robot
+POSE_PARTS = ("x", "y", "z", "qw", "qx", "qy", "qz")
 WRIST_KEY, OTHER_IMAGE_KEY = "observation.wrist_image", "observation.images.{name}"
 STATE_NAMES = [*(f"joint{i}" for i in range(1, 8)), "finger_left", "finger_right"]
 ACTION_NAMES = ["dx", "dy", "dz", "drx", "dry", "drz", "grip"]
@@ -99,11 +103,35 @@ def camera_keys(names: list[str], moving: tuple[bool, ...]) -> dict[str, str]:
     return keys
 
 
-def _features(image_size: tuple[int, int], cameras: dict[str, str]):
+def pose_feature(bodies: list[str], render: dict):
+    """observation.environment_state's feature: the poses of ``bodies`` (sorted), 7 floats each, with
+    ``render`` (what replay needs to draw them again: task, scene, scene_density, domain_randomization)
+    and the body list in info.json."""
+    from gsenv.lerobot_v21 import VectorFeature
+
+    names = [f"{body}.{part}" for body in bodies for part in POSE_PARTS]
+    return VectorFeature(len(names), names, extra={"gsenv": {"bodies": list(bodies), **render}})
+
+
+def flat_poses(body_poses: dict, bodies: list[str]) -> np.ndarray:
+    """{body: [B, 7]} -> float32 [B, 7 x len(bodies)], bodies in the given order."""
+    return np.concatenate([body_poses[b].float().cpu().numpy() for b in bodies], axis=1)
+
+
+def _features(image_size: tuple[int, int], cameras: dict[str, str], poses):
     from gsenv.lerobot_v21 import VectorFeature, VideoFeature
 
     return {**{key: VideoFeature(*image_size, camera=name) for key, name in cameras.items()},
-            STATE_KEY: VectorFeature(9, STATE_NAMES), ACTION_KEY: VectorFeature(7, ACTION_NAMES)}
+            STATE_KEY: VectorFeature(9, STATE_NAMES), ACTION_KEY: VectorFeature(7, ACTION_NAMES), ENV_STATE_KEY: poses}
+
+
+def _render_settings(task, scene, env_kwargs: dict) -> dict:
+    """What the env drew with, as info.json records it for replay (a scene given as an object: None)."""
+    randomization = env_kwargs.get("domain_randomization")
+    return {"task": task.name, "scene": str(scene) if isinstance(scene, (str, Path)) else None,
+            "scene_density": float(env_kwargs.get("scene_density", 1.0)),
+            "domain_randomization": randomization if randomization is None or isinstance(randomization, str)
+            else "custom"}
 
 
 def _camera_names(camera) -> list[str] | None:
@@ -149,7 +177,7 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
     import torch
     from tqdm import tqdm
 
-    from gsenv.lerobot_v21 import Episode, LeRobotV21Writer, claim
+    from gsenv.lerobot_v21 import Episode, LeRobotV21Writer, claim, read_info
     from gsenv.splat.cameras import image_size_hw
     from gsenv.tasks import env_ids
 
@@ -172,6 +200,10 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
     root = Path(out)
     made = not root.exists()  # a folder this run makes goes again when the env cannot start
     lock = claim(root)  # one writer at a time, and only onto a whole dataset: refused before the env starts
+    if (root / "meta" / "info.json").is_file() and ENV_STATE_KEY not in read_info(root)["features"]:
+        lock.release()
+        raise CollectError(f"{root} was collected by an older gsenv, without {ENV_STATE_KEY} (every body's pose, "
+                           "which gsenv replay draws): give a new folder")
     if style == "research":
         env_kwargs.setdefault("max_episode_steps", RESEARCH_MAX_STEPS)
     try:
@@ -187,8 +219,10 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
     u = env.unwrapped
     names = u.camera_names if cameras else u.camera_names[:1]
     keys = camera_keys(names, u.cameras.moving or (False,) * len(u.camera_names))
+    bodies = sorted(u.get_body_poses())
+    poses = pose_feature(bodies, _render_settings(task, scene, env_kwargs))
     try:
-        writer = LeRobotV21Writer(out, fps=FPS, features=_features(image_size, keys), robot_type=ROBOT_TYPE,
+        writer = LeRobotV21Writer(out, fps=FPS, features=_features(image_size, keys, poses), robot_type=ROBOT_TYPE,
                                   lock=lock)
     except BaseException:
         env.close()
@@ -204,7 +238,7 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
         script = ScriptedEpisodes(task, num_envs)
     low = torch.as_tensor(u.single_action_space.low, device=u.device)
     high = torch.as_tensor(u.single_action_space.high, device=u.device)
-    buffers: list[dict[str, list]] = [{**{k: [] for k in keys}, STATE_KEY: [], ACTION_KEY: []}
+    buffers: list[dict[str, list]] = [{**{k: [] for k in keys}, STATE_KEY: [], ACTION_KEY: [], ENV_STATE_KEY: []}
                                       for _ in range(num_envs)]
     env_seed = np.arange(num_envs, dtype=np.int64) + seed
     next_seed, attempts, ended, kept = seed + num_envs, num_envs, 0, 0
@@ -253,6 +287,7 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
             rgb = {k: obs["sensor_data"][name]["rgb"].cpu().numpy() for k, name in keys.items()}  # [B, H, W, 3]
             qpos = obs["agent"]["qpos"].float().cpu().numpy()  # [B, 9]
             act = action.float().cpu().numpy()  # [B, 7]
+            pose = flat_poses(u.get_body_poses(), bodies)  # [B, 7 x bodies]: the poses obs was drawn from
             phases["to host"] += time.perf_counter() - t
             for i in np.flatnonzero(recorded):
                 b = buffers[i]
@@ -260,6 +295,7 @@ def collect(out: str | Path, episodes: int, *, num_envs: int = 8, image_size: in
                     b[k].append(rgb[k][i])
                 b[STATE_KEY].append(qpos[i])
                 b[ACTION_KEY].append(act[i])
+                b[ENV_STATE_KEY].append(pose[i])
             t = time.perf_counter()
             obs, _, terminated, truncated, info = env.step(action)
             phases["physics + render"] += time.perf_counter() - t
@@ -329,7 +365,8 @@ def add_commands(sub) -> None:
                        description="Run the scripted expert in B envs at once, keep the successful episodes and "
                                    "write them as a LeRobot v2.1 dataset (observation.image video, one key per "
                                    "--camera, "
-                                   "observation.state [9], actions [7], the task text) at 10 fps.",
+                                   "observation.state [9], actions [7], every body's pose as "
+                                   "observation.environment_state (for gsenv replay), the task text) at 10 fps.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--episodes", type=int, required=True, metavar="N", help="successful episodes to collect")
     p.add_argument("--out", default=None, metavar="DIR",
