@@ -160,8 +160,11 @@ class Claim:
 
 
 def _write_claim(path: Path, workers: int | None, num_envs: int) -> None:
+    """workers None: reserved (written as 0 workers and "reserved": an older gsenv reading the registry
+    counts it as a pool holding none)."""
     pid = os.getpid()
-    entry = {"pid": pid, "start_time": process_start_time(pid), "workers": workers, "num_envs": num_envs}
+    entry = {"pid": pid, "start_time": process_start_time(pid), "workers": workers or 0, "num_envs": num_envs,
+             "reserved": workers is None}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(entry))
     tmp.replace(path)
@@ -199,7 +202,7 @@ def claim_workers(num_envs: int, requested: int | None, usable: int, directory: 
         with _locked(directory):
             own = None if reservation is None else reservation.path
             claims = [e for path, e in _live_claims(directory).items() if path != own]
-            others = [int(e["workers"]) for e in claims if e["workers"] is not None]
+            others = [int(e["workers"]) for e in claims if not e.get("reserved")]
             reserved = len(claims) - len(others)
             workers = fixed if fixed is not None else share(num_envs, usable, others, reserved)
             path = own if own is not None and own.exists() else \
@@ -217,8 +220,8 @@ def claim_workers(num_envs: int, requested: int | None, usable: int, directory: 
 
 
 def live_claims(directory: Path | None = None) -> list[dict]:
-    """The live claims on this host ({pid, start_time, workers, num_envs} each; workers None while
-    reserved), for tools."""
+    """The live claims on this host ({pid, start_time, workers, num_envs, reserved} each; workers 0 and
+    reserved True until the pool settles its count), for tools."""
     directory = registry_dir() if directory is None else Path(directory)
     if not directory.is_dir():
         return []
