@@ -166,3 +166,15 @@ def test_suite_and_task_together_or_restart_alone_exit_2(tmp_path):
     assert both.returncode == 2 and "--suite or --task, not both" in both.stderr
     alone = subprocess.run([*base, "--restart"], capture_output=True, text=True)
     assert alone.returncode == 2 and "--restart goes with --suite" in alone.stderr
+
+
+def test_a_config_equals_the_one_its_report_holds():
+    """A run continues an earlier one when their configs are equal, and the earlier one is read back from
+    JSON: ranges given as tuples (the ood suite's vision rows) must compare equal to their JSON lists."""
+    import json
+
+    suite = eval_suite.Suite("t", (eval_suite.SuiteRow("vision", "R", "GSEnv/PutCubeOnPlate-v0", "",
+                                                       {"domain_randomization": {"light": (0.6, 0.6)}}),))
+    config = eval_suite.suite_config(suite, "expert", [0, 1], {"image_size": (16, 16), "camera": None})
+    assert json.loads(json.dumps(config)) == config
+    assert config["rows"][0]["make_kwargs"]["domain_randomization"]["light"] == [0.6, 0.6]

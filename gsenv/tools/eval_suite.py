@@ -152,10 +152,12 @@ def _checked(suite: Suite) -> Suite:
 
 # ----------------------------------------------------------------------------------------- running
 def suite_config(suite: Suite, policy: str, episode_ids: Sequence[int], options: Mapping[str, Any]) -> dict:
-    """What makes two runs of a suite the same run (a run continues only an earlier run with this config)."""
-    return {"suite": suite.name, "policy": policy, "episode_ids": list(episode_ids),
-            "rows": [{**asdict(r), "make_kwargs": dict(r.make_kwargs)} for r in suite.rows],
-            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(options.items())}}
+    """What makes two runs of a suite the same run (a run continues only an earlier run with this config), as
+    the report holds it: JSON values (tuples become lists), so a config compares equal to its report's."""
+    config = {"suite": suite.name, "policy": policy, "episode_ids": list(episode_ids),
+              "rows": [{**asdict(r), "make_kwargs": dict(r.make_kwargs)} for r in suite.rows],
+              "options": dict(sorted(options.items()))}
+    return json.loads(json.dumps(config))
 
 
 RESULT_OPTIONS = ("chunk", "image_size", "scene", "scene_density", "max_steps", "camera")
