@@ -19,9 +19,9 @@ what the variant varies); the in-distribution row uses obj_set="train", every va
 | semantic | Instruct | four new phrasings of the instruction | nothing |
 | semantic | MultiObject | 2-3 graspables on the table, the instruction names one | graspables |
 | semantic | MultiReceptacle | 2 receptacles on the table, the instruction names one | receptacles |
-| execution | Position | the object starts on the other side of the receptacle (y ~ -0.22 m) | nothing |
+| execution | Position | the object starts beyond the receptacle, at (0.58, 0.14) m +- 4 cm | nothing |
 | execution | EEPose | the arm starts elsewhere (joint offsets of 0.1-0.45 rad) | nothing |
-| execution | PositionChangeTo | the receptacle jumps once, at a seeded step in 5..20, to y ~ -0.25 m | nothing |
+| execution | PositionChangeTo | the receptacle jumps once, at a seeded step in 5..20, to (0.70, -0.12) m | nothing |
 
 Vision strength s maps onto gsenv's domain randomisation (gsenv.scene.randomization): "texture" is ``object_color``
 = (-s, s) (the DC colour of every object's gaussians, per channel, per env); "whole scene" multiplies the image's

@@ -77,6 +77,12 @@ MAX_TRIES = 200
 TRAIN_INSTRUCTIONS = ("put the {object} on the {receptacle}", "pick up the {object} and put it on the {receptacle}")
 
 
+FAR_RECEPTACLE_CENTER: tuple[float, float] = (0.70, -0.12)
+"""Where MultiReceptacle's second receptacle stands and PositionChangeTo's jumps to (m): beside and beyond the
+plate (a tray beside a bowl still clears the first), its rim inside the third-person view (image u ~ 0.65-0.95)."""
+FAR_RECEPTACLE_HALF_RANGE: tuple[float, float] = (0.01, 0.01)
+
+
 @dataclass(frozen=True)
 class FamilySpawnConfig:
     """Where and what episodes start with (see the module docstring). Regions: xy ~ centre + U(-half, +half).
@@ -98,14 +104,14 @@ class FamilySpawnConfig:
     min_object_gap: float = 0.10
     receptacle_center: tuple[float, float] = names.PLATE_SPAWN_CENTER
     receptacle_half_range: tuple[float, float] = names.PLATE_SPAWN_HALF_RANGE
-    second_center: tuple[float, float] = (0.45, -0.25)
-    second_half_range: tuple[float, float] = (0.05, 0.02)
+    second_center: tuple[float, float] = FAR_RECEPTACLE_CENTER
+    second_half_range: tuple[float, float] = FAR_RECEPTACLE_HALF_RANGE
     min_gap: float = 0.01
     qpos_noise: float = 0.02
     qpos_offset: tuple[tuple[float, float], ...] | None = None
     move_target: tuple[int, int] | None = None
-    moved_center: tuple[float, float] = (0.45, -0.25)
-    moved_half_range: tuple[float, float] = (0.05, 0.02)
+    moved_center: tuple[float, float] = FAR_RECEPTACLE_CENTER
+    moved_half_range: tuple[float, float] = FAR_RECEPTACLE_HALF_RANGE
     randomize_yaw: bool = False
 
     def split(self, pool: str) -> tuple[str, ...]:
@@ -409,10 +415,11 @@ class PutCubeOnPlateMultiReceptacle(PutCubeOnPlateMain):
 
 
 class PutCubeOnPlatePosition(PutCubeOnPlateMain):
-    """The object starts on the other side of the receptacle (y < 0), a region training never uses."""
+    """The object starts beyond the receptacle, farther from the robot (x ~ 0.58 m, y ~ 0.14 m: the middle of the
+    third-person image, above the plate), a region training never uses."""
 
     name = "PutCubeOnPlatePosition"
-    spawn_defaults = {"held_out": (), "object_center": (0.38, -0.22), "object_half_range": (0.08, 0.04)}
+    spawn_defaults = {"held_out": (), "object_center": (0.58, 0.14), "object_half_range": (0.04, 0.04)}
 
 
 EE_POSE_OFFSET = ((0.25, 0.45), (0.10, 0.20), (0.0, 0.0), (0.15, 0.30), (0.0, 0.0), (0.15, 0.30), (0.0, 0.0))
@@ -429,7 +436,7 @@ class PutCubeOnPlateEEPose(PutCubeOnPlateMain):
 
 class PutCubeOnPlatePositionChangeTo(PutCubeOnPlateMain):
     """The named receptacle jumps once, at a step drawn per episode from 5..20 (mid-task: the expert is
-    reaching, grasping or carrying then), to the far side of the table (y ~ -0.25), and success follows it. The
+    reaching, grasping or carrying then), to FAR_RECEPTACLE_CENTER (27 cm away), and success follows it. The
     closed-loop scripted expert reads the receptacle's pose every step, so it re-targets while it carries (README:
     the expert's scores)."""
 
