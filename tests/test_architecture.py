@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gsenv"
 # Layer of each top-level part of gsenv, lowest first. A module may import its own layer or lower.
 LAYERS: dict[str, int] = {
     # foundation: plain helpers
-    "geometry": 0, "media": 0, "backends": 0, "compat": 0, "assets_manifest": 0, "atomic": 0,
+    "geometry": 0, "media": 0, "backends": 0, "compat": 0, "assets_manifest": 0, "atomic": 0, "ranges": 0,
     # library
     "splat": 1, "assets": 1, "sim": 1, "tasks": 1,
     "physics": 2, "scene": 2, "scene_build": 2,

@@ -46,23 +46,21 @@ recipe's PD ranges 23 of 32, with action_latency (0, 1) 10 of 32 (README: "Domai
 """
 from __future__ import annotations
 
-import difflib
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from gsenv.ranges import DEFAULT_PRESET, settings_from_any
 from gsenv.sim import names
 
 __all__ = ["DEFAULT_PRESET", "DEFAULT_RANGES", "DEFAULT_REASONS", "PhysicsRandomization", "RandomizedPhysics",
            "physics_draw_seed", "hold_action", "qpos_noise"]
 
-DEFAULT_PRESET = "default"
-"""The name ``physics_randomization=`` takes for `PhysicsRandomization.default()`."""
 # (lowest, highest, whether the lowest itself is allowed) per range
 _BOUNDS = {
     "object_mass": (0.0, 10.0, False), "object_friction": (0.0, 10.0, False),
@@ -162,26 +160,7 @@ class PhysicsRandomization:
         """None (off), "default" (the preset), a PhysicsRandomization, or a dict of its keys -> a checked
         PhysicsRandomization (or None); ValueError naming an unknown key (and the nearest known one), and
         for True / False."""
-        if value is None or isinstance(value, PhysicsRandomization):
-            return value
-        if isinstance(value, (bool, np.bool_)):
-            raise ValueError(f"physics_randomization={value!r} is not accepted: pass physics_randomization="
-                             f"{DEFAULT_PRESET!r} for the documented default ranges, a dict of ranges, or None (off)")
-        if isinstance(value, str):
-            if value != DEFAULT_PRESET:
-                raise ValueError(f"unknown physics_randomization preset {value!r}: the one preset is "
-                                 f"{DEFAULT_PRESET!r} (or pass a dict of ranges)")
-            return cls.default()
-        if not isinstance(value, Mapping):
-            raise ValueError(f"physics_randomization must be None, a dict, a gsenv PhysicsRandomization or "
-                             f"{DEFAULT_PRESET!r}, got {type(value).__name__}")
-        known = [f.name for f in fields(cls)]
-        for key in value:
-            if key not in known:
-                near = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else f"; known keys: {', '.join(known)}"
-                raise ValueError(f"unknown physics_randomization key {key!r}{hint}")
-        return cls(**dict(value))
+        return settings_from_any(cls, value, "physics_randomization")
 
 
 def physics_draw_seed(seed: int, episode_id: int | None) -> int:

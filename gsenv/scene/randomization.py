@@ -32,10 +32,9 @@ own calibration threshold); the ranges it leaves out stay off.
 """
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ import torch
 from torch import Tensor
 
 from gsenv.geometry import rpy_to_rotmat
+from gsenv.ranges import DEFAULT_PRESET, settings_from_any
 from gsenv.sim import names
 from gsenv.splat.appearance import ImageJitter, Look, noise_bank, saturation_hue_matrix
 
@@ -59,8 +59,6 @@ _BOUNDS = {
     "hue": (-0.5, 0.5, True), "gamma": (0.0, 4.0, False), "noise_std": (0.0, 1.0, True),
     "object_color": (-1.0, 1.0, True),
 }
-DEFAULT_PRESET = "default"
-"""The name ``domain_randomization=`` takes for `DomainRandomization.default()`."""
 
 # The default preset: what a policy meant for a real, calibrated cell should be robust to. Sources:
 # openpi's training augmentation of pi0 (augmax ColorJitter(brightness=0.3, contrast=0.4, saturation=0.5),
@@ -182,26 +180,7 @@ class DomainRandomization:
         """None (off), "default" (the preset, see `default`), a DomainRandomization, or a dict of its keys
         -> a checked DomainRandomization (or None); ValueError naming an unknown key (and the nearest
         known one), and for True / False (which ranges "on" would mean is not for gsenv to guess)."""
-        if value is None or isinstance(value, DomainRandomization):
-            return value
-        if isinstance(value, (bool, np.bool_)):
-            raise ValueError(f"domain_randomization={value!r} is not accepted: pass domain_randomization="
-                             f"{DEFAULT_PRESET!r} for the documented default ranges, a dict of ranges, or None (off)")
-        if isinstance(value, str):
-            if value != DEFAULT_PRESET:
-                raise ValueError(f"unknown domain_randomization preset {value!r}: the one preset is "
-                                 f"{DEFAULT_PRESET!r} (or pass a dict of ranges)")
-            return cls.default()
-        if not isinstance(value, Mapping):
-            raise ValueError(f"domain_randomization must be None, a dict, a gsenv DomainRandomization or "
-                             f"{DEFAULT_PRESET!r}, got {type(value).__name__}")
-        known = [f.name for f in fields(cls)]
-        for key in value:
-            if key not in known:
-                near = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else f"; known keys: {', '.join(known)}"
-                raise ValueError(f"unknown domain_randomization key {key!r}{hint}")
-        return cls(**dict(value))
+        return settings_from_any(cls, value, "domain_randomization")
 
 
 def backdrop_files(folder: str | Path) -> list[Path]:
