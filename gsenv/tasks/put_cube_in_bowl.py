@@ -12,18 +12,21 @@ bowl_pose [7], tcp_to_cube_pos [3], cube_to_bowl_pos [3].
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 
 from gsenv.sim import names
 from gsenv.sim.expert import scripted_expert_action
 from gsenv.sim.initial_state import SpawnConfig, sample_one
-from gsenv.sim.record import POSE_SHAPE, ROBOT_STATE, Field, TaskRecord, info, pose, robot_bodies, state
 from gsenv.sim.rewards import DENSE_REWARD_MAX, dense_reward, dense_reward_terms
 from gsenv.tasks.base import Task
-from gsenv.tasks.put_cube_on_plate import LIFTED_Z, REACHED_M, STATIC_ANG_VEL, STATIC_LIN_VEL, staged_progress
+from gsenv.tasks.put_cube_on_plate import (
+    LIFTED_Z,
+    REACHED_M,
+    STATIC_ANG_VEL,
+    STATIC_LIN_VEL,
+    pick_and_place_record,
+    staged_progress,
+)
 
 CUBE, BOWL = names.CUBE, names.BOWL
 
@@ -35,37 +38,7 @@ PLACE_HEIGHT = names.PLATE_BASE_THICKNESS - names.BOWL_HEIGHT / 2 + names.CUBE_H
 """The cube's centre above the bowl's origin when it rests on the bowl's floor (m)."""
 
 
-def _tcp_to_cube_pos(v: Mapping[str, Any]) -> Any:
-    return v["state/extra/cube_pose"][..., :3] - v["state/extra/tcp_pose"][..., :3]
-
-
-def _cube_to_bowl_pos(v: Mapping[str, Any]) -> Any:
-    return v["state/extra/bowl_pose"][..., :3] - v["state/extra/cube_pose"][..., :3]
-
-
-RECORD = TaskRecord(
-    state=(
-        *ROBOT_STATE,
-        state("extra", "is_grasped", (), "bool"),
-        state("extra", "tcp_pose", POSE_SHAPE),
-        state("extra", "cube_pose", POSE_SHAPE),
-        state("extra", "bowl_pose", POSE_SHAPE),
-        state("extra", "tcp_to_cube_pos", (3,), derive=_tcp_to_cube_pos),
-        state("extra", "cube_to_bowl_pos", (3,), derive=_cube_to_bowl_pos),
-    ),
-    info=(
-        info("cube_in_bowl"),
-        info("cube_static"),
-        info("is_grasped", same_as="state/extra/is_grasped"),
-        info("success"),
-    ),
-    bodies=(
-        *robot_bodies(tcp_same_as="state/extra/tcp_pose"),
-        pose(CUBE, same_as="state/extra/cube_pose"),
-        pose(BOWL, same_as="state/extra/bowl_pose"),
-    ),
-    terminated=Field("terminated", (), "bool", same_as="info/success"),
-)
+RECORD = pick_and_place_record(BOWL, "cube_in_bowl")
 
 
 class PutCubeInBowl(Task):

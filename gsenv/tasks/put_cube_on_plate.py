@@ -12,6 +12,7 @@ tcp_pose [7], cube_pose [7], plate_pose [7] (position + wxyz), tcp_to_cube_pos [
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import torch
@@ -39,39 +40,45 @@ LIFTED_Z = 0.04
 """progress "lifted": the grasped cube's centre at least this high above the table (2 cm off it)."""
 
 
-def _tcp_to_cube_pos(v: Mapping[str, Any]) -> Any:
-    """cube position - TCP position (m) [B, 3], as obs_extra computes it."""
-    return v["state/extra/cube_pose"][..., :3] - v["state/extra/tcp_pose"][..., :3]
+def position_difference(v: Mapping[str, Any], start: str, end: str) -> Any:
+    """``end``'s position - ``start``'s (m) [B, 3], from the record's values ("state/extra/<name>_pose"), as
+    obs_extra computes it (e.g. tcp -> cube, cube -> plate)."""
+    return v[f"state/extra/{end}_pose"][..., :3] - v[f"state/extra/{start}_pose"][..., :3]
 
 
-def _cube_to_plate_pos(v: Mapping[str, Any]) -> Any:
-    """plate position - cube position (m) [B, 3]."""
-    return v["state/extra/plate_pose"][..., :3] - v["state/extra/cube_pose"][..., :3]
+def pick_and_place_record(target: str, placed: str, target_body: str | None = None) -> TaskRecord:
+    """The record of a task that carries the cube onto a target (named ``target`` in the state, e.g. "plate";
+    its body ``target_body``, default the same name): the robot's state, is_grasped, the TCP's, the cube's and
+    the target's poses, tcp_to_cube_pos and cube_to_<target>_pos (derived); info ``placed`` (e.g.
+    "cube_on_plate"), cube_static, is_grasped, success; the robot's, the cube's and the target's body poses
+    (the state's). terminated is success."""
+    return TaskRecord(
+        state=(
+            *ROBOT_STATE,
+            state("extra", "is_grasped", (), "bool"),
+            state("extra", "tcp_pose", POSE_SHAPE),
+            state("extra", "cube_pose", POSE_SHAPE),
+            state("extra", f"{target}_pose", POSE_SHAPE),
+            state("extra", "tcp_to_cube_pos", (3,), derive=partial(position_difference, start="tcp", end="cube")),
+            state("extra", f"cube_to_{target}_pos", (3,),
+                  derive=partial(position_difference, start="cube", end=target)),
+        ),
+        info=(
+            info(placed),
+            info("cube_static"),
+            info("is_grasped", same_as="state/extra/is_grasped"),
+            info("success"),
+        ),
+        bodies=(
+            *robot_bodies(tcp_same_as="state/extra/tcp_pose"),
+            pose(CUBE, same_as="state/extra/cube_pose"),
+            pose(target_body or target, same_as=f"state/extra/{target}_pose"),
+        ),
+        terminated=Field("terminated", (), "bool", same_as="info/success"),
+    )
 
 
-RECORD = TaskRecord(
-    state=(
-        *ROBOT_STATE,
-        state("extra", "is_grasped", (), "bool"),
-        state("extra", "tcp_pose", POSE_SHAPE),
-        state("extra", "cube_pose", POSE_SHAPE),
-        state("extra", "plate_pose", POSE_SHAPE),
-        state("extra", "tcp_to_cube_pos", (3,), derive=_tcp_to_cube_pos),
-        state("extra", "cube_to_plate_pos", (3,), derive=_cube_to_plate_pos),
-    ),
-    info=(
-        info("cube_on_plate"),
-        info("cube_static"),
-        info("is_grasped", same_as="state/extra/is_grasped"),
-        info("success"),
-    ),
-    bodies=(
-        *robot_bodies(tcp_same_as="state/extra/tcp_pose"),
-        pose(CUBE, same_as="state/extra/cube_pose"),
-        pose(PLATE, same_as="state/extra/plate_pose"),
-    ),
-    terminated=Field("terminated", (), "bool", same_as="info/success"),
-)
+RECORD = pick_and_place_record(PLATE, "cube_on_plate")
 """25 carried arrays per env (reward, elapsed_steps, 6 state entries, 3 info scalars, 14 link poses); the
 rest are the same numbers (TCP, cube and plate poses are the state's; the robot root is fr3_link0;
 is_grasped is the state's; terminated is success) or differences of them."""

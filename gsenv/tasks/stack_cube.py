@@ -14,18 +14,22 @@ base_pose [7] (the green cube's), tcp_to_cube_pos [3], cube_to_base_pos [3].
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from gsenv.sim import names
 from gsenv.sim.expert import scripted_expert_action
-from gsenv.sim.record import POSE_SHAPE, ROBOT_STATE, Field, TaskRecord, info, pose, robot_bodies, state
 from gsenv.sim.rewards import DENSE_REWARD_MAX, dense_reward, dense_reward_terms
 from gsenv.tasks.base import Task
-from gsenv.tasks.put_cube_on_plate import LIFTED_Z, REACHED_M, STATIC_ANG_VEL, STATIC_LIN_VEL, staged_progress
+from gsenv.tasks.put_cube_on_plate import (
+    LIFTED_Z,
+    REACHED_M,
+    STATIC_ANG_VEL,
+    STATIC_LIN_VEL,
+    pick_and_place_record,
+    staged_progress,
+)
 
 CUBE, BASE = names.CUBE, "green_cube"
 
@@ -55,37 +59,7 @@ class StackSpawnConfig:
     qpos_noise: float = 0.02
 
 
-def _tcp_to_cube_pos(v: Mapping[str, Any]) -> Any:
-    return v["state/extra/cube_pose"][..., :3] - v["state/extra/tcp_pose"][..., :3]
-
-
-def _cube_to_base_pos(v: Mapping[str, Any]) -> Any:
-    return v["state/extra/base_pose"][..., :3] - v["state/extra/cube_pose"][..., :3]
-
-
-RECORD = TaskRecord(
-    state=(
-        *ROBOT_STATE,
-        state("extra", "is_grasped", (), "bool"),
-        state("extra", "tcp_pose", POSE_SHAPE),
-        state("extra", "cube_pose", POSE_SHAPE),
-        state("extra", "base_pose", POSE_SHAPE),
-        state("extra", "tcp_to_cube_pos", (3,), derive=_tcp_to_cube_pos),
-        state("extra", "cube_to_base_pos", (3,), derive=_cube_to_base_pos),
-    ),
-    info=(
-        info("cube_on_base"),
-        info("cube_static"),
-        info("is_grasped", same_as="state/extra/is_grasped"),
-        info("success"),
-    ),
-    bodies=(
-        *robot_bodies(tcp_same_as="state/extra/tcp_pose"),
-        pose(CUBE, same_as="state/extra/cube_pose"),
-        pose(BASE, same_as="state/extra/base_pose"),
-    ),
-    terminated=Field("terminated", (), "bool", same_as="info/success"),
-)
+RECORD = pick_and_place_record("base", "cube_on_base", target_body=BASE)
 
 
 class StackCube(Task):
