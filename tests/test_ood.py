@@ -205,9 +205,10 @@ def test_the_target_moves_once_at_its_step_and_success_follows_it(assets):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["Main", "UnseenObjects", "UnseenReceptacles", "MultiObject",
-                                     "MultiReceptacle", "Position", "EEPose", "PositionChangeTo"])
+@pytest.mark.parametrize("variant", ["UnseenReceptacles", "MultiObject", "Position", "EEPose", "PositionChangeTo"])
 def test_the_expert_solves_a_few_episodes(variant, assets):
+    """Two episodes of the variants whose physics differ most from Main's (a bowl or tray, distractors, another
+    start, another arm pose, a moving target); README's table has all 14 rows over 64 episodes each."""
     env = _make(variant, assets)
     try:
         u = env.unwrapped
