@@ -104,6 +104,9 @@ class GSEnv(gym.Env):
             friction, arm PD stiffness and damping (these physx_cpu only), qpos observation noise, action
             latency in control steps; drawn per env at each reset from its seed or episode id; see
             physics_randomization_values().
+        background_heights: None (the whole static background), or (low, high) m: keep only the background's
+            gaussians that high above the robot base, e.g. (-0.03, 0.03) the table top; the backdrop
+            (domain_randomization's backdrop_images / backdrop_color) shows where the rest was.
         cache_background: render the static background once per camera and composite (default True).
         asset_root: where datasets and built scenes live (default: $GSENV_ASSETS or the user cache).
         gs_kwargs: the research code's renderer options (RLinf passes them); "render_interface":
@@ -140,6 +143,7 @@ class GSEnv(gym.Env):
         scene_density: float = 1.0,
         domain_randomization: Any = None,
         physics_randomization: Any = None,
+        background_heights: tuple[float, float] | None = None,
         cache_background: bool = True,
         asset_root: str | None = None,
         gs_kwargs: dict | None = None,
@@ -156,7 +160,7 @@ class GSEnv(gym.Env):
         from gsenv.scene.randomization import DomainRandomization, RandomizedLook
         from gsenv.scene.rendering import make_renderer
         from gsenv.scene.resolve import resolve_scene, task_kwargs_from_bundle
-        from gsenv.scene.task_fit import objects_of_task, task_needs
+        from gsenv.scene.task_fit import background_within_heights, objects_of_task, task_needs
         from gsenv.splat.view_state import ViewState
         from gsenv.tasks import get_task
 
@@ -204,6 +208,8 @@ class GSEnv(gym.Env):
         try:
             bundle = resolve_scene(scene, asset_root=asset_root, density=scene_density, task=task_needs(self.task))
             self.scene = objects_of_task(bundle, self.task.objects)  # another task's objects are not drawn
+            if background_heights is not None:
+                self.scene = background_within_heights(self.scene, background_heights)
             self._rig = CameraRig(self.scene, list(cameras) if cameras else None, self.num_envs, self.device,
                                   image_size)
             self.camera_names = list(self._rig.names)

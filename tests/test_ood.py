@@ -248,8 +248,9 @@ def test_vision_variants_change_the_image_and_are_seeded(assets):
             again, values_again = _rgb(env.reset(**reset)[0]), u.domain_randomization_values()
             assert torch.equal(first, again), variant  # the same episode ids: the same images
             changed = (first - plain).abs().amax(dim=-1) > 8  # [B, H, W] pixels changed by more than 8 of 255
-            # the backdrop shows only through the gaps of the scene's gaussians (the gsenv.tasks.ood docstring)
-            assert changed.float().mean() > (0.01 if variant == "VisionImage" else 0.05), variant
+            # VisionImage: the wall and floor (over a fifth of the picture) give way to the background image
+            share = float(changed.float().mean())
+            assert share > (0.2 if variant == "VisionImage" else 0.05), (variant, share)
             flat = lambda v: torch.stack(list(v.values()), dim=1) if isinstance(v, dict) else v  # noqa: E731
             drawn = flat(values[key])
             assert torch.equal(drawn, flat(values_again[key])), variant
@@ -259,3 +260,18 @@ def test_vision_variants_change_the_image_and_are_seeded(assets):
                 assert drawn.abs().max() <= s and drawn.abs().max() > s / 4
         finally:
             env.close()
+
+
+def test_background_heights_keep_the_table_top_and_refuse_bad_ranges():
+    from gsenv.scene.resolve import resolve_scene
+    from gsenv.scene.task_fit import background_within_heights
+
+    bundle = resolve_scene("default", density=0.02)
+    kept = background_within_heights(bundle, (-0.03, 0.03))
+    z_all, z = bundle.background_in_sim().means[:, 2], kept.background_in_sim().means[:, 2]
+    assert z.abs().max() <= 0.03 and 0 < len(z) < len(z_all)
+    assert len(z) == int(((z_all >= -0.03) & (z_all <= 0.03)).sum())  # exactly those, nothing else dropped
+    assert kept.objects.keys() == bundle.objects.keys()  # bodies untouched
+    for bad in [(0.03, -0.03), (0.0, float("nan")), 0.03, (True, 1.0), ("a", 1)]:
+        with pytest.raises(ValueError, match="background_heights"):
+            background_within_heights(bundle, bad)

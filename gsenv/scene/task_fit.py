@@ -18,7 +18,8 @@ from gsenv.scene.format import MANIFEST, SceneError, camera_problems
 from gsenv.sim import names
 from gsenv.tasks import get_task
 
-__all__ = ["objects_of_task", "MOVABLE_JOINT_TYPES", "TaskNeeds", "task_needs", "DEFAULT_TASK_NEEDS", "urdf_problems",
+__all__ = ["objects_of_task", "background_within_heights",
+           "MOVABLE_JOINT_TYPES", "TaskNeeds", "task_needs", "DEFAULT_TASK_NEEDS", "urdf_problems",
            "bundle_problems", "check_bundle_for_task"]
 
 MOVABLE_JOINT_TYPES = ("revolute", "continuous", "prismatic")
@@ -126,3 +127,24 @@ def objects_of_task(bundle: SceneBundle, object_names) -> SceneBundle:
     import dataclasses
 
     return dataclasses.replace(bundle, objects={k: v for k, v in bundle.objects.items() if k in object_names})
+
+
+def background_within_heights(bundle: SceneBundle, heights) -> SceneBundle:
+    """The bundle with only the static background's gaussians whose centre lies ``heights`` = (low, high) metres
+    above the robot base (the simulator's z): e.g. (-0.03, 0.03) keeps the table top and drops the wall and the
+    floor, so that a backdrop (domain randomisation's backdrop_images or backdrop_color) shows wherever they
+    were. ValueError for a range that is not two finite numbers low < high."""
+    import dataclasses
+    import math
+
+    import torch
+
+    if (not isinstance(heights, (tuple, list)) or len(heights) != 2
+            or not all(isinstance(h, (int, float)) and not isinstance(h, bool) and math.isfinite(h) for h in heights)
+            or not heights[0] < heights[1]):
+        raise ValueError(f"background_heights must be (low, high) in metres with low < high, got {heights!r}")
+    if bundle.background is None:
+        return bundle
+    z = bundle.background_in_sim().means[:, 2]
+    keep = torch.nonzero((z >= heights[0]) & (z <= heights[1])).reshape(-1)
+    return dataclasses.replace(bundle, background=bundle.background.subset(keep))

@@ -11,7 +11,7 @@ what the variant varies); the in-distribution row uses obj_set="train", every va
 | category | name | what changes | obj_set splits |
 |---|---|---|---|
 | in-distribution | Main | nothing: train objects on train receptacles, training phrasings | both pools |
-| vision | VisionImage | a backdrop image behind the scene (4 procedural images, packaged) | nothing |
+| vision | VisionImage | the wall and floor replaced by a background image (4 procedural images, packaged) | nothing |
 | vision | VisionTexture03 / 05 | each object's colour shifted per channel by U(-s, s), s = 0.3 / 0.5 | nothing |
 | vision | VisionWhole03 / 05 | the image's light, contrast, saturation, tint and hue, at strength s (below) | nothing |
 | semantic | UnseenObjects | a test graspable (yellow, small orange, large cyan cube, purple cylinder) | graspables |
@@ -26,9 +26,9 @@ what the variant varies); the in-distribution row uses obj_set="train", every va
 Vision strength s maps onto gsenv's domain randomisation (gsenv.scene.randomization): "texture" is ``object_color``
 = (-s, s) (the DC colour of every object's gaussians, per channel, per env); "whole scene" multiplies the image's
 light, contrast and saturation by U(1-s, 1+s), each channel by a tint U(1-s/2, 1+s/2), and turns its hue by
-U(-s/5, s/5) turns. VisionImage's backdrop shows where the scene's gaussians leave a pixel uncovered: in the embedded
-scene (table, floor and wall all drawn) that is a faint bleed over about a tenth of the pixels, not a replaced
-background. Every draw is per env from its episode id (or reset seed): the same episode id, the same episode.
+U(-s/5, s/5) turns. VisionImage keeps only the table top of the static background (``background_heights``
+TABLE_TOP_HEIGHTS), so one of the backdrop images, drawn per env, shows where the wall and the floor were. Every draw
+is per env from its episode id (or reset seed): the same episode id, the same episode.
 
 Importing this module is cheap (no torch): the registration reads the vision variants' keywords from it.
 """
@@ -65,6 +65,13 @@ class Variant:
         return env_ids(self.name)[1]
 
 
+TABLE_TOP_HEIGHTS = (-0.03, 0.03)
+"""VisionImage keeps the static background's gaussians this high above the robot base (m): the table top; the
+wall, the floor and what stands beyond give way to the background image."""
+VISUAL_KEYWORDS = ("domain_randomization", "background_heights")
+"""The gym.make keywords a vision variant's registered ids carry (the id alone means the variant)."""
+
+
 def backdrop_images() -> str:
     """The folder of the packaged backdrop images (VisionImage's)."""
     return str(resources.files("gsenv.assets_manifest").joinpath(BACKDROPS))
@@ -90,8 +97,8 @@ def _row(category: str, variant: str, change: str, obj_set: str = "test", **kwar
 
 SUITE: tuple[Variant, ...] = (
     _row("in-distribution", "Main", "nothing: a train object on a train receptacle", obj_set="train"),
-    _row("vision", "VisionImage", "a backdrop image behind the scene",
-         domain_randomization={"backdrop_images": backdrop_images()}),
+    _row("vision", "VisionImage", "the wall and the floor replaced by a background image",
+         domain_randomization={"backdrop_images": backdrop_images()}, background_heights=TABLE_TOP_HEIGHTS),
     _row("vision", "VisionTexture03", "object colours shifted by up to 0.3 per channel",
          domain_randomization=texture(0.3)),
     _row("vision", "VisionTexture05", "object colours shifted by up to 0.5 per channel",
@@ -116,6 +123,6 @@ def registration_kwargs(name: str) -> dict[str, Any]:
     """The keywords a suite task's registered ids pass to GSEnv besides its task: a vision variant's domain
     randomisation (so the id alone means the variant; gym.make's own keywords override it)."""
     for v in SUITE:
-        if v.name == name and "domain_randomization" in v.make_kwargs:
-            return {"domain_randomization": v.make_kwargs["domain_randomization"]}
+        if v.name == name:
+            return {k: v.make_kwargs[k] for k in VISUAL_KEYWORDS if k in v.make_kwargs}
     return {}
