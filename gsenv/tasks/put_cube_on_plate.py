@@ -93,12 +93,90 @@ def staged_progress(stages: list[torch.Tensor]) -> torch.Tensor:
     return reached
 
 
-class PutCubeOnPlate(Task):
+def cube_static(cube) -> torch.Tensor:
+    """bool [B]: the cube (a ManiSkill actor) at rest: linear speed below STATIC_LIN_VEL, angular below
+    STATIC_ANG_VEL."""
+    lin = torch.linalg.norm(cube.linear_velocity, dim=1)
+    ang = torch.linalg.norm(cube.angular_velocity, dim=1)
+    return (lin < STATIC_LIN_VEL) & (ang < STATIC_ANG_VEL)
+
+
+class CarryCubeTask(Task):
+    """A task that carries the cube onto a target and lets go (PutCubeOnPlate, PutCubeInBowl, StackCube): what
+    they share given where the cube counts as placed (``is_placed``). Its record is pick_and_place_record(target,
+    placed, target_body).
+
+    Class attributes: ``target`` (its name in the state: "<target>_pose", "cube_to_<target>_pos"), ``target_body``
+    (the body, default the same name), ``placed`` (the info key of is_placed), ``expert_place_height`` (the
+    cube's centre above the target's origin where the expert lets go; None: the expert's default, the plate's),
+    ``upstream_success`` (whether ``upstream_compat`` loosens success to "placed", as upstream's PutCubeOnPlate).
+    Success: placed, released and at rest. Dense reward: gsenv.sim.rewards' staged terms towards the target.
+    Progress stages: reached, grasped, lifted, placed, released. Expert: gsenv.sim.expert with the target as plate.
+    """
+
+    target: str = ""
+    target_body: str | None = None
+    placed: str = ""
+    expert_place_height: float | None = None
+    upstream_success: bool = True
+
+    def is_placed(self, cube_p: torch.Tensor, target_p: torch.Tensor) -> torch.Tensor:
+        """bool [B]: the cube (centre [B, 3]) placed on or in the target (origin [B, 3])."""
+        raise NotImplementedError
+
+    def _target(self, env):
+        """The target's actor."""
+        return env.objects[self.target_body or self.target]
+
+    def evaluate(self, env):
+        cube = env.objects[CUBE]
+        placed = self.is_placed(cube.pose.p, self._target(env).pose.p)
+        is_grasped = env.agent.is_grasping(cube)
+        static = cube_static(cube)
+        loose = env.upstream_compat and self.upstream_success
+        success = placed.clone() if loose else placed & ~is_grasped & static
+        return {self.placed: placed, "is_grasped": is_grasped, "cube_static": static, "success": success}
+
+    def obs_extra(self, env, info):
+        tcp, cube, target = env.agent.tcp.pose, env.objects[CUBE].pose, self._target(env).pose  # reads build tensors
+        return {"is_grasped": info["is_grasped"], "tcp_pose": tcp.raw_pose, "cube_pose": cube.raw_pose,
+                f"{self.target}_pose": target.raw_pose, "tcp_to_cube_pos": cube.p - tcp.p,
+                f"cube_to_{self.target}_pos": target.p - cube.p}
+
+    def dense_reward_terms(self, env, info) -> dict[str, torch.Tensor]:
+        """The staged terms of the dense reward (gsenv.sim.rewards), each float [B]."""
+        cube = env.objects[CUBE]
+        return dense_reward_terms(env.agent.tcp.pose.p, cube.pose.p, self._target(env).pose.p, cube.linear_velocity,
+                                  info["is_grasped"], info[self.placed])
+
+    def dense_reward(self, env, info):
+        return dense_reward(self.dense_reward_terms(env, info), info["success"])
+
+    def progress(self, state, info):
+        extra = state["extra"]
+        grasped = extra["is_grasped"].bool()
+        reached = grasped | (torch.linalg.norm(extra["tcp_to_cube_pos"], dim=-1) < REACHED_M)
+        lifted = grasped & (extra["cube_pose"][:, 2] >= LIFTED_Z)
+        return staged_progress([reached, grasped, lifted, info[self.placed].bool(), info["success"].bool()])
+
+    def expert_inputs(self, state):
+        extra = state["extra"]
+        return dict(tcp_pose=extra["tcp_pose"], cube_pose=extra["cube_pose"], plate_pose=extra[f"{self.target}_pose"],
+                    gripper_qpos=state["agent"]["qpos"][:, names.NUM_ARM_JOINTS:names.NUM_JOINTS])
+
+    def expert_action(self, **inputs):
+        if self.expert_place_height is None:
+            return scripted_expert_action(**inputs)
+        return scripted_expert_action(**inputs, place_height=self.expert_place_height)
+
+
+class PutCubeOnPlate(CarryCubeTask):
     """Pick up the cube and put it on the plate."""
 
     name = "PutCubeOnPlate"
     objects = (CUBE, PLATE)
     record = RECORD
+    target, placed = PLATE, "cube_on_plate"
     instructions = (names.LANGUAGE_INSTRUCTION,)
     progress_stages = ("reached", "grasped", "lifted", "placed", "released")
     dense_reward_max = DENSE_REWARD_MAX
@@ -115,54 +193,10 @@ class PutCubeOnPlate(Task):
         s = sample_one(gen, spawn)  # joint noise [7], cube x, y, yaw, plate x, y, yaw
         return {"qpos_noise": s[0:7], CUBE: s[7:10], PLATE: s[10:13]}
 
-    def evaluate(self, env):
-        cube, plate = env.objects[CUBE], env.objects[PLATE]
-        cube_p, plate_p = cube.pose.p, plate.pose.p
-        xy = torch.linalg.norm(cube_p[:, :2] - plate_p[:, :2], dim=1)
-        dz = cube_p[:, 2] - plate_p[:, 2]
-        on_plate = (xy < ON_PLATE_XY) & (dz >= ON_PLATE_DZ[0]) & (dz <= ON_PLATE_DZ[1])
-        is_grasped = env.agent.is_grasping(cube)
-        lin = torch.linalg.norm(cube.linear_velocity, dim=1)
-        ang = torch.linalg.norm(cube.angular_velocity, dim=1)
-        cube_static = (lin < STATIC_LIN_VEL) & (ang < STATIC_ANG_VEL)
-        success = on_plate.clone() if env.upstream_compat else on_plate & ~is_grasped & cube_static
-        return dict(cube_on_plate=on_plate, is_grasped=is_grasped, cube_static=cube_static, success=success)
-
-    def obs_extra(self, env, info):
-        tcp, cube, plate = env.agent.tcp.pose, env.objects[CUBE].pose, env.objects[PLATE].pose  # reads build tensors
-        return dict(
-            is_grasped=info["is_grasped"],
-            tcp_pose=tcp.raw_pose,
-            cube_pose=cube.raw_pose,
-            plate_pose=plate.raw_pose,
-            tcp_to_cube_pos=cube.p - tcp.p,
-            cube_to_plate_pos=plate.p - cube.p,
-        )
-
-    def dense_reward_terms(self, env, info) -> dict[str, torch.Tensor]:
-        """The staged terms of the dense reward (gsenv.sim.rewards), each float [B]."""
-        cube = env.objects[CUBE]
-        return dense_reward_terms(env.agent.tcp.pose.p, cube.pose.p, env.objects[PLATE].pose.p,
-                                  cube.linear_velocity, info["is_grasped"], info["cube_on_plate"])
-
-    def dense_reward(self, env, info):
-        return dense_reward(self.dense_reward_terms(env, info), info["success"])
-
-    def progress(self, state, info):
-        extra = state["extra"]
-        grasped = extra["is_grasped"].bool()
-        reached = grasped | (torch.linalg.norm(extra["tcp_to_cube_pos"], dim=-1) < REACHED_M)
-        lifted = grasped & (extra["cube_pose"][:, 2] >= LIFTED_Z)
-        placed = info["cube_on_plate"].bool()
-        return staged_progress([reached, grasped, lifted, placed, info["success"].bool()])
-
-    def expert_inputs(self, state):
-        extra = state["extra"]
-        return dict(tcp_pose=extra["tcp_pose"], cube_pose=extra["cube_pose"], plate_pose=extra["plate_pose"],
-                    gripper_qpos=state["agent"]["qpos"][:, names.NUM_ARM_JOINTS:names.NUM_JOINTS])
-
-    def expert_action(self, **inputs):
-        return scripted_expert_action(**inputs)
+    def is_placed(self, cube_p, target_p):
+        xy = torch.linalg.norm(cube_p[:, :2] - target_p[:, :2], dim=1)
+        dz = cube_p[:, 2] - target_p[:, 2]
+        return (xy < ON_PLATE_XY) & (dz >= ON_PLATE_DZ[0]) & (dz <= ON_PLATE_DZ[1])
 
     def demonstration_script(self, inputs):
         """The research collector's waypoints (ManiSkill-GS motionplan/solutions/pick_cube.py): pre-grasp 15 cm

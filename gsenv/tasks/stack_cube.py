@@ -19,16 +19,10 @@ from dataclasses import dataclass
 import torch
 
 from gsenv.sim import names
-from gsenv.sim.expert import scripted_expert_action
-from gsenv.sim.rewards import DENSE_REWARD_MAX, dense_reward, dense_reward_terms
-from gsenv.tasks.base import Task
+from gsenv.sim.rewards import DENSE_REWARD_MAX
 from gsenv.tasks.put_cube_on_plate import (
-    LIFTED_Z,
-    REACHED_M,
-    STATIC_ANG_VEL,
-    STATIC_LIN_VEL,
+    CarryCubeTask,
     pick_and_place_record,
-    staged_progress,
 )
 
 CUBE, BASE = names.CUBE, "green_cube"
@@ -62,12 +56,15 @@ class StackSpawnConfig:
 RECORD = pick_and_place_record("base", "cube_on_base", target_body=BASE)
 
 
-class StackCube(Task):
+class StackCube(CarryCubeTask):
     """Stack the red cube on the green cube."""
 
     name = "StackCube"
     objects = (CUBE, BASE)
     record = RECORD
+    target, target_body, placed = "base", BASE, "cube_on_base"
+    expert_place_height = ON_TOP_DZ + RELEASE_ABOVE
+    upstream_success = False  # ManiSkill's StackCube has no looser rule
     instructions = ("stack the red cube on the green cube", "put the red cube on top of the green cube",
                     "place the red cube on the green one")
     progress_stages = ("reached", "grasped", "lifted", "stacked", "released")
@@ -96,40 +93,7 @@ class StackCube(Task):
         raise ValueError(f"could not place the two cubes {spawn.min_gap} m apart in {MAX_TRIES} tries: move the "
                          "spawn regions apart")
 
-    def evaluate(self, env):
-        cube, base = env.objects[CUBE], env.objects[BASE]
-        offset = cube.pose.p - base.pose.p
-        on_base = (torch.linalg.norm(offset[:, :2], dim=1) <= ON_TOP_XY) & (
+    def is_placed(self, cube_p, target_p):
+        offset = cube_p - target_p
+        return (torch.linalg.norm(offset[:, :2], dim=1) <= ON_TOP_XY) & (
             (offset[:, 2] - ON_TOP_DZ).abs() <= ON_TOP_DZ_TOL)
-        is_grasped = env.agent.is_grasping(cube)
-        lin = torch.linalg.norm(cube.linear_velocity, dim=1)
-        ang = torch.linalg.norm(cube.angular_velocity, dim=1)
-        cube_static = (lin < STATIC_LIN_VEL) & (ang < STATIC_ANG_VEL)
-        return dict(cube_on_base=on_base, is_grasped=is_grasped, cube_static=cube_static,
-                    success=on_base & ~is_grasped & cube_static)
-
-    def obs_extra(self, env, info):
-        tcp, cube, base = env.agent.tcp.pose, env.objects[CUBE].pose, env.objects[BASE].pose
-        return dict(is_grasped=info["is_grasped"], tcp_pose=tcp.raw_pose, cube_pose=cube.raw_pose,
-                    base_pose=base.raw_pose, tcp_to_cube_pos=cube.p - tcp.p, cube_to_base_pos=base.p - cube.p)
-
-    def dense_reward(self, env, info):
-        cube = env.objects[CUBE]
-        terms = dense_reward_terms(env.agent.tcp.pose.p, cube.pose.p, env.objects[BASE].pose.p,
-                                   cube.linear_velocity, info["is_grasped"], info["cube_on_base"])
-        return dense_reward(terms, info["success"])
-
-    def progress(self, state, info):
-        extra = state["extra"]
-        grasped = extra["is_grasped"].bool()
-        reached = grasped | (torch.linalg.norm(extra["tcp_to_cube_pos"], dim=-1) < REACHED_M)
-        lifted = grasped & (extra["cube_pose"][:, 2] >= LIFTED_Z)
-        return staged_progress([reached, grasped, lifted, info["cube_on_base"].bool(), info["success"].bool()])
-
-    def expert_inputs(self, state):
-        extra = state["extra"]
-        return dict(tcp_pose=extra["tcp_pose"], cube_pose=extra["cube_pose"], plate_pose=extra["base_pose"],
-                    gripper_qpos=state["agent"]["qpos"][:, names.NUM_ARM_JOINTS:names.NUM_JOINTS])
-
-    def expert_action(self, **inputs):
-        return scripted_expert_action(**inputs, place_height=ON_TOP_DZ + RELEASE_ABOVE)
