@@ -4,13 +4,14 @@ physics kind, gsenv.physics.randomization, both take them this way)."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_PRESET", "settings_from_any"]
+__all__ = ["DEFAULT_PRESET", "checked_range", "is_number", "settings_from_any"]
 
 DEFAULT_PRESET = "default"
 """The name of the one preset each kind of randomisation has."""
@@ -41,3 +42,28 @@ def settings_from_any(cls: type, value: Any, what: str) -> Any:
             hint = f" (did you mean {near[0]!r}?)" if near else f"; known keys: {', '.join(known)}"
             raise ValueError(f"unknown {what} key {key!r}{hint}")
     return cls(**dict(value))
+
+
+def is_number(v: Any) -> bool:
+    """A real number (Python or numpy), not a bool."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def checked_range(what: str, name: str, value: Any, bounds: tuple, integer: bool = False) -> tuple:
+    """The range ``name`` of ``what`` (e.g. "domain_randomization") as (low, high): floats, or ints where
+    ``integer`` (whole numbers only). bounds: (lowest, highest, whether lowest itself is allowed). ValueError
+    naming what is wrong: not a pair of finite numbers, low above high, outside the bounds."""
+    lo_b, hi_b, lo_ok = bounds
+    if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2
+            or not all(is_number(v) and math.isfinite(v) for v in value)):
+        raise ValueError(f"{what} {name!r} must be a (low, high) pair of {'integers' if integer else 'numbers'}, "
+                         f"got {value!r}")
+    if integer and not all(float(v).is_integer() for v in value):
+        raise ValueError(f"{what} {name!r} counts control steps: give whole numbers, got {value!r}")
+    lo, hi = (int(value[0]), int(value[1])) if integer else (float(value[0]), float(value[1]))
+    if lo > hi:
+        raise ValueError(f"{what} {name!r}: low {lo} is above high {hi}; give (low, high)")
+    if lo < lo_b or (lo == lo_b and not lo_ok) or hi > hi_b:
+        interval = f"{'[' if lo_ok else '('}{lo_b}, {hi_b}]"
+        raise ValueError(f"{what} {name!r} must lie in {interval}, got ({lo}, {hi})")
+    return lo, hi

@@ -51,11 +51,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from gsenv.ranges import DEFAULT_PRESET, settings_from_any
+from gsenv.ranges import DEFAULT_PRESET, checked_range, settings_from_any
 from gsenv.sim import names
 
 __all__ = ["DEFAULT_PRESET", "DEFAULT_RANGES", "DEFAULT_REASONS", "PhysicsRandomization", "RandomizedPhysics",
@@ -102,28 +101,6 @@ _PHYSICS_SALT = 0x9E37_79B9  # xor'ed into the visual draw's (folded) seed: the 
 _MASK32 = 0xFFFF_FFFF
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-
-
-def _checked_range(name: str, value: Any) -> tuple:
-    lo_b, hi_b, lo_ok = _BOUNDS[name]
-    integer = name in _INTEGER
-    if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2
-            or not all(_is_number(v) and math.isfinite(v) for v in value)):
-        raise ValueError(f"physics_randomization {name!r} must be a (low, high) pair of "
-                         f"{'integers' if integer else 'numbers'}, got {value!r}")
-    if integer and not all(float(v).is_integer() for v in value):
-        raise ValueError(f"physics_randomization {name!r} counts control steps: give whole numbers, got {value!r}")
-    lo, hi = (int(value[0]), int(value[1])) if integer else (float(value[0]), float(value[1]))
-    if lo > hi:
-        raise ValueError(f"physics_randomization {name!r}: low {lo} is above high {hi}; give (low, high)")
-    if lo < lo_b or (lo == lo_b and not lo_ok) or hi > hi_b:
-        interval = f"{'[' if lo_ok else '('}{lo_b}, {hi_b}]"
-        raise ValueError(f"physics_randomization {name!r} must lie in {interval}, got ({lo}, {hi})")
-    return lo, hi
-
-
 @dataclass(frozen=True)
 class PhysicsRandomization:
     """Ranges of physics, observation and timing randomisation, each (low, high); see the module doc for
@@ -139,7 +116,9 @@ class PhysicsRandomization:
 
     def __post_init__(self) -> None:
         for name in _BOUNDS:
-            object.__setattr__(self, name, _checked_range(name, getattr(self, name)))
+            value = checked_range("physics_randomization", name, getattr(self, name), _BOUNDS[name],
+                                  integer=name in _INTEGER)
+            object.__setattr__(self, name, value)
 
     @property
     def changes_physics(self) -> bool:

@@ -32,7 +32,6 @@ own calibration threshold); the ranges it leaves out stay off.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,7 +42,7 @@ import torch
 from torch import Tensor
 
 from gsenv.geometry import rpy_to_rotmat
-from gsenv.ranges import DEFAULT_PRESET, settings_from_any
+from gsenv.ranges import DEFAULT_PRESET, checked_range, is_number, settings_from_any
 from gsenv.sim import names
 from gsenv.splat.appearance import ImageJitter, Look, noise_bank, saturation_hue_matrix
 
@@ -93,24 +92,6 @@ DEFAULT_REASONS: dict[str, str] = {
 _EPISODE_SALT = 0x5EED_0000_0000
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-
-
-def _checked_range(name: str, value: Any) -> tuple[float, float]:
-    lo_b, hi_b, lo_ok = _BOUNDS[name]
-    if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2
-            or not all(_is_number(v) and math.isfinite(v) for v in value)):
-        raise ValueError(f"domain_randomization {name!r} must be a (low, high) pair of numbers, got {value!r}")
-    lo, hi = float(value[0]), float(value[1])
-    if lo > hi:
-        raise ValueError(f"domain_randomization {name!r}: low {lo} is above high {hi}; give (low, high)")
-    if lo < lo_b or (lo == lo_b and not lo_ok) or hi > hi_b:
-        interval = f"{'[' if lo_ok else '('}{lo_b}, {hi_b}]"
-        raise ValueError(f"domain_randomization {name!r} must lie in {interval}, got ({lo}, {hi})")
-    return lo, hi
-
-
 @dataclass(frozen=True)
 class DomainRandomization:
     """Ranges of visual domain randomisation, each (low, high); see the module doc for units and
@@ -136,7 +117,8 @@ class DomainRandomization:
 
     def __post_init__(self) -> None:
         for name in _BOUNDS:
-            object.__setattr__(self, name, _checked_range(name, getattr(self, name)))
+            value = checked_range("domain_randomization", name, getattr(self, name), _BOUNDS[name])
+            object.__setattr__(self, name, value)
         bodies = self.object_bodies
         if bodies is None:
             pass
@@ -157,7 +139,7 @@ class DomainRandomization:
             object.__setattr__(self, "backdrop_images", str(folder))
         if self.backdrop_color is not None:
             c = np.asarray(self.backdrop_color, dtype=object)
-            ok = c.shape == (2, 3) and all(_is_number(v) for v in c.ravel())
+            ok = c.shape == (2, 3) and all(is_number(v) for v in c.ravel())
             c = np.asarray(self.backdrop_color, dtype=np.float64) if ok else None
             if not ok or not np.isfinite(c).all() or (c < 0).any() or (c > 1).any() or (c[0] > c[1]).any():
                 raise ValueError("domain_randomization 'backdrop_color' must be ((r, g, b) low, (r, g, b) high) in "
