@@ -100,20 +100,26 @@ def default_cube_spec() -> ObjectSpec:
     )
 
 
-def default_plate_spec() -> ObjectSpec:
-    """The 18 cm shallow dish, 0.3 kg (origin at its bounding-box centre)."""
+def dish_spec(radius: float, height: float, rgb: tuple[float, float, float]) -> ObjectSpec:
+    """A dish of the plate's build, 0.3 kg: a floor and a ring of rim segments, ``radius`` and ``height`` (m),
+    origin at its bounding-box centre."""
     return ObjectSpec(
         kind="dish",
         mass=names.PLATE_MASS,
-        rest_height=names.PLATE_HEIGHT / 2,
-        top_height=names.PLATE_BASE_THICKNESS - names.PLATE_HEIGHT / 2,
-        radius=names.PLATE_RADIUS,
-        height=names.PLATE_HEIGHT,
+        rest_height=height / 2,
+        top_height=names.PLATE_BASE_THICKNESS - height / 2,
+        radius=radius,
+        height=height,
         floor_thickness=names.PLATE_BASE_THICKNESS,
         rim_thickness=names.PLATE_RIM_THICKNESS,
         rim_segments=names.PLATE_RIM_SEGMENTS,
-        color=(0.9, 0.9, 0.85, 1.0),
+        color=(*rgb, 1.0),
     )
+
+
+def default_plate_spec() -> ObjectSpec:
+    """The 18 cm shallow dish, 0.3 kg (origin at its bounding-box centre)."""
+    return dish_spec(names.PLATE_RADIUS, names.PLATE_HEIGHT, (0.9, 0.9, 0.85))
 
 
 def colored_cube_spec(rgb: tuple[float, float, float]) -> ObjectSpec:
@@ -122,19 +128,8 @@ def colored_cube_spec(rgb: tuple[float, float, float]) -> ObjectSpec:
 
 
 def bowl_spec() -> ObjectSpec:
-    """The 16 cm bowl, 4 cm deep, 0.3 kg: the plate's build (a floor and a ring of rim segments), taller."""
-    return ObjectSpec(
-        kind="dish",
-        mass=names.PLATE_MASS,
-        rest_height=names.BOWL_HEIGHT / 2,
-        top_height=names.PLATE_BASE_THICKNESS - names.BOWL_HEIGHT / 2,
-        radius=names.BOWL_RADIUS,
-        height=names.BOWL_HEIGHT,
-        floor_thickness=names.PLATE_BASE_THICKNESS,
-        rim_thickness=names.PLATE_RIM_THICKNESS,
-        rim_segments=names.PLATE_RIM_SEGMENTS,
-        color=(0.2, 0.45, 0.55, 1.0),
-    )
+    """The 16 cm bowl, 4 cm deep, 0.3 kg: the plate's build, taller."""
+    return dish_spec(names.BOWL_RADIUS, names.BOWL_HEIGHT, (0.2, 0.45, 0.55))
 
 
 def target_spec() -> ObjectSpec:
@@ -158,7 +153,7 @@ def cylinder_spec(radius: float, height: float, rgb: tuple[float, float, float],
 
 def plate_spec(radius: float, rgb: tuple[float, float, float]) -> ObjectSpec:
     """A shallow dish of the default plate's build (height, floor, rim) and another radius and colour."""
-    return dataclasses.replace(default_plate_spec(), radius=radius, color=(*rgb, 1.0))
+    return dish_spec(radius, names.PLATE_HEIGHT, rgb)
 
 
 def tray_spec(half_extent: float, height: float, rgb: tuple[float, float, float]) -> ObjectSpec:
