@@ -62,6 +62,16 @@ def _actions(env, n: int, seed: int, records: list | None = None) -> list[torch.
     return out
 
 
+def _saved_run(env, seed: int, warm: int, steps: int, action_seed: int) -> tuple[dict, list, list]:
+    """reset(seed), `warm` steps, get_state, then `steps` more: (the state, the actions after it, their records)."""
+    env.reset(seed=seed)
+    _actions(env, warm, seed=action_seed)
+    state = env.unwrapped.get_state()
+    want: list = []
+    plan = _actions(env, steps, seed=action_seed + 1, records=want)
+    return state, plan, want
+
+
 def _run(env, actions) -> list[tuple]:
     return [_record(env.step(a)) for a in actions]
 
@@ -155,12 +165,7 @@ def test_partial_restore_leaves_the_other_env_alone(assets):
 def test_a_saved_state_restores_in_a_fresh_env_after_other_episodes(assets, tmp_path):
     env = make(assets)
     try:
-        u = env.unwrapped
-        env.reset(seed=21)
-        _actions(env, 12, seed=6)
-        state = u.get_state()
-        want: list = []
-        plan = _actions(env, STEPS, seed=7, records=want)
+        state, plan, want = _saved_run(env, seed=21, warm=12, steps=STEPS, action_seed=6)
     finally:
         env.close()
     path = tmp_path / "state.pt"
@@ -280,12 +285,7 @@ def test_a_state_restores_in_an_env_that_renders_other_cameras(assets):
     env that renders, here with the wrist camera added at another image size, with the same states."""
     env = make(assets)
     try:
-        u = env.unwrapped
-        env.reset(seed=41)
-        _actions(env, 8, seed=15)
-        state = u.get_state()
-        want: list = []
-        plan = _actions(env, 10, seed=16, records=want)
+        state, plan, want = _saved_run(env, seed=41, warm=8, steps=10, action_seed=15)
     finally:
         env.close()
     seen = make(assets, obs_mode="rgb+state", cameras=["3rd_view_camera", "wrist_camera"], image_size=(16, 24))
@@ -336,13 +336,8 @@ def test_physics_randomisation_comes_back_with_the_state(assets):
               "action_latency": (1, 2), "qpos_noise_std": (0.001, 0.002)}
     env = make(assets, physics_randomization=ranges)
     try:
-        u = env.unwrapped
-        env.reset(seed=31)
-        _actions(env, 8, seed=1)
-        drawn = u.physics_randomization_values()
-        state = u.get_state()
-        want: list = []
-        plan = _actions(env, 30, seed=2, records=want)
+        state, plan, want = _saved_run(env, seed=31, warm=8, steps=30, action_seed=1)
+        drawn = env.unwrapped.physics_randomization_values()  # this episode's: steps draw nothing
     finally:
         env.close()
     other = make(assets, num_workers=1, physics_randomization=ranges)
