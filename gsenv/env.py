@@ -388,14 +388,13 @@ class GSEnv(gym.Env):
             if tuple(v.shape) != (self.num_envs, 7):
                 raise ValueError(f"body_poses[{k!r}] must be [{self.num_envs}, 7] (position + wxyz), "
                                  f"got {list(v.shape)}")
-        look = None
-        if self._randomization is not None:
-            steps = self.elapsed_steps if elapsed_steps is None else torch.as_tensor(elapsed_steps)
+        steps = self.elapsed_steps
+        if self._randomization is not None and elapsed_steps is not None:  # only the draws' noise reads them
+            steps = torch.as_tensor(elapsed_steps)
             if tuple(steps.shape) != (self.num_envs,):
                 raise ValueError(f"elapsed_steps must be [{self.num_envs}] ints, got {list(steps.shape)}")
-            look = self._randomization.look(steps.to(self.elapsed_steps))
-        cameras = self._rig.cameras(poses)
-        return self._renderer.render(poses, cameras, depth=False, look=look, views=self._views).rgb
+            steps = steps.to(self.elapsed_steps)
+        return self._draw(poses, self._rig.cameras(poses), steps, depth=False).rgb
 
     def render(self) -> torch.Tensor:
         """uint8 [B, H, W, 3]: the first camera's frame of the current state (rendered at most once per step)."""
@@ -555,9 +554,14 @@ class GSEnv(gym.Env):
         self._frames = None
 
     def _render_images(self, depth: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        look = None if self._randomization is None else self._randomization.look(self._outputs.elapsed_steps)
-        out = self._renderer.render(self.get_body_poses(), self._cameras, depth=depth, look=look, views=self._views)
+        out = self._draw(self.get_body_poses(), self._cameras, self._outputs.elapsed_steps, depth)
         return out.rgb, out.depth
+
+    def _draw(self, poses, cameras, steps: torch.Tensor, depth: bool):
+        """The renderer's output for body poses {body: [B, 7]} seen by cameras, with each env's randomisation
+        draws at its elapsed step steps [B] (the image noise of that step): the one path of every image."""
+        look = None if self._randomization is None else self._randomization.look(steps)
+        return self._renderer.render(poses, cameras, depth=depth, look=look, views=self._views)
 
     def _observed(self):
         """The physics outputs as the policy observes them: with qpos noise (physics randomisation), the
