@@ -149,33 +149,25 @@ def _checked_out(out: Path, source: Source) -> int:
     return len(done)
 
 
-def replay(dataset: str | Path, out: str | Path, *, camera: str | list[str] | None = None,
-           image_size: int | tuple[int, int] | None = None, domain_randomization=None, scene=None, task=None,
-           num_envs: int = 8, device: str | None = None, progress: bool = True, **env_kwargs) -> ReplayResult:
-    """Draw the dataset at ``dataset`` again into a new LeRobot v2.1 dataset at ``out``.
+@dataclass
+class DrawSettings:
+    """How a source dataset is drawn: cameras, (height, width), randomisation (None, a preset name or a
+    dict), the scene and the task."""
 
-    camera: the cameras to draw, each under its key as collect names them (default: the source's).
-    image_size: (height, width) or one int (default: the source's). domain_randomization: None (as
-    collected), "none", "default" or a dict (gym.make's). scene: where the scene is, when the source
-    recorded none or it moved (default: the recorded one). task: the task (a name, MODULE:NAME or
-    gsenv.tasks.Task) when its recorded name is not a registered one (a task of your own). num_envs:
-    frames drawn at once. env_kwargs go to gym.make (e.g. num_workers, asset_root). An ``out`` that
-    holds an unfinished replay of the same source goes on from its next episode (one that holds all of
-    it is left as it is).
-    """
-    import gymnasium as gym
-    import torch
-    from tqdm import tqdm
+    cameras: list[str]
+    size: tuple[int, int]
+    randomization: object
+    scene: object
+    task: object
 
-    from gsenv.lerobot_v21 import Episode, LeRobotV21Writer, VectorFeature, VideoFeature, claim
+
+def draw_settings(source: Source, *, camera=None, image_size=None, domain_randomization=None, scene=None,
+                  task=None) -> DrawSettings:
+    """The settings asked for, each defaulting to what ``source`` records; ReplayError for one it cannot use."""
     from gsenv.splat.cameras import image_size_hw
-    from gsenv.tasks import env_ids
     from gsenv.tools.args import checked_task
     from gsenv.tools.collect import _camera_names
 
-    source = read_source(dataset)
-    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs <= 0:
-        raise ReplayError(f"num_envs must be a positive int, got {num_envs!r}")
     try:
         size = source.image_size if image_size is None else image_size_hw(image_size)
     except ValueError as exc:
@@ -206,32 +198,121 @@ def replay(dataset: str | Path, out: str | Path, *, camera: str | list[str] | No
     except ReplayError as exc:
         raise ReplayError(f"{exc} ({source.root} records the task {recorded!r}; a task of your own: pass "
                           "--task MODULE:NAME)") from None
+    return DrawSettings(cameras, size, randomization, scene, task)
+
+
+class Drawer:
+    """An env that draws a source dataset's recorded poses again (nothing simulated), num_envs frames at a
+    time, with the cameras, size and randomisation of ``settings``. ``keys``: {video key: camera}, the keys
+    collect gives those cameras."""
+
+    def __init__(self, source: Source, settings: DrawSettings, num_envs: int, device: str | None, **env_kwargs):
+        import gymnasium as gym
+
+        from gsenv.tasks import env_ids
+
+        self.source, self.settings, self.num_envs = source, settings, num_envs
+        try:
+            self.env = gym.make(env_ids(settings.task.name)[0], num_envs=num_envs, obs_mode="none",
+                                image_size=settings.size, scene=settings.scene, cameras=settings.cameras,
+                                device=device, domain_randomization=settings.randomization,
+                                scene_density=source.render.get("scene_density", 1.0), **env_kwargs)
+        except ValueError as exc:  # the env refused a setting (an unknown camera, scene, task)
+            raise ReplayError(str(exc)) from None
+        u = self.env.unwrapped
+        if sorted(u.get_body_poses()) != sorted(source.bodies):
+            self.env.close()
+            raise ReplayError(f"{source.root} records the poses of {source.bodies}, this gsenv's "
+                              f"{settings.task.name} draws {sorted(u.get_body_poses())}: replay it with the gsenv "
+                              "that collected it")
+        self.keys = camera_keys(u.camera_names, u.cameras.moving or (False,) * len(u.camera_names))
+
+    def draw(self, episode: dict, frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """{video key: uint8 [T, H, W, 3]}: the episode's poses (``frames``, as Source.frames reads them) drawn."""
+        import torch
+
+        u, num_envs, bodies = self.env.unwrapped, self.num_envs, self.source.bodies
+        poses = frames[ENV_STATE_KEY].reshape(len(frames[ENV_STATE_KEY]), len(bodies), 7)  # [T, N, 7]
+        t_total = len(poses)
+        if self.settings.randomization is not None:  # every env draws this episode's values, from its seed
+            if "seed" not in episode:
+                raise ReplayError(f"{self.source.root} episode {episode['episode_index']} records no seed, which "
+                                  "randomisation is drawn from")
+            self.env.reset(seed=[int(episode["seed"])] * num_envs)
+        steps = np.arange(t_total) + int(episode.get("settle_steps", 0))
+        out = {k: np.empty((t_total, *self.settings.size, 3), np.uint8) for k in self.keys}
+        for start in range(0, t_total, num_envs):
+            rows = np.minimum(np.arange(start, start + num_envs), t_total - 1)  # the last chunk repeats its end
+            batch = {b: torch.from_numpy(poses[rows, n]) for n, b in enumerate(bodies)}
+            rgb = u.render_body_poses(batch, torch.from_numpy(steps[rows])).cpu().numpy()  # [B, C, H, W, 3]
+            n = min(num_envs, t_total - start)
+            for c, k in enumerate(self.keys):
+                out[k][start:start + n] = rgb[:n, c]
+        return out
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _checked_num_envs(num_envs) -> int:
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs <= 0:
+        raise ReplayError(f"num_envs must be a positive int, got {num_envs!r}")
+    return num_envs
+
+
+def drawn_frames(dataset: str | Path, episode_index: int, *, num_envs: int = 8, device: str | None = None,
+                 **env_kwargs) -> dict[str, np.ndarray]:
+    """{video key: uint8 [T, H, W, 3]}: one episode of a collected dataset drawn again with its own cameras,
+    size, scene and randomisation, before any codec: the frames the env rendered while collecting it
+    (to check what a reader decodes from the dataset's videos against)."""
+    source = read_source(dataset)
+    episode = next((e for e in source.episodes if int(e["episode_index"]) == episode_index), None)
+    if episode is None:
+        raise ReplayError(f"{source.root} has no episode {episode_index} (it holds {len(source.episodes)})")
+    check_device(device, ReplayError)
+    drawer = Drawer(source, draw_settings(source), _checked_num_envs(num_envs), device, **env_kwargs)
+    try:
+        return drawer.draw(episode, source.frames(episode))
+    finally:
+        drawer.close()
+
+
+def replay(dataset: str | Path, out: str | Path, *, camera: str | list[str] | None = None,
+           image_size: int | tuple[int, int] | None = None, domain_randomization=None, scene=None, task=None,
+           num_envs: int = 8, device: str | None = None, progress: bool = True, **env_kwargs) -> ReplayResult:
+    """Draw the dataset at ``dataset`` again into a new LeRobot v2.1 dataset at ``out``.
+
+    camera: the cameras to draw, each under its key as collect names them (default: the source's).
+    image_size: (height, width) or one int (default: the source's). domain_randomization: None (as
+    collected), "none", "default" or a dict (gym.make's). scene: where the scene is, when the source
+    recorded none or it moved (default: the recorded one). task: the task (a name, MODULE:NAME or
+    gsenv.tasks.Task) when its recorded name is not a registered one (a task of your own). num_envs:
+    frames drawn at once. env_kwargs go to gym.make (e.g. num_workers, asset_root). An ``out`` that
+    holds an unfinished replay of the same source goes on from its next episode (one that holds all of
+    it is left as it is).
+    """
+    from tqdm import tqdm
+
+    from gsenv.lerobot_v21 import Episode, LeRobotV21Writer, VectorFeature, VideoFeature, claim
+
+    source = read_source(dataset)
+    num_envs = _checked_num_envs(num_envs)
+    settings = draw_settings(source, camera=camera, image_size=image_size,
+                             domain_randomization=domain_randomization, scene=scene, task=task)
     check_device(device, ReplayError)
     root = Path(out)
     skip = _checked_out(root, source)
     made = not root.exists()
     lock = claim(root)
     try:
-        env = gym.make(env_ids(task.name)[0], num_envs=num_envs, obs_mode="none", image_size=size,
-                       scene=scene, cameras=cameras, device=device, domain_randomization=randomization,
-                       scene_density=source.render.get("scene_density", 1.0), **env_kwargs)
-    except BaseException as exc:
+        drawer = Drawer(source, settings, num_envs, device, **env_kwargs)
+    except BaseException:
         lock.release()
         if made:
             shutil.rmtree(root, ignore_errors=True)  # holds only the lock file: this run made all of it
-        if isinstance(exc, ValueError):  # the env refused a setting (an unknown camera, scene, task)
-            raise ReplayError(str(exc)) from None
         raise
-    u = env.unwrapped
-    if sorted(u.get_body_poses()) != sorted(source.bodies):
-        env.close()
-        lock.release()
-        if made:
-            shutil.rmtree(root, ignore_errors=True)
-        raise ReplayError(f"{source.root} records the poses of {source.bodies}, this gsenv's {task.name} "
-                          f"draws {sorted(u.get_body_poses())}: replay it with the gsenv that collected it")
-    keys = camera_keys(u.camera_names, u.cameras.moving or (False,) * len(u.camera_names))
-    features = {k: VideoFeature(*size, camera=name) for k, name in keys.items()}
+    randomization, scene, size = settings.randomization, settings.scene, settings.size
+    features = {k: VideoFeature(*size, camera=name) for k, name in drawer.keys.items()}
     for k in source.vector_keys:
         f = source.info["features"][k]
         extra = {x: v for x, v in f.items() if x not in ("dtype", "shape", "names")}
@@ -243,28 +324,8 @@ def replay(dataset: str | Path, out: str | Path, *, camera: str | list[str] | No
     try:
         writer = LeRobotV21Writer(root, fps=source.info["fps"], features=features, robot_type=ROBOT_TYPE, lock=lock)
     except BaseException:
-        env.close()
+        drawer.close()
         raise
-
-    def draw(episode: dict, frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """{video key: uint8 [T, H, W, 3]}: the episode's poses drawn num_envs frames at a time."""
-        poses = frames[ENV_STATE_KEY].reshape(len(frames[ENV_STATE_KEY]), len(source.bodies), 7)  # [T, N, 7]
-        t_total = len(poses)
-        if randomization is not None:  # every env draws this episode's values, from its seed
-            if "seed" not in episode:
-                raise ReplayError(f"{source.root} episode {episode['episode_index']} records no seed, which "
-                                  "randomisation is drawn from")
-            env.reset(seed=[int(episode["seed"])] * num_envs)
-        steps = np.arange(t_total) + int(episode.get("settle_steps", 0))
-        out = {k: np.empty((t_total, *size, 3), np.uint8) for k in keys}
-        for start in range(0, t_total, num_envs):
-            rows = np.minimum(np.arange(start, start + num_envs), t_total - 1)  # the last chunk repeats its end
-            batch = {b: torch.from_numpy(poses[rows, n]) for n, b in enumerate(source.bodies)}
-            rgb = u.render_body_poses(batch, torch.from_numpy(steps[rows])).cpu().numpy()  # [B, C, H, W, 3]
-            n = min(num_envs, t_total - start)
-            for c, k in enumerate(keys):
-                out[k][start:start + n] = rgb[:n, c]
-        return out
 
     todo = source.episodes[skip:]
     t0, frames_done, pending = time.perf_counter(), 0, []
@@ -279,7 +340,7 @@ def replay(dataset: str | Path, out: str | Path, *, camera: str | list[str] | No
     try:
         for episode in todo:
             frames = source.frames(episode)
-            frames.update(draw(episode, frames))
+            frames.update(drawer.draw(episode, frames))
             extra = {k: v for k, v in episode.items() if k not in _ROW_KEYS}
             extra[REPLAYED_FROM] = int(episode["episode_index"])
             new = Episode(frames, task=str(episode["tasks"][0]), extra=extra)
@@ -292,7 +353,7 @@ def replay(dataset: str | Path, out: str | Path, *, camera: str | list[str] | No
         encoders.shutdown(wait=True)
         bar.close()
         writer.close()
-        env.close()
+        drawer.close()
     for f in pending:
         f.result()
     return ReplayResult(root, len(todo), skip, frames_done, time.perf_counter() - t0)
