@@ -152,19 +152,42 @@ def test_environment_variable_and_explicit_count(monkeypatch):
     assert requested_num_workers(None, 8) is None
 
 
-def test_claims_in_one_process_share_and_release(tmp_path):
-    a = claim_workers(64, None, usable=8, directory=tmp_path)
-    b = claim_workers(64, None, usable=8, directory=tmp_path)
+def test_claims_of_other_groups_share_and_release(tmp_path):
+    """Pools of different stepping groups (separate processes, simulated here by naming the groups) split the
+    cores; a released claim frees its share."""
+    a = claim_workers(64, None, usable=8, directory=tmp_path, group="a")
+    b = claim_workers(64, None, usable=8, directory=tmp_path, group="b")
     assert (a.num_workers, b.num_workers) == (8, 1)
     assert sorted(e["workers"] for e in live_claims(tmp_path)) == [1, 8]
     a.release()
-    c = claim_workers(64, None, usable=8, directory=tmp_path)
-    assert c.num_workers == 4  # two live claims now: half, and 7 are free
-    d = claim_workers(64, 2, usable=8, directory=tmp_path)
+    c = claim_workers(64, None, usable=8, directory=tmp_path, group="c")
+    assert c.num_workers == 4  # two live groups now: half, and 7 are free
+    d = claim_workers(64, 2, usable=8, directory=tmp_path, group="d")
     assert (d.num_workers, d.source) == (2, "explicit")
     for x in (b, c, d):
         x.release()
         x.release()  # twice is fine
+    assert live_claims(tmp_path) == []
+
+
+def test_pools_of_one_group_do_not_count_each_other(tmp_path):
+    """Pools of one stepping group (by default one process: its instances step one after another) each get the
+    group's whole share; another group counts the group once, by its largest pool."""
+    a = claim_workers(64, None, usable=8, directory=tmp_path)
+    b = claim_workers(64, None, usable=8, directory=tmp_path)
+    assert (a.num_workers, b.num_workers) == (8, 8)
+    assert {e["group"] for e in live_claims(tmp_path)} == {str(os.getpid())}
+    a.release()
+    b.release()
+    x1, x2 = claim_workers(64, 3, usable=8, directory=tmp_path, group="x"), \
+        claim_workers(64, 2, usable=8, directory=tmp_path, group="x")
+    y = claim_workers(64, None, usable=8, directory=tmp_path, group="y")
+    assert (y.num_workers, y.others) == (4, [3])  # half of 8 with two groups; x counts as its 3, not 3 + 2
+    r1, r2 = reserve(64, tmp_path, group="z"), reserve(64, tmp_path, group="z")
+    w = claim_workers(64, None, usable=8, directory=tmp_path, group="w")
+    assert w.num_workers == 1  # x 3 + y 4 settled, z's one fair share (8 // 4 = 2) set aside: 8 - 7 - 2 < 1
+    for c in (x1, x2, y, r1, r2, w):
+        c.release()
     assert live_claims(tmp_path) == []
 
 
@@ -210,17 +233,17 @@ def test_pools_in_separate_processes_share_and_a_killed_one_does_not_count(tmp_p
     assert live_claims(tmp_path) == []
 
 
-def test_two_pools_in_one_process_share_the_cores():
-    """Real pools register their worker counts on the host; the second counts the first; closing frees it."""
+def test_two_pools_in_one_process_each_get_the_share():
+    """Real pools register their worker counts on the host; two of one process step one after another, so the
+    second gets the same share as the first (not what the first left); closing frees each claim."""
     from gsenv.physics.backend import task_factory
     from gsenv.physics.cpu_pool import CpuPhysicsPool
 
-    cores = usable_cores()
     with CpuPhysicsPool(task_factory({}), num_envs=2, action_shape=(7,)) as a:
         assert a.claim.source == "share" and a.claim.path.is_file()
         with CpuPhysicsPool(task_factory({}), num_envs=2, action_shape=(7,)) as b:
-            assert a.num_workers in b.claim.others
-            assert b.num_workers == share(2, cores, b.claim.others)
+            assert b.claim.others == a.claim.others  # the first pool (this process) is not among the others
+            assert b.num_workers == a.num_workers
             assert len(b.processes) == b.num_workers
             files = [a.claim.path, b.claim.path]
             assert all(f.is_file() for f in files)
@@ -231,21 +254,22 @@ def test_two_pools_in_one_process_share_the_cores():
 
 
 def test_instances_reserved_together_split_the_cores_evenly(tmp_path):
-    """Envs made at once reserve their claims before any pool starts (GSEnv reserves when it is made, its pool
-    settles after the scene has loaded): each settles a fair share, so 8 cores go 4 + 4, not 8 + 1, and 4
-    reservations get 2 each. A later pool takes what is left (at least one); a released reservation holds nothing."""
-    first, second = reserve(64, tmp_path), reserve(64, tmp_path)
+    """Envs made at once (each its own stepping group, as separate processes are) reserve their claims before
+    any pool starts (GSEnv reserves when it is made, its pool settles after the scene has loaded): each
+    settles a fair share, so 8 cores go 4 + 4, not 8 + 1, and 4 reservations get 2 each. A later pool takes
+    what is left (at least one); a released reservation holds nothing."""
+    first, second = reserve(64, tmp_path, group="first"), reserve(64, tmp_path, group="second")
     assert [(e["workers"], e["reserved"]) for e in live_claims(tmp_path)] == [(0, True), (0, True)]
     a = claim_workers(64, None, usable=8, directory=tmp_path, reservation=first)
     b = claim_workers(64, None, usable=8, directory=tmp_path, reservation=second)
     assert (a.num_workers, b.num_workers) == (4, 4)
     first.release()  # settled: the file is the pool's claim now, releasing the reservation leaves it
     assert sorted(e["workers"] for e in live_claims(tmp_path)) == [4, 4]
-    late = claim_workers(64, None, usable=8, directory=tmp_path)
+    late = claim_workers(64, None, usable=8, directory=tmp_path, group="late")
     assert late.num_workers == 1  # the cores are taken: one worker, never more
     for c in (a, b, late):
         c.release()
-    four = [reserve(64, tmp_path) for _ in range(4)]
+    four = [reserve(64, tmp_path, group=f"g{i}") for i in range(4)]
     pools = [claim_workers(64, None, usable=8, directory=tmp_path, reservation=r) for r in four]
     assert [p.num_workers for p in pools] == [2, 2, 2, 2]
     for p in pools:

@@ -2,25 +2,34 @@
 
 Every CPU-physics pool on the host (in any process, several per process too) holds a **claim**: one
 small file in the registry directory (``/dev/shm/gsenv-workers-<uid>``, else the temp directory)
-naming its process (pid and start time) and its worker count. An env **reserves** its claim as soon
-as it is made (``reserve``: the worker count still open), long before its pool starts (after the
-scene is loaded, seconds later), so instances started at once (RLinf's env workers, `gsenv bench
-node`) all count each other. A pool then settles its count under an exclusive ``flock`` of the
-directory's lock file:
+naming its process (pid and start time), its **stepping group** and its worker count. An env
+**reserves** its claim as soon as it is made (``reserve``: the worker count still open), long before
+its pool starts (after the scene is loaded, seconds later), so instances started at once (RLinf's env
+workers, `gsenv bench node`) all count each other.
+
+Pools of one stepping group are never busy at once, so they do not count each other: the group is
+the process by default, because ``GSEnv.step`` returns only when its workers are done and the
+instances of one process (RLinf's pipeline stages, ``gsenv bench node --in-one-process``) step one
+after another. Each of them gets the whole share of its process; the host's busy workers stay within
+its usable cores while the idle pool's workers wait, blocked. (A program that steps instances of one
+process from several threads at once should give each ``num_workers``.)
+
+A pool settles its count under an exclusive ``flock`` of the directory's lock file:
 
     fair = usable // n
     default workers = max(1, min(num_envs, fair, usable - settled workers of the others
                                                 - fair x reserved others))
 
 where ``usable`` is this process's usable cores (affinity and cgroup quota, gsenv.physics.cores),
-``n`` the live claims including this one, the settled others' worker counts, and each other claim
-still reserved set aside a fair share. So instances started together split the cores evenly, a
-pool that starts later never oversubscribes them (it takes at most what is left, but at least one
-worker), and a pool already running keeps its workers until it closes (its envs live in them:
-moving them would rebuild them mid-episode); closing frees its cores for pools started after that.
-A claim whose process is gone (exited, SIGKILLed; a zombie counts as gone, and a pid reused by
-another process does not match the recorded start time) is ignored and removed by the next pool
-that looks, so nothing stale outlives a crash. No network, no service: one directory.
+``n`` the live stepping groups including this one, a settled group's workers the most any of its
+pools holds, and each other group with only reserved claims set aside a fair share. So instances
+started together split the cores evenly, a pool that starts later never oversubscribes them (it
+takes at most what is left, but at least one worker), and a pool already running keeps its workers
+until it closes (its envs live in them: moving them would rebuild them mid-episode); closing frees
+its cores for pools started after that. A claim whose process is gone (exited, SIGKILLed; a zombie
+counts as gone, and a pid reused by another process does not match the recorded start time) is
+ignored and removed by the next pool that looks, so nothing stale outlives a crash. No network, no
+service: one directory.
 
 Overrides, strongest first: an explicit ``num_workers``; the environment variable
 ``GSENV_NUM_WORKERS`` (for schedulers that place instances themselves: an int >= 1, at most
@@ -131,8 +140,9 @@ def env_num_workers() -> int | None:
 
 
 def share(num_envs: int, usable: int, others: list[int], reserved: int = 0) -> int:
-    """Default workers of a new pool of num_envs envs when live pools hold ``others`` workers and
-    ``reserved`` more claims are reserved (their pools not started yet: each is left a fair share)."""
+    """Default workers of a new pool of num_envs envs when the other stepping groups' live pools hold
+    ``others`` workers (one count per group) and ``reserved`` more groups only reserved theirs (their
+    pools not started yet: each is left a fair share)."""
     fair = usable // (len(others) + reserved + 1)
     return max(1, min(num_envs, fair, usable - sum(others) - reserved * fair))
 
@@ -140,13 +150,15 @@ def share(num_envs: int, usable: int, others: list[int], reserved: int = 0) -> i
 class Claim:
     """One pool's registered worker count; release() (or the process ending) gives it back."""
 
-    def __init__(self, path: Path | None, num_workers: int, source: str, others: list[int]):
+    def __init__(self, path: Path | None, num_workers: int, source: str, others: list[int], group: str = ""):
         self.path = path
+        self.group = group
+        """Its stepping group (see the module)."""
         self.num_workers = num_workers
         self.source = source
         """"explicit", "environment" or "share": where num_workers came from ("reserved": not settled yet)."""
         self.others = others
-        """The worker counts of the other live claims when this one was taken."""
+        """The worker counts of the other stepping groups' live claims when this one was taken (one per group)."""
 
     def release(self) -> None:
         """Remove the claim (safe to call twice, and from a finaliser)."""
@@ -159,40 +171,66 @@ class Claim:
                 pass
 
 
-def _write_claim(path: Path, workers: int | None, num_envs: int) -> None:
+def _group_of(entry: dict) -> str:
+    return str(entry.get("group", entry["pid"]))  # an older gsenv's claim: its process
+
+
+def _others(claims: list[dict], group: str) -> tuple[list[int], int]:
+    """(the settled workers of each other stepping group, how many other groups only reserved) of claims."""
+    settled: dict[str, int] = {}
+    reserved: set[str] = set()
+    for e in claims:
+        g = _group_of(e)
+        if g == group:
+            continue
+        if e.get("reserved"):
+            reserved.add(g)
+        else:
+            settled[g] = max(settled.get(g, 0), int(e["workers"]))
+    return list(settled.values()), len(reserved - set(settled))
+
+
+def _write_claim(path: Path, workers: int | None, num_envs: int, group: str) -> None:
     """workers None: reserved (written as 0 workers and "reserved": an older gsenv reading the registry
     counts it as a pool holding none)."""
     pid = os.getpid()
-    entry = {"pid": pid, "start_time": process_start_time(pid), "workers": workers or 0, "num_envs": num_envs,
-             "reserved": workers is None}
+    entry = {"pid": pid, "start_time": process_start_time(pid), "group": group, "workers": workers or 0,
+             "num_envs": num_envs, "reserved": workers is None}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(entry))
     tmp.replace(path)
 
 
-def reserve(num_envs: int, directory: Path | None = None) -> Claim:
-    """Announce a pool of num_envs envs that starts soon (its worker count still open): pools that
-    settle theirs meanwhile leave it a fair share. Pass it to claim_workers (which settles it), or
-    release() it if no pool starts. Without a writable registry: a claim that holds nothing."""
+def reserve(num_envs: int, directory: Path | None = None, group: str | None = None) -> Claim:
+    """Announce a pool of num_envs envs that starts soon (its worker count still open): pools of other
+    stepping groups that settle theirs meanwhile leave it a fair share. Pass it to claim_workers (which
+    settles it), or release() it if no pool starts. group: its stepping group (default: this process).
+    Without a writable registry: a claim that holds nothing."""
     directory = registry_dir() if directory is None else Path(directory)
+    group = str(os.getpid()) if group is None else str(group)
     try:
         with _locked(directory):
             _live_claims(directory)  # drop the dead ones now, while holding the lock
             path = directory / f"{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:8]}.json"
-            _write_claim(path, None, num_envs)
+            _write_claim(path, None, num_envs, group)
     except OSError:
-        return Claim(None, 0, "reserved", [])  # claim_workers says what that means, once
-    return Claim(path, 0, "reserved", [])
+        return Claim(None, 0, "reserved", [], group)  # claim_workers says what that means, once
+    return Claim(path, 0, "reserved", [], group)
 
 
 def claim_workers(num_envs: int, requested: int | None, usable: int, directory: Path | None = None,
-                  reservation: Claim | None = None) -> Claim:
+                  reservation: Claim | None = None, group: str | None = None) -> Claim:
     """Register a pool of num_envs envs on this host and decide its worker count.
 
     requested: an explicit count (already checked) or None (GSENV_NUM_WORKERS, else the share).
     usable: this process's usable cores. directory: the registry (default registry_dir()).
-    reservation: this pool's earlier reserve() (settled here), or None (a new claim).
+    reservation: this pool's earlier reserve() (settled here), or None (a new claim). group: its
+    stepping group, pools that are never busy at once (default: the reservation's, else this process;
+    see the module).
     """
+    if group is None:
+        group = reservation.group if reservation is not None and reservation.group else str(os.getpid())
+    group = str(group)
     fixed, source = (requested, "explicit") if requested is not None else (env_num_workers(), "environment")
     if fixed is not None:
         fixed = min(int(fixed), num_envs)
@@ -201,13 +239,11 @@ def claim_workers(num_envs: int, requested: int | None, usable: int, directory: 
     try:
         with _locked(directory):
             own = None if reservation is None else reservation.path
-            claims = [e for path, e in _live_claims(directory).items() if path != own]
-            others = [int(e["workers"]) for e in claims if not e.get("reserved")]
-            reserved = len(claims) - len(others)
+            others, reserved = _others([e for path, e in _live_claims(directory).items() if path != own], group)
             workers = fixed if fixed is not None else share(num_envs, usable, others, reserved)
             path = own if own is not None and own.exists() else \
                 directory / f"{pid}-{next(_counter)}-{uuid.uuid4().hex[:8]}.json"
-            _write_claim(path, workers, num_envs)
+            _write_claim(path, workers, num_envs, group)
             if reservation is not None:
                 reservation.path = None  # the file is this claim's now: releasing the reservation leaves it
     except OSError as exc:  # no writable registry: this pool cannot see the others (speed only, not results)
@@ -215,13 +251,13 @@ def claim_workers(num_envs: int, requested: int | None, usable: int, directory: 
                        "the host; set %s to share the cores by hand", directory, exc, NUM_WORKERS_ENV)
         others = []
         workers = fixed if fixed is not None else max(1, min(num_envs, usable))
-        return Claim(None, workers, source if fixed is not None else "share", others)
-    return Claim(path, workers, source if fixed is not None else "share", others)
+        return Claim(None, workers, source if fixed is not None else "share", others, group)
+    return Claim(path, workers, source if fixed is not None else "share", others, group)
 
 
 def live_claims(directory: Path | None = None) -> list[dict]:
-    """The live claims on this host ({pid, start_time, workers, num_envs, reserved} each; workers 0 and
-    reserved True until the pool settles its count), for tools."""
+    """The live claims on this host ({pid, start_time, group, workers, num_envs, reserved} each; workers 0
+    and reserved True until the pool settles its count), for tools."""
     directory = registry_dir() if directory is None else Path(directory)
     if not directory.is_dir():
         return []
