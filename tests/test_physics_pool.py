@@ -163,3 +163,20 @@ def test_dropping_the_cpu_backend_ends_workers_without_a_garbage_collection():
         assert not any(p.is_alive() for p in procs)
     finally:
         gc.enable()
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc/PID/environ")
+def test_workers_run_mkl_in_its_cpu_independent_mode_unless_told_otherwise(monkeypatch):
+    """MKL_CBWR=COMPATIBLE in every worker (states restored on another CPU step the same), and a value the
+    user set wins."""
+    monkeypatch.delenv("MKL_CBWR", raising=False)
+    with CpuPhysicsPool(FACTORY, num_envs=1, num_workers=1, action_shape=(7,)) as pool:
+        assert _environ(pool.processes[0].pid).get("MKL_CBWR") == "COMPATIBLE"
+    monkeypatch.setenv("MKL_CBWR", "AUTO")
+    with CpuPhysicsPool(FACTORY, num_envs=1, num_workers=1, action_shape=(7,), start_method="subprocess") as pool:
+        assert _environ(pool.processes[0].pid)["MKL_CBWR"] == "AUTO"

@@ -52,10 +52,19 @@ so each worker would initialise CUDA, and the NVIDIA driver serialises that acro
 (docs/benchmarks.md, "Long runs")."""
 
 
+WORKER_ENV_DEFAULTS = {"MKL_CBWR": "COMPATIBLE"}
+"""Set in every physics process unless the environment already sets them. MKL_CBWR=COMPATIBLE: MKL
+(the controllers' torch math) takes the same code path on every x86 CPU, so a state saved on one
+machine steps the same on another: restored on an Intel Xeon (torch 2.11) after an AMD EPYC (torch
+2.13) saved it, 19 steps bit-identical and 8.6e-7 apart after 50; without it 1.6e-3 apart at the
+second step (docs/benchmarks.md, 2026-12-07)."""
+
+
 def _child_env() -> dict[str, str]:
     """The main process's environment, with its sys.path as PYTHONPATH so the child finds gsenv and
-    the factory's module wherever the main process found them, and no visible GPU (WORKER_ENV)."""
-    env = {**os.environ, **WORKER_ENV}
+    the factory's module wherever the main process found them, no visible GPU (WORKER_ENV) and
+    WORKER_ENV_DEFAULTS where the environment does not set them."""
+    env = {**WORKER_ENV_DEFAULTS, **os.environ, **WORKER_ENV}
     paths = [p if p else os.getcwd() for p in sys.path if isinstance(p, str)]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env
