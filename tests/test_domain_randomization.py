@@ -128,6 +128,18 @@ def test_draws_are_seeded_per_env_in_range_and_redrawn_only_where_reset():
     assert draw_seed(3, None) == 3 and draw_seed(3, 3) != 3 and draw_seed(0, 3) == draw_seed(9, 3)
 
 
+def test_an_episode_id_draws_apart_from_the_seed_of_that_number():
+    """Episode k and seed k draw different looks (the salt added to an episode id once sat in the 32 bits
+    torch's CPU generator drops, so both drew alike), seeds that differ only above bit 32 draw apart, and
+    an episode's draw does not depend on the seed."""
+    look = RandomizedLook(DomainRandomization.from_any(FULL), 4, 2, BODIES, W, H, "cpu")
+    look.redraw([0, 1, 2, 3], [draw_seed(5, None), draw_seed(0, 5), draw_seed(5 + 2**32, None), draw_seed(7, 5)])
+    light = look.snapshot()["light"]
+    assert light[0] != light[1] and light[0] != light[2] and light[1] == light[3]
+    assert all(0 <= draw_seed(s, k) < 2**32 for s, k in [(5, None), (2**40 + 1, None), (0, 2**40)])
+    assert [draw_seed(s, None) for s in (0, 1, 2**32 - 1)] == [0, 1, 2**32 - 1]  # seeds' draws as before
+
+
 def test_backdrop_images_from_a_folder_per_env(tmp_path):
     import imageio.v3 as iio
 

@@ -143,13 +143,12 @@ class PhysicsRandomization:
 
 
 def physics_draw_seed(seed: int, episode_id: int | None) -> int:
-    """The generator seed of one env's physics draw: from the visual draw's seed
-    (gsenv.scene.randomization.draw_seed: its episode id when it has one, else its reset seed), folded to the
-    32 bits torch's CPU generator keeps (it drops the upper ones) and salted so the two draws are independent."""
+    """The generator seed of one env's physics draw: the visual draw's seed
+    (gsenv.scene.randomization.draw_seed: from its episode id when it has one, else its reset seed; 32 bits)
+    salted so the two draws are independent."""
     from gsenv.scene.randomization import draw_seed
 
-    s = draw_seed(seed, episode_id) & 0xFFFF_FFFF_FFFF_FFFF
-    return ((s ^ (s >> 32)) & _MASK32) ^ _PHYSICS_SALT
+    return draw_seed(seed, episode_id) ^ _PHYSICS_SALT
 
 
 def hold_action(control_mode: str, qpos: Tensor) -> Tensor:

@@ -47,7 +47,7 @@ from gsenv.sim import names
 from gsenv.splat.appearance import ImageJitter, Look, noise_bank, saturation_hue_matrix
 
 __all__ = ["IMAGE_SUFFIXES", "DEFAULT_PRESET", "DEFAULT_RANGES", "DEFAULT_REASONS", "DomainRandomization",
-           "backdrop_files", "load_backdrops", "draw_seed", "RandomizedLook"]
+           "backdrop_files", "load_backdrops", "draw_seed", "fold32", "RandomizedLook"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # (lowest, highest, whether the lowest itself is allowed) per range
@@ -90,6 +90,7 @@ DEFAULT_REASONS: dict[str, str] = {
 
 # Salt mixed into an episode id so that episode k and seed k draw differently.
 _EPISODE_SALT = 0x5EED_0000_0000
+_MASK32, _MASK64 = 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF
 
 
 @dataclass(frozen=True)
@@ -179,9 +180,25 @@ def load_backdrops(folder: str | Path, width: int, height: int, device) -> Tenso
                         for p in backdrop_files(folder)])
 
 
+def fold32(value: int) -> int:
+    """value's 64 bits folded into the 32 that torch's CPU generator keeps (it drops the upper ones,
+    so seeds that differ only there would draw alike); values below 2**32 are kept as they are."""
+    v = int(value) & _MASK64
+    return (v ^ (v >> 32)) & _MASK32
+
+
+def _mix64(value: int) -> int:
+    """splitmix64's finaliser: nearby inputs to unrelated 64-bit outputs."""
+    z = int(value) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58_476D_1CE4_E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D0_49BB_1331_11EB) & _MASK64
+    return z ^ (z >> 31)
+
+
 def draw_seed(seed: int, episode_id: int | None) -> int:
-    """The generator seed of one env's draw: its episode id when it has one, else its reset seed."""
-    return int(seed) if episode_id is None else _EPISODE_SALT + int(episode_id)
+    """The generator seed (< 2**32) of one env's draw: its reset seed (folded), or, when it has an
+    episode id, a hash of the salted id, so that episode k does not draw what seed k draws."""
+    return fold32(seed) if episode_id is None else fold32(_mix64(_EPISODE_SALT + int(episode_id)))
 
 
 class RandomizedLook:
