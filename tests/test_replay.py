@@ -286,3 +286,29 @@ def test_an_unknown_camera_and_other_bodies_are_refused_before_anything_is_writt
     err = capsys.readouterr().err
     assert "records the poses of ['cube', 'plate']" in err and "replay it with the gsenv that collected it" in err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_drawn_frames_are_what_the_env_rendered_before_the_codec(source):
+    """drawn_frames (what scripts/check_lerobot_reader.py compares a reader's decoded frames with): frame 0 of
+    an episode is the env's own render right after that episode's reset, up to float32 rounding (another
+    batch shape), and an episode the dataset lacks is a ReplayError naming it."""
+    from tolerances import assert_same_render
+
+    from gsenv.tools.replay import ReplayError, drawn_frames
+
+    episode = _jsonl(source / "meta" / "episodes.jsonl")[1]
+    frames = drawn_frames(source, 1, device="cpu", num_workers=1)
+    assert list(frames) == ["observation.image"] and frames["observation.image"].shape == (episode["length"], SIZE,
+                                                                                            SIZE, 3)
+    env = gym.make(gsenv.registration.ENV_ID, num_envs=1, obs_mode="rgb", image_size=SIZE, device="cpu",
+                   num_workers=1, scene_density=float(DENSITY), cameras=[THIRD])
+    try:
+        obs, _ = env.reset(seed=[episode["seed"]])
+        rendered = obs["sensor_data"][THIRD]["rgb"][0]
+    finally:
+        env.close()
+    assert_same_render(torch.from_numpy(frames["observation.image"][0]), rendered)
+    assert _psnr(frames["observation.image"][-1], rendered.numpy()) < 40  # and the last frame is another picture
+    with pytest.raises(ReplayError, match="no episode 7"):
+        drawn_frames(source, 7, device="cpu")
