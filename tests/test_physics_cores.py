@@ -294,3 +294,48 @@ def test_an_env_that_fails_to_build_leaves_no_reservation(tmp_path):
     with pytest.raises(ValueError):
         gym.make(gsenv.registration.ENV_ID, num_envs=2, obs_mode="state", scene=str(tmp_path / "no-such-bundle"))
     assert mine() == before
+
+
+def test_one_processs_instances_stepped_together_from_threads_are_told_once(caplog):
+    """Two real default pools of this process step in turn: nothing said. Stepped at once from two threads
+    (more workers busy than the usable cores, since each took the process's whole share): one warning that
+    says to pass num_workers, and only once."""
+    import threading
+
+    import numpy as np
+
+    from gsenv.physics import host_share
+    from gsenv.physics.backend import task_factory
+    from gsenv.physics.cpu_pool import CpuPhysicsPool
+
+    host_share._busy_warned = False  # what an earlier test of this process may have said
+    n = usable_cores()  # one env per core: each pool's share is every core, so two busy at once oversubscribe
+    zeros = np.zeros((n, 7), np.float32)
+    with CpuPhysicsPool(task_factory({}), num_envs=n, action_shape=(7,)) as a, \
+            CpuPhysicsPool(task_factory({}), num_envs=n, action_shape=(7,)) as b:
+        assert a.num_workers + b.num_workers > n  # each the process's whole share
+        for pool in (a, b):
+            pool.reset(list(range(n)), list(range(n)), [{}] * n)
+        with caplog.at_level("WARNING", logger="gsenv.physics.host_share"):
+            for _ in range(3):
+                a.step(zeros)
+                b.step(zeros)
+            assert not caplog.records  # in turn: never busy together
+            def together():
+                start = threading.Barrier(2)
+
+                def run(pool):
+                    start.wait()
+                    for _ in range(30):
+                        pool.step(zeros)
+
+                threads = [threading.Thread(target=run, args=(p,)) for p in (a, b)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+
+            together()
+            together()  # said once, not again
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "stepping at once" in said[0] and "num_workers" in said[0], said

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from gsenv.physics.cores import affinity_cpus, usable_cores
-from gsenv.physics.host_share import NUM_WORKERS_ENV, Claim, claim_workers, env_num_workers
+from gsenv.physics.host_share import NUM_WORKERS_ENV, Claim, busy, claim_workers, env_num_workers
 from gsenv.physics.launch import ServerError, WorkerHandle, describe_exit, resolve_method, start_worker
 from gsenv.physics.outputs import RESTARTED_KEY
 from gsenv.physics.shared import Field, SharedArrays
@@ -209,7 +209,8 @@ class CpuPhysicsPool:
         """{key: Field} of the instances' outputs (reset/step return these keys [B, ...] and "restarted")."""
         self._preload = tuple(m for m in [getattr(factory, "import_module", None)] if isinstance(m, str))
         self.pin_workers = _pin_from_env() if pin_workers is None else bool(pin_workers)
-        self.claim: Claim = claim_workers(self.num_envs, requested, usable_cores(), reservation=reservation)
+        self._usable = usable_cores()
+        self.claim: Claim = claim_workers(self.num_envs, requested, self._usable, reservation=reservation)
         """This pool's registration on the host (num_workers, source, the others' counts); freed at close."""
         self.num_workers = self.claim.num_workers
         self._closed = False
@@ -340,12 +341,14 @@ class CpuPhysicsPool:
         self.restart_seeds = {}
         try:
             failed: dict[int, str | None] = {}
-            for w, message in commands.items():
-                try:
-                    self._workers[w].conn.send(message)
-                except (BrokenPipeError, ConnectionResetError, OSError):
-                    failed[w] = None
-            answers, more_failed, errors = self._collect([w for w in commands if w not in failed], self.timeout_s)
+            with busy(self.claim, self._usable):
+                for w, message in commands.items():
+                    try:
+                        self._workers[w].conn.send(message)
+                    except (BrokenPipeError, ConnectionResetError, OSError):
+                        failed[w] = None
+                answers, more_failed, errors = self._collect([w for w in commands if w not in failed],
+                                                             self.timeout_s)
             if replies is not None:
                 replies.update(answers)
             failed.update(more_failed)

@@ -12,7 +12,8 @@ the process by default, because ``GSEnv.step`` returns only when its workers are
 instances of one process (RLinf's pipeline stages, ``gsenv bench node --in-one-process``) step one
 after another. Each of them gets the whole share of its process; the host's busy workers stay within
 its usable cores while the idle pool's workers wait, blocked. (A program that steps instances of one
-process from several threads at once should give each ``num_workers``.)
+process from several threads at once should give each ``num_workers``; ``busy`` notices it and says so
+once.)
 
 A pool settles its count under an exclusive ``flock`` of the directory's lock file:
 
@@ -51,7 +52,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["NUM_WORKERS_ENV", "Claim", "claim_workers", "env_num_workers", "live_claims", "registry_dir", "reserve",
-           "share"]
+           "share", "busy"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ instead of the host share."""
 LOCK_NAME = ".lock"
 _counter = itertools.count()
 _thread_lock = threading.Lock()  # flock is per open file: threads of one process take this too
+_busy_lock = threading.Lock()
+_busy: dict[str, dict[int, int]] = {}  # {group: {id(claim): workers}} of this process's pools busy now
+_busy_warned = False
 
 
 def registry_dir() -> Path:
@@ -263,3 +267,30 @@ def live_claims(directory: Path | None = None) -> list[dict]:
         return []
     with _locked(directory):
         return list(_live_claims(directory).values())
+
+
+@contextlib.contextmanager
+def busy(claim: Claim, usable: int) -> Iterator[None]:
+    """Around a command that keeps a pool's workers busy (step, reset, state). Pools of one stepping group
+    took their shares on the promise that they are never busy at once; when several of them are (threads
+    stepping one process's instances together) with more workers than the usable cores, say so, once."""
+    global _busy_warned
+    if claim.source != "share":  # an explicit or environment count: the user placed it
+        yield
+        return
+    with _busy_lock:
+        group = _busy.setdefault(claim.group, {})
+        group[id(claim)] = claim.num_workers
+        total, pools = sum(group.values()), len(group)
+        warn = pools > 1 and total > usable and not _busy_warned
+        _busy_warned = _busy_warned or warn
+    if warn:
+        logger.warning("%d gsenv instances of this process are stepping at once (from several threads) with %d "
+                       "physics workers on %d usable cores: instances of one process are given the cores on the "
+                       "understanding that they step one after another; pass num_workers to each (about %d) when "
+                       "you step them together", pools, total, usable, max(1, usable // pools))
+    try:
+        yield
+    finally:
+        with _busy_lock:
+            _busy.get(claim.group, {}).pop(id(claim), None)
