@@ -31,9 +31,9 @@ from gsenv.tasks.put_cube_on_plate import (
     ON_PLATE_DZ,
     ON_PLATE_XY,
     REACHED_M,
-    STATIC_ANG_VEL,
-    STATIC_LIN_VEL,
+    at_rest,
     staged_progress,
+    within,
 )
 
 PLATE = names.PLATE
@@ -155,14 +155,9 @@ class PutColorCubeOnPlate(Task):
         rows = torch.arange(goal.shape[0], device=goal.device)
         pick = lambda xs: torch.stack(xs, dim=1)[rows, goal]  # noqa: E731  [B, 4, ...] -> [B, ...]
         p = pick([c.pose.p for c in cubes])
-        plate_p = env.objects[PLATE].pose.p
-        xy = torch.linalg.norm(p[:, :2] - plate_p[:, :2], dim=1)
-        dz = p[:, 2] - plate_p[:, 2]
-        on_plate = (xy < ON_PLATE_XY) & (dz >= ON_PLATE_DZ[0]) & (dz <= ON_PLATE_DZ[1])
+        on_plate = within(p, env.objects[PLATE].pose.p, ON_PLATE_XY, ON_PLATE_DZ)
         is_grasped = pick([env.agent.is_grasping(c) for c in cubes])
-        lin = torch.linalg.norm(pick([c.linear_velocity for c in cubes]), dim=1)
-        ang = torch.linalg.norm(pick([c.angular_velocity for c in cubes]), dim=1)
-        static = (lin < STATIC_LIN_VEL) & (ang < STATIC_ANG_VEL)
+        static = at_rest(pick([c.linear_velocity for c in cubes]), pick([c.angular_velocity for c in cubes]))
         success = on_plate.clone() if env.upstream_compat else on_plate & ~is_grasped & static
         return dict(goal_on_plate=on_plate, is_grasped=is_grasped, goal_static=static, success=success)
 

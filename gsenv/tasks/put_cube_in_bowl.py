@@ -12,10 +12,7 @@ bowl_pose [7], tcp_to_cube_pos [3], cube_to_bowl_pos [3].
 """
 from __future__ import annotations
 
-import torch
-
 from gsenv.sim import names
-from gsenv.sim.initial_state import SpawnConfig, sample_one
 from gsenv.sim.rewards import DENSE_REWARD_MAX
 from gsenv.tasks.put_cube_on_plate import (
     CarryCubeTask,
@@ -42,6 +39,7 @@ class PutCubeInBowl(CarryCubeTask):
     objects = (CUBE, BOWL)
     record = RECORD
     target, placed, expert_place_height = BOWL, "cube_in_bowl", PLACE_HEIGHT
+    place_xy, place_dz = IN_BOWL_XY, IN_BOWL_DZ
     instructions = ("put the cube in the bowl", "pick up the cube and put it in the bowl",
                     "place the cube into the bowl")
     progress_stages = ("reached", "grasped", "lifted", "placed", "released")
@@ -51,15 +49,3 @@ class PutCubeInBowl(CarryCubeTask):
         from gsenv.sim.objects import bowl_spec, default_cube_spec  # SAPIEN: only where physics runs
 
         return {CUBE: default_cube_spec(), BOWL: bowl_spec()}
-
-    def spawn_config(self, specs):
-        return SpawnConfig(cube_radius=specs[CUBE].footprint_radius, plate_radius=specs[BOWL].footprint_radius)
-
-    def sample_initial_state(self, gen, spawn):
-        s = sample_one(gen, spawn)  # joint noise [7], cube x, y, yaw, receptacle x, y, yaw
-        return {"qpos_noise": s[0:7], CUBE: s[7:10], BOWL: s[10:13]}
-
-    def is_placed(self, cube_p, target_p):
-        xy = torch.linalg.norm(cube_p[:, :2] - target_p[:, :2], dim=1)
-        dz = cube_p[:, 2] - target_p[:, 2]
-        return (xy < IN_BOWL_XY) & (dz >= IN_BOWL_DZ[0]) & (dz <= IN_BOWL_DZ[1])

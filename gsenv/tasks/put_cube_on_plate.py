@@ -93,12 +93,25 @@ def staged_progress(stages: list[torch.Tensor]) -> torch.Tensor:
     return reached
 
 
-def cube_static(cube) -> torch.Tensor:
-    """bool [B]: the cube (a ManiSkill actor) at rest: linear speed below STATIC_LIN_VEL, angular below
-    STATIC_ANG_VEL."""
-    lin = torch.linalg.norm(cube.linear_velocity, dim=1)
-    ang = torch.linalg.norm(cube.angular_velocity, dim=1)
+def at_rest(linear_velocity: torch.Tensor, angular_velocity: torch.Tensor) -> torch.Tensor:
+    """bool [B]: a body with these velocities ([B, 3] each) at rest: linear speed below STATIC_LIN_VEL,
+    angular below STATIC_ANG_VEL."""
+    lin = torch.linalg.norm(linear_velocity, dim=1)
+    ang = torch.linalg.norm(angular_velocity, dim=1)
     return (lin < STATIC_LIN_VEL) & (ang < STATIC_ANG_VEL)
+
+
+def cube_static(cube) -> torch.Tensor:
+    """bool [B]: the cube (a ManiSkill actor) at rest (at_rest)."""
+    return at_rest(cube.linear_velocity, cube.angular_velocity)
+
+
+def within(p: torch.Tensor, target_p: torch.Tensor, max_xy, dz: tuple[float, float]) -> torch.Tensor:
+    """bool [B]: centres p [B, 3] closer than max_xy (a float or [B]) to the target's origin target_p [B, 3]
+    in xy, and dz[0] to dz[1] above it: placed on a plate, in a bowl."""
+    xy = torch.linalg.norm(p[:, :2] - target_p[:, :2], dim=1)
+    height = p[:, 2] - target_p[:, 2]
+    return (xy < max_xy) & (height >= dz[0]) & (height <= dz[1])
 
 
 class CarryCubeTask(Task):
@@ -107,7 +120,8 @@ class CarryCubeTask(Task):
     placed, target_body).
 
     Class attributes: ``target`` (its name in the state: "<target>_pose", "cube_to_<target>_pos"), ``target_body``
-    (the body, default the same name), ``placed`` (the info key of is_placed), ``expert_place_height`` (the
+    (the body, default the same name), ``placed`` (the info key of is_placed), ``place_xy`` and ``place_dz``
+    (is_placed's default rule, see within), ``expert_place_height`` (the
     cube's centre above the target's origin where the expert lets go; None: the expert's default, the plate's),
     ``upstream_success`` (whether ``upstream_compat`` loosens success to "placed", as upstream's PutCubeOnPlate).
     Success: placed, released and at rest. Dense reward: gsenv.sim.rewards' staged terms towards the target.
@@ -117,12 +131,24 @@ class CarryCubeTask(Task):
     target: str = ""
     target_body: str | None = None
     placed: str = ""
+    place_xy: float = 0.0
+    place_dz: tuple[float, float] = (0.0, 0.0)
     expert_place_height: float | None = None
     upstream_success: bool = True
 
+    def spawn_config(self, specs):
+        """The cube and the target as the default spawn places the cube and the plate."""
+        return SpawnConfig(cube_radius=specs[CUBE].footprint_radius,
+                           plate_radius=specs[self.target_body or self.target].footprint_radius)
+
+    def sample_initial_state(self, gen, spawn):
+        s = sample_one(gen, spawn)  # joint noise [7], cube x, y, yaw, target x, y, yaw
+        return {"qpos_noise": s[0:7], CUBE: s[7:10], self.target_body or self.target: s[10:13]}
+
     def is_placed(self, cube_p: torch.Tensor, target_p: torch.Tensor) -> torch.Tensor:
-        """bool [B]: the cube (centre [B, 3]) placed on or in the target (origin [B, 3])."""
-        raise NotImplementedError
+        """bool [B]: the cube (centre [B, 3]) placed on or in the target (origin [B, 3]): within place_xy of it
+        in xy and place_dz above it."""
+        return within(cube_p, target_p, self.place_xy, self.place_dz)
 
     def _target(self, env):
         """The target's actor."""
@@ -176,7 +202,7 @@ class PutCubeOnPlate(CarryCubeTask):
     name = "PutCubeOnPlate"
     objects = (CUBE, PLATE)
     record = RECORD
-    target, placed = PLATE, "cube_on_plate"
+    target, placed, place_xy, place_dz = PLATE, "cube_on_plate", ON_PLATE_XY, ON_PLATE_DZ
     instructions = (names.LANGUAGE_INSTRUCTION,)
     progress_stages = ("reached", "grasped", "lifted", "placed", "released")
     dense_reward_max = DENSE_REWARD_MAX
@@ -185,18 +211,6 @@ class PutCubeOnPlate(CarryCubeTask):
         from gsenv.sim.objects import default_cube_spec, default_plate_spec  # SAPIEN: only where physics runs
 
         return {CUBE: default_cube_spec(), PLATE: default_plate_spec()}
-
-    def spawn_config(self, specs):
-        return SpawnConfig(cube_radius=specs[CUBE].footprint_radius, plate_radius=specs[PLATE].footprint_radius)
-
-    def sample_initial_state(self, gen, spawn):
-        s = sample_one(gen, spawn)  # joint noise [7], cube x, y, yaw, plate x, y, yaw
-        return {"qpos_noise": s[0:7], CUBE: s[7:10], PLATE: s[10:13]}
-
-    def is_placed(self, cube_p, target_p):
-        xy = torch.linalg.norm(cube_p[:, :2] - target_p[:, :2], dim=1)
-        dz = cube_p[:, 2] - target_p[:, 2]
-        return (xy < ON_PLATE_XY) & (dz >= ON_PLATE_DZ[0]) & (dz <= ON_PLATE_DZ[1])
 
     def demonstration_script(self, inputs):
         """The research collector's waypoints (ManiSkill-GS motionplan/solutions/pick_cube.py): pre-grasp 15 cm

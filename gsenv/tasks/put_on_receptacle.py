@@ -42,9 +42,9 @@ from gsenv.tasks.base import Task
 from gsenv.tasks.put_cube_on_plate import (
     ON_PLATE_DZ,
     REACHED_M,
-    STATIC_ANG_VEL,
-    STATIC_LIN_VEL,
+    at_rest,
     staged_progress,
+    within,
 )
 
 # the pools, as plain data (gsenv.sim.objects holds the same names with their geometry; a test checks they agree)
@@ -297,11 +297,8 @@ class PutOnReceptacle(Task):
         n = self._named(env)
         place_radius = _table([v[2] for v in RECEPTACLES.values()], n["r"].device)[n["r"]]
         p, q = n["obj_pose"][:, :3], n["receptacle_pose"][:, :3]
-        xy = torch.linalg.norm(p[:, :2] - q[:, :2], dim=1)
-        dz = p[:, 2] - q[:, 2]
-        on = (xy < place_radius) & (dz >= ON_PLATE_DZ[0]) & (dz <= ON_PLATE_DZ[1])
-        static = (torch.linalg.norm(n["lin"], dim=1) < STATIC_LIN_VEL) & (torch.linalg.norm(n["ang"], dim=1) <
-                                                                           STATIC_ANG_VEL)
+        on = within(p, q, place_radius, ON_PLATE_DZ)
+        static = at_rest(n["lin"], n["ang"])
         success = on.clone() if env.upstream_compat else on & ~n["grasped"] & static
         return dict(obj_on_receptacle=on, is_grasped=n["grasped"], obj_static=static, success=success)
 
