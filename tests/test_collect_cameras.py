@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 
-import gymnasium as gym
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from reset_render import rendered_at_reset
 
-import gsenv
 from gsenv.lerobot_v21 import DatasetFormatError, LeRobotV21Writer, VectorFeature, VideoFeature, verify
 from gsenv.tools.cli import main as cli
 from gsenv.tools.collect import camera_keys
@@ -48,13 +47,8 @@ def test_two_cameras_each_under_its_own_key_with_its_camera_recorded(two_cameras
                                                            "observation.wrist_image": WRIST}
     assert info["total_videos"] == 2
     (episode,) = [json.loads(x) for x in (two_cameras / "meta" / "episodes.jsonl").read_text().splitlines()]
-    env = gym.make(gsenv.registration.ENV_ID, num_envs=1, obs_mode="rgb", image_size=(H, W), device="cpu",
-                   num_workers=1, scene_density=float(DENSITY), cameras=[THIRD, WRIST])
-    try:
-        obs, _ = env.reset(seed=[episode["seed"]])
-        rendered = {c: obs["sensor_data"][c]["rgb"][0].numpy() for c in (THIRD, WRIST)}
-    finally:
-        env.close()
+    rendered = {c: img.numpy() for c, img in rendered_at_reset(episode["seed"], [THIRD, WRIST], (H, W),
+                                                                    DENSITY).items()}
     frame0 = {c: iio.imread(two_cameras / "videos" / "chunk-000" / key / "episode_000000.mp4")[0]
               for key, c in (("observation.image", THIRD), ("observation.wrist_image", WRIST))}
     # each key holds its own camera's picture (x264 at this size: > 35 dB), not the other one's

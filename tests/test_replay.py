@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from reset_render import rendered_at_reset
 
 import gsenv
 from gsenv.lerobot_v21 import Episode, LeRobotV21Writer, VectorFeature, VideoFeature, verify
@@ -98,13 +99,7 @@ def test_the_added_wrist_frames_are_the_wrist_cameras_view(source, with_wrist):
     """Frame 0 of the new wrist video is the wrist camera's image right after the episode's reset (an env
     rendering it directly), not the third-person one."""
     episode = _jsonl(source / "meta" / "episodes.jsonl")[1]
-    env = gym.make(gsenv.registration.ENV_ID, num_envs=1, obs_mode="rgb", image_size=SIZE, device="cpu",
-                   num_workers=1, scene_density=float(DENSITY), cameras=[THIRD, WRIST])
-    try:
-        obs, _ = env.reset(seed=[episode["seed"]])
-        rendered = {c: obs["sensor_data"][c]["rgb"][0].numpy() for c in (THIRD, WRIST)}
-    finally:
-        env.close()
+    rendered = {c: img.numpy() for c, img in rendered_at_reset(episode["seed"], [THIRD, WRIST], SIZE, DENSITY).items()}
     wrist = _video(with_wrist, "observation.wrist_image", 1)[0]
     assert _psnr(wrist, rendered[WRIST]) > 30, _psnr(wrist, rendered[WRIST])  # the picture, through the codec
     assert _psnr(wrist, rendered[WRIST]) > _psnr(wrist, rendered[THIRD]) + 5  # and not the other camera's
@@ -301,13 +296,7 @@ def test_drawn_frames_are_what_the_env_rendered_before_the_codec(source):
     frames = drawn_frames(source, 1, device="cpu", num_workers=1)
     assert list(frames) == ["observation.image"] and frames["observation.image"].shape == (episode["length"], SIZE,
                                                                                             SIZE, 3)
-    env = gym.make(gsenv.registration.ENV_ID, num_envs=1, obs_mode="rgb", image_size=SIZE, device="cpu",
-                   num_workers=1, scene_density=float(DENSITY), cameras=[THIRD])
-    try:
-        obs, _ = env.reset(seed=[episode["seed"]])
-        rendered = obs["sensor_data"][THIRD]["rgb"][0]
-    finally:
-        env.close()
+    rendered = rendered_at_reset(episode["seed"], [THIRD], SIZE, DENSITY)[THIRD]
     assert_same_render(torch.from_numpy(frames["observation.image"][0]), rendered)
     assert _psnr(frames["observation.image"][-1], rendered.numpy()) < 40  # and the last frame is another picture
     with pytest.raises(ReplayError, match="no episode 7"):
